@@ -1,0 +1,11 @@
+"""Backbone zoo: `create_backbone("sface")`, `list_backbones()`.
+
+Each architecture lives in its own module and registers its factory with
+`@register_backbone(name)`; adding a backbone is adding one module to `BUILTIN_MODULES`.
+Modules are imported on first use so that the CLI starts fast and worker processes stay light.
+"""
+
+from facebone.backbones.base import Backbone
+from facebone.backbones.registry import create_backbone, list_backbones, register_backbone
+
+__all__ = ["Backbone", "create_backbone", "list_backbones", "register_backbone"]

@@ -1,0 +1,87 @@
+"""dlib's ResNet face descriptor (128-d), files shipped in `face-recognition-models`.
+
+dlib aligns with its own 5-point shape predictor and `get_face_chip` (150x150, padding 0.25),
+so this backbone overrides `align`. The prebuilt `dlib-bin` wheel runs the network on one core
+(~9 faces/s), so batches are spread over a pool of worker processes, created once with the
+backbone and reused for every batch.
+"""
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+import dlib
+import numpy as np
+
+from facebone.assets import dlib_landmarks5_path, dlib_resnet_path, file_sha256
+from facebone.backbones.base import Backbone
+from facebone.backbones.registry import register_backbone
+from facebone.faces.detect import Face
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+_worker_model: "dlib.face_recognition_model_v1 | None" = None
+
+
+def _load_worker_model() -> None:
+    global _worker_model
+    _worker_model = dlib.face_recognition_model_v1(str(dlib_resnet_path()))
+
+
+def _embed_chips(chips: list[np.ndarray]) -> np.ndarray:
+    if _worker_model is None:
+        _load_worker_model()
+    return np.asarray(_worker_model.compute_face_descriptor(chips), dtype=np.float32)
+
+
+class DlibResNet(Backbone):
+    name = "dlib"
+    embedding_dim = 128
+    input_size = CHIP_SIZE
+
+    def __init__(self, workers: int | None = None, batch_size: int = 8) -> None:
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.batch_size = batch_size
+        self.weights_id = file_sha256(dlib_resnet_path())
+        self._landmarks = dlib.shape_predictor(str(dlib_landmarks5_path()))
+        self._pool: ProcessPoolExecutor | None = None
+
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        x, y, w, h = (float(v) for v in face.box)
+        rect = dlib.rectangle(round(x), round(y), round(x + w), round(y + h))
+        shape = self._landmarks(image, rect)
+        return dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+
+    def embed(self, faces: Sequence[np.ndarray]) -> np.ndarray:
+        chips = [np.ascontiguousarray(face, dtype=np.uint8) for face in faces]
+        if not chips:
+            return np.empty((0, self.embedding_dim), dtype=np.float32)
+        if self.workers <= 1 or len(chips) < 2 * self.workers:
+            return _embed_chips(chips)
+        size = -(-len(chips) // self.workers)
+        parts = [chips[start : start + size] for start in range(0, len(chips), size)]
+        return np.concatenate(list(self._worker_pool().map(_embed_chips, parts)))
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # fork, not spawn: spawn re-imports the caller's main script, which breaks scripts
+            # without a __main__ guard. Workers only run dlib, so the parent's OpenCV and torch
+            # threads, which fork does not copy, are never needed there.
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_load_worker_model,
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+@register_backbone("dlib")
+def dlib_resnet(workers: int | None = None, batch_size: int = 8) -> DlibResNet:
+    return DlibResNet(workers=workers, batch_size=batch_size)

@@ -1,0 +1,56 @@
+"""The `facebone` command line.
+
+Each command group lives in its own module with a `register(subparsers)` function that adds
+its parser and sets `handler` to a function taking the parsed arguments and returning an exit
+code. User errors (`FaceBoneError`) become one line on stderr and exit code 2.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from facebone.errors import FaceBoneError
+
+COMMAND_MODULES = (
+    "facebone.cli.data",
+    "facebone.cli.pairs",
+    "facebone.cli.embed",
+    "facebone.cli.bench",
+)
+
+EXIT_USER_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facebone",
+        description="Face-verification privacy toolkit: systems, attacks and defenses.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.handler(args)
+    except FaceBoneError as error:
+        message = " ".join(str(error).split())
+        print(f"facebone: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("facebone: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

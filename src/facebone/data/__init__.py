@@ -1,0 +1,1 @@
+"""Data: face datasets in their own layouts, and pair protocols built from them."""

@@ -1,0 +1,6 @@
+"""Embeddings of dataset images, computed once per image content and backbone, then cached."""
+
+from facebone.embeddings.cache import EmbeddingCache, default_cache_dir
+from facebone.embeddings.pipeline import EmbedReport, embed_images
+
+__all__ = ["EmbedReport", "EmbeddingCache", "default_cache_dir", "embed_images"]
