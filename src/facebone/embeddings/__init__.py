@@ -1,6 +1,12 @@
 """Embeddings of dataset images, computed once per image content and backbone, then cached."""
 
 from facebone.embeddings.cache import EmbeddingCache, default_cache_dir
-from facebone.embeddings.pipeline import EmbedReport, embed_images
+from facebone.embeddings.pipeline import EmbedReport, embed_images, embed_user_image
 
-__all__ = ["EmbedReport", "EmbeddingCache", "default_cache_dir", "embed_images"]
+__all__ = [
+    "EmbedReport",
+    "EmbeddingCache",
+    "default_cache_dir",
+    "embed_images",
+    "embed_user_image",
+]

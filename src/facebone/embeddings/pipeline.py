@@ -122,3 +122,15 @@ def _prefetch(work, items: list) -> Iterator:
             if position + 1 < len(items):
                 pending = pool.submit(work, items[position + 1])
             yield result
+
+
+def embed_user_image(
+    path: str | Path,
+    backbones: Sequence[Backbone],
+    detector: FaceDetector,
+    convert_color: bool = False,
+) -> dict[str, np.ndarray]:
+    """Embeddings of one user-supplied photo; an image without a face is an error."""
+    image = decode_image(read_image_bytes(path), str(path), convert_color)
+    face = find_face(detector, image, str(path), fallback=False)
+    return {b.name: b.embed([b.align(image, face)])[0] for b in backbones}

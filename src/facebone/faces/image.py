@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,11 @@ def decode_image(data: bytes, name: str, convert_color: bool = False) -> np.ndar
     trained on colour photos, so converting silently would hide a drop in accuracy.
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            # PIL's own bomb warning fires before our size check below can give its reason.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+        with opened as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise InvalidImageError(

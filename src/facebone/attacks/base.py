@@ -1,0 +1,273 @@
+"""What every membership inference attack shares: the black-box target, shadow training, the
+attacker's shadow splits, and identity-level aggregation.
+
+The target is a black box that answers a same-person probability for each pair of images
+(`QueryFn`); label-only attacks threshold it at 0.5 and look at the decision only. Shadow
+models are trained "the way the target was trained" by a `ShadowTrainer` that the caller
+provides: `(pairs, seed) -> QueryFn` of a freshly trained system. Attacks follow the
+scikit-learn contract: the constructor stores options, `fit(shadow_trainer, attacker_pairs)`
+learns from the attacker's own pairs only and returns `self`, `infer(target, candidates)` gives
+one membership score per candidate (higher = more likely a member).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from facebone.data.pairs import Pair
+from facebone.errors import FaceBoneError
+
+QueryFn = Callable[[Sequence[Pair]], np.ndarray]
+ShadowTrainer = Callable[[Sequence[Pair], int], QueryFn]
+
+# Probabilities are clipped before the logit so a saturated sigmoid (p == 1.0 in float64)
+# still gives a finite confidence.
+PROBABILITY_CLIP = 1e-12
+
+
+class AttackError(FaceBoneError, ValueError):
+    """Bad input to an attack: wrong pairs, options, or answers from a query function."""
+
+
+class AttackNotFittedError(AttackError):
+    """`infer` was called before `fit`."""
+
+
+def identity_of(image: str) -> str:
+    """The person an image shows: its folder name (LFW `Name/Name_0001.jpg` -> `Name`)."""
+    return image.replace("\\", "/").split("/", 1)[0]
+
+
+def pair_identities(pair: Pair) -> set[str]:
+    return {identity_of(pair.image1), identity_of(pair.image2)}
+
+
+def pair_key(pair: Pair) -> frozenset[str]:
+    """The two images of a pair, in either order (the same pair asked both ways is one pair)."""
+    return frozenset((pair.image1, pair.image2))
+
+
+def labels_of(pairs: Sequence[Pair]) -> np.ndarray:
+    return np.array([pair.label for pair in pairs], dtype=np.int64)
+
+
+def check_pair_list(pairs: Sequence[Pair], what: str) -> list[Pair]:
+    """A non-empty list of `Pair`s with 0/1 labels, or an AttackError naming `what`."""
+    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
+        raise AttackError(f"{what} must be a list of Pair(image1, image2, label).")
+    pairs = list(pairs)
+    if not pairs:
+        raise AttackError(f"{what} is empty; give at least one pair.")
+    for index, pair in enumerate(pairs):
+        if not isinstance(pair, Pair):
+            raise AttackError(f"{what}[{index}] is a {type(pair).__name__}, not a Pair.")
+        if pair.label not in (0, 1):
+            raise AttackError(f"{what}[{index}] has label {pair.label!r}; labels are 1 or 0.")
+    return pairs
+
+
+def query(fn: QueryFn, pairs: Sequence[Pair], who: str = "the target") -> np.ndarray:
+    """Ask a query function for P(same) of `pairs` and check its answer, shape (N,), float64."""
+    answer = np.asarray(fn(list(pairs)), dtype=np.float64)
+    if answer.shape != (len(pairs),):
+        raise AttackError(
+            f"{who} answered shape {answer.shape} for {len(pairs)} pairs; "
+            "a query function returns one probability per pair."
+        )
+    if not np.all(np.isfinite(answer)) or answer.min() < 0.0 or answer.max() > 1.0:
+        raise AttackError(f"{who} answered values outside [0, 1]; it must return P(same).")
+    return answer
+
+
+def true_label_confidence(p_same: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Probability the system gives to each pair's true label, clipped away from 0 and 1."""
+    p_true = np.where(labels == 1, p_same, 1.0 - p_same)
+    return np.clip(p_true, PROBABILITY_CLIP, 1.0 - PROBABILITY_CLIP)
+
+
+def logit_confidence(p_same: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """LiRA's phi = log(p_y / (1 - p_y)) on the true label y."""
+    p_true = true_label_confidence(p_same, labels)
+    return np.log(p_true) - np.log1p(-p_true)
+
+
+def cached_shadow_trainer(trainer: ShadowTrainer) -> ShadowTrainer:
+    """Remember every shadow trained: attacks that ask for the same pairs and seed share it.
+
+    The black-box and label-only attacks use the same shadow splits for the same seed, so a run
+    of all attacks trains those shadows once.
+    """
+    trained: dict[tuple[tuple[Pair, ...], int], QueryFn] = {}
+
+    def train(pairs: Sequence[Pair], seed: int) -> QueryFn:
+        key = (tuple(pairs), int(seed))
+        if key not in trained:
+            trained[key] = trainer(list(pairs), int(seed))
+        return trained[key]
+
+    return train
+
+
+def split_by_identity(pairs: Sequence[Pair], rng: np.random.Generator) -> tuple[list, list]:
+    """Shadow-in and shadow-out halves whose identities are disjoint, like target members and
+    non-members in the FaceBone protocol.
+
+    Identities are dealt at random to the two halves; a pair goes to the half that holds both
+    of its people. A different-person pair that straddles the halves is re-paired by the
+    attacker, who owns these images: its image on a randomly chosen side is matched with a
+    random image of another person of that side, so both halves keep the label balance of the
+    input. When the halves cannot both hold same- and different-person pairs (too few
+    identities), the split falls back to a random half of the pairs.
+    """
+    identities = sorted({who for pair in pairs for who in pair_identities(pair)})
+    order = rng.permutation(len(identities))
+    side_of = {identities[i]: int(rank < len(identities) // 2) for rank, i in enumerate(order)}
+    halves: list[list[Pair]] = [[], []]
+    straddling: list[Pair] = []
+    for pair in pairs:
+        sides = {side_of[who] for who in pair_identities(pair)}
+        if len(sides) == 1:
+            halves[sides.pop()].append(pair)
+        else:
+            straddling.append(pair)
+    images: list[dict[str, list[str]]] = [defaultdict(list), defaultdict(list)]
+    for pair in pairs:
+        for image in (pair.image1, pair.image2):
+            pool = images[side_of[identity_of(image)]][identity_of(image)]
+            if image not in pool:
+                pool.append(image)
+    seen = [{pair_key(p) for p in half} for half in halves]
+    for pair in straddling:
+        side = int(rng.integers(2))
+        keep = pair.image1 if side_of[identity_of(pair.image1)] == side else pair.image2
+        others = [
+            image
+            for who, pool in sorted(images[side].items())
+            if who != identity_of(keep)
+            for image in pool
+        ]
+        if not others:
+            continue
+        partner = others[int(rng.integers(len(others)))]
+        new = Pair(keep, partner, 0)
+        if pair_key(new) not in seen[side]:
+            seen[side].add(pair_key(new))
+            halves[side].append(new)
+    if all(len({p.label for p in half}) == 2 for half in halves):
+        return halves[0], halves[1]
+    return split_at_random(pairs, rng)
+
+
+def split_at_random(pairs: Sequence[Pair], rng: np.random.Generator) -> tuple[list, list]:
+    """A random half of the pairs and the rest."""
+    order = rng.permutation(len(pairs))
+    half = len(pairs) // 2
+    return [pairs[i] for i in sorted(order[:half])], [pairs[i] for i in sorted(order[half:])]
+
+
+def shadow_splits(
+    pairs: Sequence[Pair], n_shadows: int, seed: int
+) -> list[tuple[list[Pair], list[Pair], int]]:
+    """`(shadow_in, shadow_out, training_seed)` for each shadow; shadow k depends only on
+    `(seed, k)`, so attacks with the same seed share their first shadows."""
+    splits = []
+    for k in range(n_shadows):
+        rng = np.random.default_rng([seed, k])
+        shadow_in, shadow_out = split_by_identity(pairs, rng)
+        splits.append((shadow_in, shadow_out, int(rng.integers(2**31 - 1))))
+    return splits
+
+
+def best_threshold(is_member: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold (member iff score >= threshold) with the best balanced accuracy."""
+    is_member = np.asarray(is_member, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if is_member.all() or not is_member.any():
+        raise AttackError("choosing a threshold needs both members and non-members.")
+    candidates = np.unique(scores)
+    n_in, n_out = is_member.sum(), (~is_member).sum()
+    # Sorted scores: member iff score >= candidates[i] for each i, counted with searchsorted.
+    member_scores = np.sort(scores[is_member])
+    other_scores = np.sort(scores[~is_member])
+    tpr = 1.0 - np.searchsorted(member_scores, candidates, side="left") / n_in
+    fpr = 1.0 - np.searchsorted(other_scores, candidates, side="left") / n_out
+    balanced = 0.5 * (tpr + 1.0 - fpr)
+    return float(candidates[int(np.argmax(balanced))])
+
+
+def identity_scores(
+    pairs: Sequence[Pair], scores: np.ndarray, aggregate: str = "mean"
+) -> dict[str, float]:
+    """One score per person: the mean (or max) score of the candidate pairs that involve them."""
+    if aggregate not in ("mean", "max"):
+        raise AttackError(f"aggregate must be 'mean' or 'max', got {aggregate!r}.")
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(pairs),):
+        raise AttackError(f"give one score per pair: {len(pairs)} pairs, {scores.shape} scores.")
+    grouped: dict[str, list[float]] = defaultdict(list)
+    for pair, score in zip(pairs, scores, strict=True):
+        for who in sorted(pair_identities(pair)):
+            grouped[who].append(float(score))
+    reduce = np.mean if aggregate == "mean" else np.max
+    return {who: float(reduce(values)) for who, values in sorted(grouped.items())}
+
+
+class MembershipAttack(ABC):
+    """Base class: subclasses set `name`, implement `_fit` and `_infer`, and set `threshold_`
+    (the member-iff-score->=threshold cut the attack would use, chosen without target data)."""
+
+    name: ClassVar[str] = ""
+
+    def fit(self, shadow_trainer: ShadowTrainer, attacker_pairs: Sequence[Pair]):
+        """Train shadows and the attack model on the attacker's pairs; return `self`."""
+        if not callable(shadow_trainer):
+            raise AttackError("shadow_trainer must be a function (pairs, seed) -> query function.")
+        pairs = check_pair_list(attacker_pairs, "attacker_pairs")
+        if len({p.label for p in pairs}) < 2:
+            raise AttackError(
+                "attacker_pairs must hold both same-person and different-person pairs."
+            )
+        self._check_params()
+        for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, key)
+        self._fit(shadow_trainer, pairs)
+        self.fitted_ = True
+        return self
+
+    def infer(self, target: QueryFn, candidates: Sequence[Pair]) -> np.ndarray:
+        """Membership score of each candidate pair (higher = more likely a member), shape (N,)."""
+        if not getattr(self, "fitted_", False):
+            raise AttackNotFittedError(
+                f"This {self.name!r} attack is not fitted yet; call fit(shadow_trainer, "
+                "attacker_pairs) first."
+            )
+        if not callable(target):
+            raise AttackError("target must be a query function: pairs -> P(same) per pair.")
+        pairs = check_pair_list(candidates, "candidates")
+        scores = np.asarray(self._infer(target, pairs), dtype=np.float64).reshape(-1)
+        if scores.shape != (len(pairs),) or not np.all(np.isfinite(scores)):
+            raise AttackError(f"the {self.name!r} attack produced invalid scores (a bug).")
+        return scores
+
+    def _check_params(self) -> None:  # noqa: B027  (attacks without options need none)
+        """Validate constructor options (called by `fit`)."""
+
+    @abstractmethod
+    def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None: ...
+
+    @abstractmethod
+    def _infer(self, target: QueryFn, pairs: list[Pair]) -> np.ndarray: ...
+
+    def __repr__(self) -> str:
+        params = {k: v for k, v in vars(self).items() if not k.endswith("_")}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
+
+def check_positive_int(value: object, name: str, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise AttackError(f"{name} must be an integer >= {minimum}, got {value!r}.")

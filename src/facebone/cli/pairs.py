@@ -1,0 +1,82 @@
+"""`facebone pairs`: write the identity-disjoint pair protocol, or check a pairs CSV."""
+
+import argparse
+from collections import Counter
+from pathlib import Path
+
+from facebone.cli.common import add_data_argument, add_json_argument, require_dir
+from facebone.cli.output import emit
+from facebone.data.lfw import scan_lfw
+from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES, make_protocol, read_pairs, write_pairs
+from facebone.errors import FaceBoneError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pairs",
+        help="make identity-disjoint pair lists, or check a pairs CSV",
+        description=(
+            "Write target_train.csv (members), target_test.csv (non-members and the utility "
+            "test) and attacker.csv (the attacker's own people), disjoint by identity and "
+            "balanced, or with --check report which rows of a pairs CSV can be used."
+        ),
+    )
+    add_data_argument(parser)
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--out", type=Path, help="folder for the CSV files")
+    mode.add_argument("--check", type=Path, metavar="CSV", help="pairs CSV to check against --data")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--fractions",
+        default=",".join(str(f) for f in DEFAULT_FRACTIONS),
+        help=f"share of identities per role {','.join(ROLES)} (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-positives-per-identity",
+        type=int,
+        default=20,
+        help="cap on same-person pairs per person, so a few people do not dominate",
+    )
+    add_json_argument(parser)
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    require_dir(args.data, "data folder")
+    if args.check is not None:
+        return _check(args)
+    try:
+        fractions = tuple(float(part) for part in args.fractions.split(","))
+    except ValueError:
+        raise FaceBoneError(
+            f"--fractions {args.fractions!r}: give numbers like 0.4,0.3,0.3"
+        ) from None
+    protocol = make_protocol(
+        scan_lfw(args.data), args.seed, fractions, args.max_positives_per_identity
+    )
+    summary = {}
+    for role, pairs in protocol.items():
+        write_pairs(args.out / f"{role}.csv", pairs)
+        labels = Counter(pair.label for pair in pairs)
+        summary[role] = {"pairs": len(pairs), "positives": labels[1], "negatives": labels[0]}
+    lines = [
+        f"{role}.csv: {s['pairs']} pairs ({s['positives']} same)" for role, s in summary.items()
+    ]
+    emit({"out": str(args.out), "seed": args.seed, "files": summary}, args.json, "\n".join(lines))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    pair_list = read_pairs(args.check, args.data)
+    result = {
+        "kept": len(pair_list.pairs),
+        "skipped": len(pair_list.skipped),
+        "positives": int(pair_list.labels.sum()),
+        "skipped_rows": [{"line": line, "reason": reason} for line, reason in pair_list.skipped],
+    }
+    total = result["kept"] + result["skipped"]
+    text = f"{args.check}: kept {result['kept']} of {total} pairs"
+    if pair_list.skipped:
+        text += f"; skipped {result['skipped']} whose images are missing from {args.data}"
+    emit(result, args.json, text)
+    return 0

@@ -1,0 +1,206 @@
+"""`FRSystem`: answers "same person?" for image pairs through one or several backbones."""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facebone.data.pairs import Pair
+from facebone.embeddings.embedder import Embedder
+from facebone.errors import FaceBoneError
+from facebone.predictors import Predictor, create_predictor
+from facebone.system.policies import (
+    ASSIGN_POLICIES,
+    INFER_POLICIES,
+    MITIGATIONS,
+    assign_backbones,
+    check_choice,
+)
+
+THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Verification:
+    same: bool
+    probability: float
+    backbone: str
+
+
+def pairs_sha256(pairs: Sequence[Pair]) -> str:
+    """Fingerprint of a training set, stored with the model to tell what it was trained on."""
+    digest = hashlib.sha256()
+    for pair in pairs:
+        digest.update(f"{pair.image1},{pair.image2},{pair.label}\n".encode())
+    return digest.hexdigest()
+
+
+class FRSystem:
+    """Embedder(s) + predictor, estimator-style: the constructor only stores options.
+
+    `mitigation="none"` uses one backbone. `mitigation="multi"` trains the predictor on
+    embeddings from several backbones (`assign`) and answers each query through a backbone
+    chosen by `infer`; embeddings of different sizes are zero-padded to the largest, and the
+    predictor is told which backbone each pair came from.
+    """
+
+    def __init__(
+        self,
+        backbones: Sequence[str] = ("sface",),
+        predictor: str = "nn",
+        predictor_params: dict | None = None,
+        mitigation: str = "none",
+        assign: str = "round-robin",
+        infer: str = "random",
+        fixed_backbone: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.backbones = tuple(backbones)
+        self.predictor = predictor
+        self.predictor_params = dict(predictor_params or {})
+        self.mitigation = mitigation
+        self.assign = assign
+        self.infer = infer
+        self.fixed_backbone = fixed_backbone
+        self.seed = seed
+
+    def get_params(self) -> dict:
+        return {
+            "backbones": list(self.backbones),
+            "predictor": self.predictor,
+            "predictor_params": dict(self.predictor_params),
+            "mitigation": self.mitigation,
+            "assign": self.assign,
+            "infer": self.infer,
+            "fixed_backbone": self.fixed_backbone,
+            "seed": self.seed,
+        }
+
+    def _check_options(self) -> None:
+        check_choice(self.mitigation, MITIGATIONS, "mitigation")
+        check_choice(self.assign, ASSIGN_POLICIES, "assignment policy")
+        check_choice(self.infer, INFER_POLICIES, "inference policy")
+        if self.mitigation == "none" and len(self.backbones) != 1:
+            raise FaceBoneError(
+                f"--mitigation none uses one backbone, {len(self.backbones)} were given; "
+                "use --mitigation multi for several"
+            )
+        if self.mitigation == "multi" and len(self.backbones) < 2:
+            raise FaceBoneError("--mitigation multi needs at least two backbones")
+
+    def _new_predictor(self) -> Predictor:
+        params = dict(self.predictor_params)
+        if self.predictor == "nn":
+            params.setdefault("seed", self.seed)
+        try:
+            return create_predictor(self.predictor, **params)
+        except TypeError as error:
+            raise FaceBoneError(f"bad option for predictor {self.predictor!r}: {error}") from None
+
+    def fit(self, embedder: Embedder, root: str | Path, pairs: Sequence[Pair]) -> "FRSystem":
+        """Train the predictor on labelled image pairs of the data folder `root`."""
+        self._check_options()
+        if list(embedder.specs) != list(self.backbones):
+            raise FaceBoneError("the embedder's backbones differ from the system's")
+        if not pairs:
+            raise FaceBoneError("no training pairs")
+        self.embedder_ = embedder
+        self.embedding_dim_ = max(b.embedding_dim for b in embedder.backbones)
+        rng = np.random.default_rng([self.seed, 0])
+        rows, sources = assign_backbones(len(pairs), len(self.backbones), self._assign(), rng)
+        e1, e2 = self._pair_embeddings(root, [pairs[i] for i in rows], sources)
+        labels = np.array([pairs[i].label for i in rows])
+        self.predictor_ = self._new_predictor().fit(e1, e2, labels, sources)
+        self.training_pairs_sha256_ = pairs_sha256(pairs)
+        self.n_training_pairs_ = len(pairs)
+        self.reset_query_stream()
+        return self
+
+    def _assign(self) -> str:
+        return self.assign if self.mitigation == "multi" else "all"
+
+    def reset_query_stream(self) -> None:
+        """Restart the per-query backbone draws, so the same seed gives the same answers."""
+        self._query_rng = np.random.default_rng([self.seed, 1])
+
+    def _pad(self, vector: np.ndarray) -> np.ndarray:
+        padded = np.zeros(self.embedding_dim_, dtype=np.float32)
+        padded[: len(vector)] = vector
+        return padded
+
+    def _pair_embeddings(
+        self, root: str | Path, pairs: Sequence[Pair], sources: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        images = [p for pair in pairs for p in (pair.image1, pair.image2)]
+        table = self.embedder_.dataset(root, images)
+        names = self.embedder_.names
+        e1 = np.stack(
+            [self._pad(table[names[s]][p.image1]) for p, s in zip(pairs, sources, strict=True)]
+        )
+        e2 = np.stack(
+            [self._pad(table[names[s]][p.image2]) for p, s in zip(pairs, sources, strict=True)]
+        )
+        return e1, e2
+
+    def check_fitted(self) -> None:
+        if not hasattr(self, "predictor_"):
+            raise FaceBoneError("this FR system is not trained yet; call fit or load a model")
+
+    def _query_sources(self, n: int) -> np.ndarray | None:
+        """Backbone index answering each of `n` queries; None means the ensemble."""
+        if self.mitigation == "none":
+            return np.zeros(n, dtype=np.int64)
+        if self.infer == "ensemble":
+            return None
+        if self.infer == "fixed":
+            name = self.fixed_backbone or self.embedder_.names[0]
+            if name not in self.embedder_.names:
+                raise FaceBoneError(f"fixed backbone {name!r} is not one of {self.embedder_.names}")
+            return np.full(n, self.embedder_.names.index(name), dtype=np.int64)
+        return self._query_rng.integers(len(self.backbones), size=n)
+
+    def _answer(self, embed_pair, n: int) -> tuple[np.ndarray, list[str]]:
+        """Probabilities for `n` queries; `embed_pair(source)` gives their (e1, e2)."""
+        sources = self._query_sources(n)
+        names = self.embedder_.names
+        if sources is None:
+            per_backbone = [
+                self.predictor_.predict_proba(*embed_pair(np.full(n, k)), np.full(n, k))
+                for k in range(len(names))
+            ]
+            return np.mean(per_backbone, axis=0), ["ensemble"] * n
+        return self.predictor_.predict_proba(*embed_pair(sources), sources), [
+            names[s] for s in sources
+        ]
+
+    def predict_proba(self, root: str | Path, pairs: Sequence[Pair]) -> np.ndarray:
+        """Same-person probability for image pairs of the data folder `root`."""
+        return self.answer(root, pairs)[0]
+
+    def answer(self, root: str | Path, pairs: Sequence[Pair]) -> tuple[np.ndarray, list[str]]:
+        """Probabilities and the backbone that answered each pair."""
+        self.check_fitted()
+        if not pairs:
+            return np.empty(0), []
+        return self._answer(lambda sources: self._pair_embeddings(root, pairs, sources), len(pairs))
+
+    def verify(
+        self, image1: str | Path, image2: str | Path, convert_color: bool = False
+    ) -> Verification:
+        """Are the faces in two photos the same person?"""
+        self.check_fitted()
+        first = self.embedder_.photo(image1, convert_color)
+        second = self.embedder_.photo(image2, convert_color)
+        names = self.embedder_.names
+
+        def embed_pair(sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return (
+                np.stack([self._pad(first[names[s]]) for s in sources]),
+                np.stack([self._pad(second[names[s]]) for s in sources]),
+            )
+
+        probabilities, answered_by = self._answer(embed_pair, 1)
+        probability = float(probabilities[0])
+        return Verification(probability >= THRESHOLD, probability, answered_by[0])

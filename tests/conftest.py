@@ -1,0 +1,76 @@
+"""Shared fixtures: the real LFW subset in ../shared/data, and embeddings of it.
+
+Embedding all 2,057 images takes minutes (dlib runs ~9 faces/s per core), so the embedding
+cache lives for the whole test session in `$FACEBONE_TEST_CACHE` if set (CI reuses it across
+steps), else in a session temporary folder.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facebone.backbones import create_backbone
+from facebone.data.lfw import scan_lfw
+from facebone.data.pairs import make_protocol
+from facebone.embeddings import EmbeddingCache, embed_images
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LFW_ROOT = SHARED_DATA / "lfw"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def lfw_root() -> Path:
+    if not LFW_ROOT.is_dir():
+        pytest.fail(f"shared LFW data not found at {LFW_ROOT}")
+    return LFW_ROOT
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    configured = os.environ.get("FACEBONE_TEST_CACHE")
+    return Path(configured) if configured else tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture(scope="session")
+def protocol(lfw_root):
+    """The identity-disjoint pair protocol of the shared LFW images, seed 0."""
+    return make_protocol(scan_lfw(lfw_root), seed=0)
+
+
+@pytest.fixture(scope="session")
+def backbone_pool():
+    """Backbones created once per test session (dlib starts worker processes)."""
+    created = {}
+
+    def get(name: str):
+        if name not in created:
+            created[name] = create_backbone(name)
+        return created[name]
+
+    yield get
+    for backbone in created.values():
+        backbone.close()
+
+
+@pytest.fixture(scope="session")
+def lfw_embeddings(lfw_root, cache_dir, backbone_pool):
+    """`get(name) -> ({image path: embedding}, report)` over all shared LFW images."""
+    paths = [image.path for image in scan_lfw(lfw_root)]
+    computed = {}
+
+    def get(name: str) -> dict[str, np.ndarray]:
+        if name not in computed:
+            arrays, _ = embed_images(
+                lfw_root, paths, [backbone_pool(name)], EmbeddingCache(cache_dir), progress=False
+            )
+            computed[name] = dict(zip(paths, arrays[name], strict=True))
+        return computed[name]
+
+    return get

@@ -1,0 +1,104 @@
+"""Pair protocols: identity-disjoint roles, balanced, reproducible; pairs CSVs read strictly."""
+
+import pytest
+
+from facebone.cli import main
+from facebone.data.lfw import scan_lfw
+from facebone.data.pairs import ROLES, make_protocol, read_pairs
+from facebone.errors import FaceBoneError
+
+
+def _identities(pairs) -> set[str]:
+    return {path.split("/")[0] for pair in pairs for path in (pair.image1, pair.image2)}
+
+
+def test_roles_are_disjoint_by_identity_and_balanced(protocol):
+    assert set(protocol) == set(ROLES)
+    identity_sets = [_identities(protocol[role]) for role in ROLES]
+    for i, first in enumerate(identity_sets):
+        for second in identity_sets[i + 1 :]:
+            assert not first & second
+    for role, pairs in protocol.items():
+        positives = sum(pair.label for pair in pairs)
+        assert positives == len(pairs) - positives, role
+        assert positives > 200, role
+        assert len({(p.image1, p.image2) for p in pairs}) == len(pairs)
+        for pair in pairs:
+            same = pair.image1.split("/")[0] == pair.image2.split("/")[0]
+            assert same == bool(pair.label)
+
+
+def test_same_seed_same_files_other_seed_other_files(lfw_root, tmp_path, capsys):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert (
+            main(
+                [
+                    "pairs",
+                    "--data",
+                    str(lfw_root),
+                    "--out",
+                    str(tmp_path / name),
+                    "--seed",
+                    str(seed),
+                ]
+            )
+            == 0
+        )
+    capsys.readouterr()
+    for role in ROLES:
+        first = (tmp_path / "a" / f"{role}.csv").read_text()
+        assert first.startswith("image1,image2,label\n")
+        assert first == (tmp_path / "b" / f"{role}.csv").read_text()
+        assert first != (tmp_path / "c" / f"{role}.csv").read_text()
+
+
+def test_cap_limits_pairs_of_one_person(lfw_root):
+    protocol = make_protocol(scan_lfw(lfw_root), seed=0, max_positives_per_identity=5)
+    positives = [p for pairs in protocol.values() for p in pairs if p.label]
+    bush = [p for p in positives if p.image1.startswith("George_W_Bush/")]
+    assert len(bush) == 5
+
+
+def test_seed_pairs_report_skipped_rows(lfw_root, shared_data, caplog):
+    pair_list = read_pairs(shared_data / "seed_pairs" / "train.csv", lfw_root)
+    assert len(pair_list.pairs) == 202
+    assert len(pair_list.skipped) == 5264 - 202
+    assert "kept 202 of 5264 pairs" in caplog.text
+
+
+def test_check_command_reports_kept_and_skipped(lfw_root, shared_data, capsys):
+    assert (
+        main(
+            [
+                "pairs",
+                "--data",
+                str(lfw_root),
+                "--check",
+                str(shared_data / "seed_pairs" / "test.csv"),
+            ]
+        )
+        == 0
+    )
+    assert "kept 63 of 1316 pairs; skipped 1253" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,b\nx,y\n", "must have the columns image1,image2,label"),
+        ("", "is empty"),
+        ("image1,image2,label\n", "has no pairs"),
+        ("image1,image2,label\nA/a.jpg,B/b.jpg,yes\n", "line 2"),
+        ("image1,image2,label\nA/a.jpg,B/b.jpg,1\n", "none of its 1 pairs"),
+    ],
+)
+def test_bad_pairs_files(tmp_path, lfw_root, content, message):
+    path = tmp_path / "pairs.csv"
+    path.write_text(content)
+    with pytest.raises(FaceBoneError, match=message):
+        read_pairs(path, lfw_root)
+
+
+def test_missing_pairs_file(tmp_path, lfw_root):
+    with pytest.raises(FaceBoneError, match="does not exist"):
+        read_pairs(tmp_path / "nope.csv", lfw_root)
