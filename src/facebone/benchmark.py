@@ -9,9 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from facebone.backbones import Backbone, create_backbone
-from facebone.embeddings import embed_images
+from facebone.data.pairs import Pair
+from facebone.embeddings import EmbeddingCache, embed_images
+from facebone.embeddings.embedder import Embedder
 from facebone.faces.detect import FaceDetector, find_face
 from facebone.faces.image import load_image
+from facebone.metrics import verification_metrics
+from facebone.system import FRSystem
 
 
 def bench_backbone(
@@ -49,3 +53,38 @@ def bench_sface_onnxruntime(root: Path, paths: list[str], detector: FaceDetector
 def _crop(backbone: Backbone, detector: FaceDetector, path: Path) -> np.ndarray:
     image = load_image(path, convert_color=True)
     return backbone.align(image, find_face(detector, image, str(path), fallback=True))
+
+
+def bench_verify(system: FRSystem, root: Path, paths: list[str], repeats: int = 20) -> dict:
+    """Latency of `verify` on pairs of photos the system has not seen before, in ms."""
+    pairs = list(zip(paths[0::2], paths[1::2], strict=False))[: repeats + 1]
+    system.verify(root / pairs[0][0], root / pairs[0][1])
+    timings = []
+    for first, second in pairs[1:]:
+        start = time.perf_counter()
+        system.verify(root / first, root / second)
+        timings.append((time.perf_counter() - start) * 1000)
+    return {
+        "median_ms": round(float(np.median(timings)), 1),
+        "p95_ms": round(float(np.percentile(timings, 95)), 1),
+        "pairs": len(timings),
+        "backbones": list(system.backbones),
+    }
+
+
+def bench_train_evaluate(
+    specs: list[str], root: Path, train: list[Pair], test: list[Pair], cache: EmbeddingCache
+) -> dict:
+    """Wall time of training and evaluating a system whose embeddings are cached."""
+    start = time.perf_counter()
+    embedder = Embedder(specs, cache, progress=False)
+    mitigation = "multi" if len(specs) > 1 else "none"
+    system = FRSystem(backbones=specs, mitigation=mitigation).fit(embedder, root, train)
+    metrics = verification_metrics([p.label for p in test], system.predict_proba(root, test))
+    return {
+        "seconds": round(time.perf_counter() - start, 2),
+        "accuracy": round(metrics["accuracy"], 4),
+        "train_pairs": len(train),
+        "test_pairs": len(test),
+        "backbones": specs,
+    }

@@ -17,6 +17,11 @@ COMMAND_MODULES = (
     "facebone.cli.pairs",
     "facebone.cli.embed",
     "facebone.cli.bench",
+    "facebone.cli.train",
+    "facebone.cli.evaluate",
+    "facebone.cli.verify",
+    "facebone.cli.attack",
+    "facebone.cli.experiment",
 )
 
 EXIT_USER_ERROR = 2

@@ -1,26 +1,52 @@
-"""`facebone bench`: images per second of each backbone on this machine."""
+"""`facebone bench`: speed on this machine, of backbones, verification and training."""
 
 import argparse
 import os
 import platform
+from pathlib import Path
 
-from facebone.benchmark import bench_backbone, bench_sface_onnxruntime
-from facebone.cli.common import add_data_argument, add_json_argument, create_backbones, require_dir
+from facebone.benchmark import (
+    bench_backbone,
+    bench_sface_onnxruntime,
+    bench_train_evaluate,
+    bench_verify,
+)
+from facebone.cli.common import (
+    add_cache_argument,
+    add_data_argument,
+    add_json_argument,
+    create_backbones,
+    open_cache,
+    parse_backbone_specs,
+    require_dir,
+)
 from facebone.cli.output import emit
 from facebone.data.lfw import scan_lfw
+from facebone.data.pairs import read_pairs
 from facebone.errors import FaceBoneError
 from facebone.faces.detect import FaceDetector
+from facebone.system import load_system
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="measure backbone throughput",
-        description="Images per second per backbone, end to end and model only, without cache.",
+        help="measure speed on this machine",
+        description=(
+            "Images per second per backbone, end to end and model only, without cache; with "
+            "--model, verify latency; with --pairs-dir, cached train + evaluate time."
+        ),
     )
     add_data_argument(parser)
     parser.add_argument("--backbones", default="sface,dlib", help="comma-separated backbones")
     parser.add_argument("--images", type=int, default=200, help="images to time (default 200)")
+    parser.add_argument("--model", type=Path, help="model directory: time verify on new photos")
+    parser.add_argument(
+        "--pairs-dir",
+        type=Path,
+        help="folder with target_train.csv and target_test.csv: time cached train + evaluate",
+    )
+    add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
 
@@ -31,20 +57,39 @@ def _run(args: argparse.Namespace) -> int:
         raise FaceBoneError("--images must be at least 1")
     paths = [image.path for image in scan_lfw(args.data)][: args.images]
     detector = FaceDetector()
-    results = {}
+    results: dict = {"backbones": {}}
+    lines = []
     for backbone in create_backbones(args.backbones):
         try:
-            results[backbone.name] = bench_backbone(backbone, args.data, paths, detector)
+            measured = bench_backbone(backbone, args.data, paths, detector)
         finally:
             backbone.close()
         if backbone.name == "sface":
-            speed = bench_sface_onnxruntime(args.data, paths, detector)
-            results["sface"]["model_images_per_s_onnxruntime"] = speed
-    machine = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
-    lines = [
-        f"{name}: {r['end_to_end_images_per_s']} images/s end to end, "
-        f"{r['model_images_per_s']} model only (batch {r['batch_size']})"
-        for name, r in results.items()
-    ]
-    emit({"backbones": results, "machine": machine}, args.json, "\n".join(lines))
+            measured["model_images_per_s_onnxruntime"] = bench_sface_onnxruntime(
+                args.data, paths, detector
+            )
+        results["backbones"][backbone.name] = measured
+        lines.append(
+            f"{backbone.name}: {measured['end_to_end_images_per_s']} images/s end to end, "
+            f"{measured['model_images_per_s']} model only (batch {measured['batch_size']})"
+        )
+    if args.model:
+        system = load_system(args.model, open_cache(args), progress=False)
+        try:
+            results["verify"] = bench_verify(system, args.data, paths)
+        finally:
+            system.embedder_.close()
+        lines.append(f"verify: {results['verify']['median_ms']} ms median on new photos")
+    if args.pairs_dir:
+        train = read_pairs(args.pairs_dir / "target_train.csv", args.data).pairs
+        test = read_pairs(args.pairs_dir / "target_test.csv", args.data).pairs
+        results["train_evaluate"] = bench_train_evaluate(
+            parse_backbone_specs(args.backbones), args.data, train, test, open_cache(args)
+        )
+        lines.append(f"cached train + evaluate: {results['train_evaluate']['seconds']} s")
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+    emit(results, args.json, "\n".join(lines))
     return 0

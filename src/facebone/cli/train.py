@@ -1,0 +1,134 @@
+"""`facebone train`: train an FR system on pairs and save it as a model directory."""
+
+import argparse
+import time
+from pathlib import Path
+
+from facebone.cli.common import (
+    add_cache_argument,
+    add_data_argument,
+    add_json_argument,
+    open_cache,
+    parse_backbone_specs,
+    require_dir,
+)
+from facebone.cli.output import emit
+from facebone.data.pairs import read_pairs
+from facebone.embeddings.embedder import Embedder
+from facebone.errors import FaceBoneError
+from facebone.predictors import list_predictors
+from facebone.system import ASSIGN_POLICIES, INFER_POLICIES, MITIGATIONS, FRSystem, save_system
+
+# nn-only options: flag name -> NNPredictor argument.
+NN_OPTIONS = {
+    "epochs": "epochs",
+    "hidden": "hidden",
+    "weight_decay": "weight_decay",
+    "lr": "lr",
+    "dp_epsilon": "dp_epsilon",
+    "dp_delta": "dp_delta",
+    "max_grad_norm": "max_grad_norm",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train an FR system and save it",
+        description="Train a face-verification system on labelled pairs of a data folder.",
+    )
+    add_data_argument(parser)
+    parser.add_argument("--pairs", type=Path, required=True, help="training pairs CSV")
+    parser.add_argument("--backbones", default="sface", help="comma-separated, e.g. sface,dlib")
+    parser.add_argument("--mitigation", choices=MITIGATIONS, default="none")
+    parser.add_argument(
+        "--assign",
+        choices=ASSIGN_POLICIES,
+        default="all",
+        help="multi: which backbone embeds each training pair (default all)",
+    )
+    parser.add_argument(
+        "--infer",
+        choices=INFER_POLICIES,
+        default="random",
+        help="multi: which backbone answers each query (default random)",
+    )
+    parser.add_argument("--fixed-backbone", help="backbone answering when --infer fixed")
+    parser.add_argument("--predictor", choices=list_predictors(), default="nn")
+    nn_group = parser.add_argument_group("nn predictor")
+    nn_group.add_argument("--epochs", type=int)
+    nn_group.add_argument("--hidden", type=_widths, help="hidden layer widths, e.g. 128 or 256,64")
+    nn_group.add_argument("--weight-decay", type=float)
+    nn_group.add_argument("--lr", type=float)
+    nn_group.add_argument("--dp-epsilon", type=float, help="train with DP-SGD (Opacus) to this ε")
+    nn_group.add_argument("--dp-delta", type=float, help="DP δ (default: below 1/n)")
+    nn_group.add_argument("--max-grad-norm", type=float, help="DP-SGD clipping norm")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    add_cache_argument(parser)
+    add_json_argument(parser)
+    parser.set_defaults(handler=_run)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of layer widths") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: widths must be positive")
+    return widths
+
+
+def predictor_params(args: argparse.Namespace) -> dict:
+    given = {param: getattr(args, flag) for flag, param in NN_OPTIONS.items()}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and args.predictor != "nn":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise FaceBoneError(f"{flags} only apply to the nn predictor, not {args.predictor!r}")
+    return given
+
+
+def _run(args: argparse.Namespace) -> int:
+    require_dir(args.data, "data folder")
+    started = time.perf_counter()
+    pair_list = read_pairs(args.pairs, args.data)
+    system = FRSystem(
+        backbones=parse_backbone_specs(args.backbones),
+        predictor=args.predictor,
+        predictor_params=predictor_params(args),
+        mitigation=args.mitigation,
+        assign=args.assign,
+        infer=args.infer,
+        fixed_backbone=args.fixed_backbone,
+        seed=args.seed,
+    )
+    embedder = Embedder(system.backbones, open_cache(args), progress=not args.json)
+    try:
+        system.fit(embedder, args.data, pair_list.pairs)
+    finally:
+        embedder.close()
+    predictor = system.predictor_
+    privacy = {
+        "epsilon": getattr(predictor, "epsilon_", None),
+        "delta": getattr(predictor, "delta_", None),
+    }
+    save_system(system, args.out, extra={"dp": privacy})
+    result = {
+        "model": str(args.out),
+        "n_pairs": len(pair_list.pairs),
+        "skipped": len(pair_list.skipped),
+        "backbones": list(system.backbones),
+        "mitigation": system.mitigation,
+        "predictor": system.predictor,
+        "dp": privacy,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    text = (
+        f"trained on {len(pair_list.pairs)} pairs ({len(pair_list.skipped)} skipped); "
+        f"saved {args.out}"
+    )
+    if privacy["epsilon"] is not None:
+        text += f"; DP-SGD ε={privacy['epsilon']:.2f}, δ={privacy['delta']:g}"
+    emit(result, args.json, text)
+    return 0

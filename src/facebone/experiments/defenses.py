@@ -1,0 +1,118 @@
+"""Named defense configurations: each is the FR system a defender would deploy.
+
+A defense fixes the backbones, the predictor and the mitigation policy of an `FRSystem`; the
+training regime (`regimes.py`) adds how long and on how much the nn predictor trains, so every
+nn-based defense is compared under the same training recipe.
+
+- `none`: the undefended system, SFace + nn predictor.
+- `multi-<assign>-<infer>`: FaceBone's mitigation, SFace + dlib, one nn predictor for both.
+  Five of the 3 x 3 policy grid: every assignment policy with random inference
+  (`multi-rr-random` is the original prototype's), and every inference policy with `all`
+  assignment (`multi-all-random`, `multi-all-fixed` answering through SFace,
+  `multi-all-ensemble`).
+- `dp-eps<E>`: SFace + nn trained with DP-SGD (Opacus) to epsilon E at delta <= 1/n.
+- `cosine`: SFace + the cosine predictor, a one-parameter calibrated threshold.
+- `multi-cosine`: SFace + dlib, cosine predictor with a threshold per backbone, `all`
+  assignment, random inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from facebone.errors import FaceBoneError
+
+TWO_BACKBONES = ("sface", "dlib")
+
+
+@dataclass(frozen=True)
+class Defense:
+    """One deployable configuration: the `FRSystem` options a regime does not set."""
+
+    name: str
+    description: str
+    backbones: tuple[str, ...] = ("sface",)
+    predictor: str = "nn"
+    predictor_params: dict[str, Any] = field(default_factory=dict)
+    mitigation: str = "none"
+    assign: str = "all"
+    infer: str = "random"
+    fixed_backbone: str | None = None
+
+    @property
+    def uses_nn(self) -> bool:
+        return self.predictor == "nn"
+
+    def system_params(self, nn_params: dict[str, Any], seed: int) -> dict[str, Any]:
+        """`FRSystem(**...)` options: the regime's nn options under the defense's own."""
+        params = {**nn_params, **self.predictor_params} if self.uses_nn else {}
+        return {
+            "backbones": list(self.backbones),
+            "predictor": self.predictor,
+            "predictor_params": params,
+            "mitigation": self.mitigation,
+            "assign": self.assign,
+            "infer": self.infer,
+            "fixed_backbone": self.fixed_backbone,
+            "seed": seed,
+        }
+
+
+def _multi(assign: str, infer: str, short: str) -> Defense:
+    return Defense(
+        name=f"multi-{short}-{infer}",
+        description=(
+            f"SFace + dlib, nn predictor; training pairs assigned {assign}, "
+            f"queries answered {'through SFace' if infer == 'fixed' else infer}"
+        ),
+        backbones=TWO_BACKBONES,
+        mitigation="multi",
+        assign=assign,
+        infer=infer,
+        fixed_backbone="sface" if infer == "fixed" else None,
+    )
+
+
+def _dp(epsilon: float) -> Defense:
+    return Defense(
+        name=f"dp-eps{epsilon:g}",
+        description=f"SFace + nn trained with DP-SGD (Opacus) to epsilon {epsilon:g}",
+        predictor_params={"dp_epsilon": float(epsilon)},
+    )
+
+
+DEFENSES: dict[str, Defense] = {
+    d.name: d
+    for d in (
+        Defense("none", "undefended: SFace + nn predictor"),
+        _multi("round-robin", "random", "rr"),
+        _multi("random", "random", "random"),
+        _multi("all", "random", "all"),
+        _multi("all", "fixed", "all"),
+        _multi("all", "ensemble", "all"),
+        _dp(1.0),
+        _dp(8.0),
+        Defense("cosine", "SFace + cosine predictor (a calibrated threshold)", predictor="cosine"),
+        Defense(
+            "multi-cosine",
+            "SFace + dlib, cosine predictor with a threshold per backbone, random inference",
+            backbones=TWO_BACKBONES,
+            predictor="cosine",
+            mitigation="multi",
+        ),
+    )
+}
+
+UNDEFENDED = "none"
+
+
+def list_defenses() -> list[str]:
+    """Defense names, in the order a full comparison runs them."""
+    return list(DEFENSES)
+
+
+def get_defense(name: str) -> Defense:
+    if name not in DEFENSES:
+        raise FaceBoneError(f"unknown defense {name!r}; choose from: {', '.join(DEFENSES)}")
+    return DEFENSES[name]
