@@ -47,18 +47,19 @@ def workspace(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     return {"root": root, "common": common, "pairs": root / "pairs", "model": root / "model"}
 
 
+def evaluate_args(workspace, pairs) -> list[str]:
+    return [
+        "evaluate",
+        "--model",
+        str(workspace["model"]),
+        *workspace["common"],
+        "--pairs",
+        str(pairs),
+    ]
+
+
 def test_evaluate_reports_every_metric(workspace, capsys):
-    result = run_json(
-        capsys,
-        [
-            "evaluate",
-            "--model",
-            str(workspace["model"]),
-            *workspace["common"],
-            "--pairs",
-            str(workspace["pairs"] / "target_test.csv"),
-        ],
-    )
+    result = run_json(capsys, evaluate_args(workspace, workspace["pairs"] / "target_test.csv"))
     for key in ("accuracy", "auc", "precision", "recall", "f1", "tar_at_far", "n_pairs", "skipped"):
         assert key in result
     assert set(result["tar_at_far"]) == {"0.01", "0.001"}
@@ -82,17 +83,7 @@ def test_evaluate_counts_pairs_with_missing_images(workspace, capsys, tmp_path):
     lines = pairs.read_text().splitlines()
     edited = tmp_path / "pairs.csv"
     edited.write_text("\n".join([*lines[:40], "Nobody/Nobody_0001.jpg,Nobody/Nobody_0002.jpg,1"]))
-    result = run_json(
-        capsys,
-        [
-            "evaluate",
-            "--model",
-            str(workspace["model"]),
-            *workspace["common"],
-            "--pairs",
-            str(edited),
-        ],
-    )
+    result = run_json(capsys, evaluate_args(workspace, edited))
     assert result["n_pairs"] == 39 and result["skipped"] == 1
 
 

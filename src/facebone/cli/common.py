@@ -27,6 +27,14 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
+def add_convert_color_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--convert-color",
+        action="store_true",
+        help="accept grayscale and transparent photos by converting them to RGB",
+    )
+
+
 def open_cache(args: argparse.Namespace) -> EmbeddingCache:
     return EmbeddingCache(args.cache if args.cache is not None else default_cache_dir())
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from facebone.cli.common import (
     add_cache_argument,
+    add_convert_color_argument,
     add_json_argument,
     create_backbones,
     open_cache,
@@ -29,11 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--data", type=Path, help="image folder in LFW layout (ROOT/Name/*.jpg)")
     source.add_argument("--images", type=Path, nargs="+", metavar="IMAGE", help="photo files")
     parser.add_argument("--backbones", default="sface", help="comma-separated, e.g. sface,dlib")
-    parser.add_argument(
-        "--convert-color",
-        action="store_true",
-        help="accept grayscale and transparent photos by converting them to RGB",
-    )
+    add_convert_color_argument(parser)
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)

@@ -1,5 +1,242 @@
-"""Placeholder until the experiment commands land: this file is replaced by them."""
+"""`facebone experiment`: the defense comparison and the leakage map, with their reports."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from facebone.attacks import list_attacks
+from facebone.cli.common import (
+    add_cache_argument,
+    add_data_argument,
+    add_json_argument,
+    open_cache,
+    require_dir,
+)
+from facebone.cli.output import emit
+from facebone.data.lfw import scan_lfw
+from facebone.data.pairs import ROLES, make_protocol, read_pairs
+from facebone.errors import FaceBoneError
+from facebone.experiments.defenses import get_defense, list_defenses
+from facebone.experiments.leakage import (
+    DEFAULT_ATTACKS as LEAKAGE_ATTACKS,
+)
+from facebone.experiments.leakage import (
+    DEFAULT_EPOCHS,
+    DEFAULT_SIZES,
+    leakage_map,
+    parse_epochs,
+    parse_sizes,
+    size_label,
+)
+from facebone.experiments.regimes import get_regime, list_regimes
+from facebone.experiments.report import write_compare_report, write_leakage_report
+from facebone.experiments.runner import (
+    DEFAULT_SHADOWS,
+    check_attacks,
+    check_shadows,
+    compare,
+    save_results,
+)
+
+log = logging.getLogger(__name__)
 
 
-def register(subparsers) -> None:
-    return None
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "experiment",
+        help="compare defenses, or map where the undefended system leaks",
+        description="Privacy experiments on one identity-disjoint pair protocol.",
+    )
+    commands = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+
+    compare_parser = commands.add_parser(
+        "compare",
+        help="every defense x regime: utility and membership attacks",
+        description=(
+            "Train each defense in each regime on the same splits, measure utility on "
+            "target_test, and attack it at pair and identity level. Writes results.json, "
+            "report.md and roc-<regime>.png into --out."
+        ),
+    )
+    _common_arguments(compare_parser)
+    compare_parser.add_argument(
+        "--defenses",
+        default=",".join(list_defenses()),
+        help=f"comma-separated (default all: {','.join(list_defenses())})",
+    )
+    compare_parser.add_argument(
+        "--regimes",
+        default=",".join(list_regimes()),
+        help=f"comma-separated (default {','.join(list_regimes())})",
+    )
+    compare_parser.add_argument(
+        "--attacks", default="all", help=f"all, or comma-separated from {','.join(list_attacks())}"
+    )
+    compare_parser.add_argument(
+        "--shadows",
+        type=int,
+        default=DEFAULT_SHADOWS,
+        help=f"shadow systems per shadow-based attack (default {DEFAULT_SHADOWS})",
+    )
+    compare_parser.set_defaults(handler=_run_compare)
+
+    leakage_parser = commands.add_parser(
+        "leakage",
+        help="attack the undefended nn over training-set sizes and epochs",
+        description=(
+            "Map the undefended system's membership leakage over training-set size and "
+            "training length. Writes results.json, report.md and leakage-heatmap.png into --out."
+        ),
+    )
+    _common_arguments(leakage_parser)
+    leakage_parser.add_argument(
+        "--sizes",
+        default=",".join(size_label(s) for s in DEFAULT_SIZES),
+        help="training pairs per cell, 'all' for every target_train pair (default %(default)s)",
+    )
+    leakage_parser.add_argument(
+        "--epochs",
+        default=",".join(map(str, DEFAULT_EPOCHS)),
+        help="training epochs per cell (default %(default)s)",
+    )
+    leakage_parser.add_argument(
+        "--attacks",
+        default=",".join(LEAKAGE_ATTACKS),
+        help="all, or comma-separated (default %(default)s)",
+    )
+    leakage_parser.add_argument(
+        "--shadows",
+        type=int,
+        default=DEFAULT_SHADOWS,
+        help=f"shadow systems per shadow-based attack (default {DEFAULT_SHADOWS})",
+    )
+    leakage_parser.set_defaults(handler=_run_leakage)
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_argument(parser)
+    parser.add_argument(
+        "--pairs-dir",
+        type=Path,
+        help=f"folder with {', '.join(r + '.csv' for r in ROLES)} (default: make the protocol "
+        "with --seed)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for the results")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_cache_argument(parser)
+    add_json_argument(parser)
+
+
+def _names(text: str, what: str) -> list[str]:
+    names = [item.strip() for item in text.split(",")]
+    if not all(names):
+        raise FaceBoneError(f"--{what} {text!r}: give a comma-separated list of names")
+    return list(dict.fromkeys(names))
+
+
+def _attacks(text: str) -> list[str]:
+    return list_attacks() if text.strip() == "all" else check_attacks(_names(text, "attacks"))
+
+
+def _protocol(args: argparse.Namespace) -> dict:
+    require_dir(args.data, "data folder")
+    if args.seed < 0:
+        raise FaceBoneError(f"--seed must be 0 or more, got {args.seed}")
+    if args.pairs_dir is None:
+        return make_protocol(scan_lfw(args.data), seed=args.seed)
+    require_dir(args.pairs_dir, "pairs folder")
+    return {role: read_pairs(args.pairs_dir / f"{role}.csv", args.data).pairs for role in ROLES}
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise FaceBoneError(f"--out {out} exists and is not a folder")
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    defenses = _names(args.defenses, "defenses")
+    regimes = _names(args.regimes, "regimes")
+    for name in defenses:
+        get_defense(name)
+    for name in regimes:
+        get_regime(name)
+    attacks = _attacks(args.attacks)
+    check_shadows(args.shadows)
+    _check_out(args.out)
+    protocol = _protocol(args)
+    results = compare(
+        args.data,
+        protocol,
+        defenses,
+        regimes,
+        attacks,
+        n_shadows=args.shadows,
+        seed=args.seed,
+        cache=open_cache(args),
+        progress=not args.json,
+    )
+    results_path = save_results(results, args.out / "results.json")
+    written = [results_path, *write_compare_report(results, args.out)]
+    goal = results["goal"]
+    best = goal["best_defense"]
+    lines = [f"wrote {', '.join(str(p) for p in written)}"]
+    for regime, runs in results["runs"].items():
+        for defense, run in runs.items():
+            lines.append(
+                f"{regime:8s} {defense:20s} accuracy {run['utility']['accuracy']:.3f}  "
+                f"best AUC pair {run['best']['pair']['auc']:.3f} "
+                f"identity {run['best']['identity']['auc']:.3f}"
+            )
+    lines.append(
+        "goal met by: "
+        + (", ".join(goal["meeting"]) or "no defended configuration")
+        + (f" (best: {best})" if best else "")
+    )
+    lines.append(f"total {results['timings']['total_s']:.0f} s")
+    summary = {
+        "out": str(args.out),
+        "files": [str(p) for p in written],
+        "goal": goal,
+        "timings": results["timings"],
+    }
+    emit(summary, args.json, "\n".join(lines))
+    return 0
+
+
+def _run_leakage(args: argparse.Namespace) -> int:
+    sizes = parse_sizes(args.sizes)
+    epochs = parse_epochs(args.epochs)
+    attacks = _attacks(args.attacks)
+    check_shadows(args.shadows)
+    _check_out(args.out)
+    protocol = _protocol(args)
+    results = leakage_map(
+        args.data,
+        protocol,
+        sizes,
+        epochs,
+        attacks,
+        n_shadows=args.shadows,
+        seed=args.seed,
+        cache=open_cache(args),
+        progress=not args.json,
+    )
+    results_path = save_results(results, args.out / "results.json")
+    written = [results_path, *write_leakage_report(results, args.out)]
+    lines = [f"wrote {', '.join(str(p) for p in written)}"]
+    for size in results["sizes"]:
+        for n_epochs in results["epochs"]:
+            cell = results["cells"][size][str(n_epochs)]
+            lines.append(
+                f"{size:>5s} pairs {n_epochs:4d} epochs  accuracy {cell['utility']['accuracy']:.3f}"
+                f"  best AUC pair {cell['best']['pair']['auc']:.3f} "
+                f"identity {cell['best']['identity']['auc']:.3f}"
+            )
+    lines.append(f"total {results['timings']['total_s']:.0f} s")
+    summary = {
+        "out": str(args.out),
+        "files": [str(p) for p in written],
+        "timings": results["timings"],
+    }
+    emit(summary, args.json, "\n".join(lines))
+    return 0

@@ -3,7 +3,12 @@
 import argparse
 from pathlib import Path
 
-from facebone.cli.common import add_cache_argument, add_json_argument, open_cache
+from facebone.cli.common import (
+    add_cache_argument,
+    add_convert_color_argument,
+    add_json_argument,
+    open_cache,
+)
 from facebone.cli.output import emit
 from facebone.system import load_system
 
@@ -17,11 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image1", type=Path)
     parser.add_argument("image2", type=Path)
     parser.add_argument("--model", type=Path, required=True, help="model directory")
-    parser.add_argument(
-        "--convert-color",
-        action="store_true",
-        help="accept grayscale and transparent photos by converting them to RGB",
-    )
+    add_convert_color_argument(parser)
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)

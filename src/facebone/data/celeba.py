@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ logger = logging.getLogger(__name__)
 IMAGE_FOLDER = "img_align_celeba"
 IDENTITY_FILE = "identity_CelebA.txt"
 ATTRIBUTE_FILE = "list_attr_celeba.txt"
-
-PairRow = tuple[str, str, int]  # (image1, image2, label), as in the pairs CSV
 
 
 @dataclass(frozen=True)
@@ -147,7 +146,7 @@ def identity_labels(celeba: CelebA, attribute: str) -> dict[int, int]:
 
 def make_pairs(
     celeba: CelebA, identities: Iterable[int], n_pairs: int, seed: int = 0
-) -> list[PairRow]:
+) -> list[Pair]:
     """Draw `n_pairs` distinct (image1, image2, label) pairs from `identities` only.
 
     Half are same-identity pairs (label 1), half different-identity (label 0; the extra
@@ -174,7 +173,9 @@ def make_pairs(
     )
     pairs = [(rows[i], rows[j], 1) for i, j in same] + [(rows[i], rows[j], 0) for i, j in diff]
     order = np.random.default_rng(seed).permutation(len(pairs))
-    return [(celeba.images[pairs[k][0]], celeba.images[pairs[k][1]], pairs[k][2]) for k in order]
+    return [
+        Pair(celeba.images[pairs[k][0]], celeba.images[pairs[k][1]], pairs[k][2]) for k in order
+    ]
 
 
 def _sample_partners(

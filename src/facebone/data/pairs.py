@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,8 +27,9 @@ ROLES = ("target_train", "target_test", "attacker")
 DEFAULT_FRACTIONS = (0.4, 0.3, 0.3)
 
 
-@dataclass(frozen=True)
-class Pair:
+class Pair(NamedTuple):
+    """Two images (paths relative to the data root) and 1 if they show the same person."""
+
     image1: str
     image2: str
     label: int

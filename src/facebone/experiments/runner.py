@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 LEVELS = ("pair", "identity")
 # The issue's goal for a defended system, in every regime.
 GOAL = {"min_accuracy": 0.99, "max_auc": 0.55, "max_tpr_at_1pct_fpr": 0.02}
-# Shadows per shadow-based attack in a full comparison: LiRA's default is 16, which alone
-# would take most of the 10-minute budget over 20 configurations; see the report.
-DEFAULT_SHADOWS = 8
+# Shadows per shadow-based attack in a full comparison: LiRA's default of 16 (plus 4 for the
+# black-box attacks) would take most of the 10-minute budget over 20 configurations alone.
+DEFAULT_SHADOWS = 4
 
 
 @contextmanager
@@ -112,6 +112,7 @@ def attack_system(
     attacks: Sequence[str],
     n_shadows: int | None,
     seed: int,
+    identity_nonmembers: Sequence[Pair] | None = None,
     on_attack: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
     """Fit each attack on the attacker's pairs, score members and non-members once, evaluate
@@ -120,9 +121,20 @@ def attack_system(
     `n_shadows` (None: each attack's default) replaces the shadow count of every attack that
     trains shadows. The identity level mirrors `run_membership_attacks`: a person's score is
     the mean score of the candidate pairs involving them, and the attack's cut (chosen on
-    shadow pairs) is applied to it.
+    shadow pairs) is applied to it. `identity_nonmembers` (a subset of `nonmembers`; default
+    all) are the non-member pairs whose people are the identity level's non-members: drawn
+    like the members, they give non-member people as many pairs each as member people have.
+    A mean over fewer pairs spreads wider, so with unequal counts the side with fewer pairs
+    per person fills both tails of the scores, and TPR at low FPR measures that, not memory.
     """
     members, nonmembers = list(members), list(nonmembers)
+    outside_people = list(nonmembers if identity_nonmembers is None else identity_nonmembers)
+    row_of = {pair_key(p): len(members) + i for i, p in enumerate(nonmembers)}
+    if any(pair_key(p) not in row_of for p in outside_people):
+        raise FaceBoneError("identity_nonmembers must be a subset of nonmembers")
+    identity_pairs = members + outside_people
+    identity_rows = np.r_[np.arange(len(members)), [row_of[pair_key(p)] for p in outside_people]]
+    identity_rows = identity_rows.astype(np.int64)
     if {pair_key(p) for p in members} & {pair_key(p) for p in nonmembers}:
         raise FaceBoneError("some pairs are both members and non-members")
     member_people = {who for p in members for who in pair_identities(p)}
@@ -145,7 +157,7 @@ def attack_system(
         attack.fit(shadows, attacker_pairs)
         scores = attack.infer(target, candidates)
         results["pair"][name] = evaluate_scores(is_member, scores, attack.threshold_)
-        people = identity_scores(candidates, scores)
+        people = identity_scores(identity_pairs, scores[identity_rows])
         names = sorted(people)
         identity = evaluate_scores(
             np.array([who in member_people for who in names]),
@@ -168,10 +180,12 @@ def evaluate_system(
     attacks: Sequence[str],
     n_shadows: int | None,
     seed: int,
+    identity_test: Sequence[Pair] | None = None,
     on_attack: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train one target (`FRSystem(**params)`) on `training`, measure utility on `test`, and
-    attack it with `training` as members and `test` as non-members."""
+    attack it with `training` as members and `test` as non-members (at identity level, the
+    people of `identity_test`, a subset of `test` drawn like `training`; default all)."""
     started = time.perf_counter()
     embedder = embedders.get(params["backbones"])
     system = FRSystem(**params).fit(embedder, root, training)
@@ -201,6 +215,7 @@ def evaluate_system(
         attacks,
         n_shadows,
         seed,
+        identity_test,
         on_attack,
     )
     n_member_people = results["identity"][attacks[0]]["n_members"]
@@ -209,6 +224,8 @@ def evaluate_system(
         "system": params,
         "n_train": len(training),
         "n_attacker": len(attacker),
+        "n_test": len(test),
+        "n_identity_test": len(test if identity_test is None else identity_test),
         "utility": utility,
         "train_accuracy": train_accuracy,
         "generalisation_gap": train_accuracy - utility["accuracy"],
@@ -338,6 +355,7 @@ def compare(
                     attack_list,
                     n_shadows,
                     seed,
+                    identity_test=regime.training_pairs(protocol["target_test"], seed),
                     on_attack=lambda name, label=label: bar.set_postfix_str(f"{label} {name}"),
                 )
                 runs.setdefault(regime.name, {})[defense.name] = run
