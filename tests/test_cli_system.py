@@ -66,8 +66,8 @@ def test_evaluate_reports_every_metric(workspace, capsys):
     assert result["accuracy"] >= 0.99 and result["skipped"] == 0 and result["n_pairs"] > 300
 
 
-def test_verify_same_and_different(workspace, capsys, lfw_root, cache_dir):
-    base = ["verify", "--model", str(workspace["model"]), "--cache", str(cache_dir)]
+def test_verify_same_and_different(workspace, capsys, lfw_root):
+    base = ["verify", "--model", str(workspace["model"])]
     same = run_json(
         capsys, [*base[:1], str(lfw_root / POWELL[0]), str(lfw_root / POWELL[1]), *base[1:]]
     )

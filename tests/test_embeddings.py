@@ -1,9 +1,11 @@
 """The embedding cache: keyed by content, atomic, and a second run does no model work."""
 
+import os
 import shutil
 
 import numpy as np
 
+from facebone.atomic import write_text_atomic
 from facebone.embeddings import EmbeddingCache, embed_images
 
 PEOPLE = ["Colin_Powell", "Tony_Blair"]
@@ -79,3 +81,11 @@ def test_backbones_get_separate_cache_entries(lfw_root, tmp_path, backbone_pool)
     embed_images(root, paths[:2], [backbone_pool("sface")], cache, progress=False)
     keys = {p.name for p in (tmp_path / "cache").iterdir()}
     assert len(keys) == 1 and next(iter(keys)).startswith("sface-")
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    write_text_atomic(tmp_path / "a.txt", "hello")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]

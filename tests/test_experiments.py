@@ -32,7 +32,7 @@ RUN_KEYS = {
     "privacy",
     "attacks",
     "best",
-    "chance_auc_95",
+    "chance",
     "timings",
 }
 METRIC_KEYS = {"auc", "balanced_accuracy", "advantage", "tpr_at_fpr", "roc", "n_members"}

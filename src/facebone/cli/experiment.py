@@ -1,7 +1,6 @@
 """`facebone experiment`: the defense comparison and the leakage map, with their reports."""
 
 import argparse
-import logging
 from pathlib import Path
 
 from facebone.attacks import list_attacks
@@ -16,18 +15,8 @@ from facebone.cli.output import emit
 from facebone.data.lfw import scan_lfw
 from facebone.data.pairs import ROLES, make_protocol, read_pairs
 from facebone.errors import FaceBoneError
+from facebone.experiments import leakage
 from facebone.experiments.defenses import get_defense, list_defenses
-from facebone.experiments.leakage import (
-    DEFAULT_ATTACKS as LEAKAGE_ATTACKS,
-)
-from facebone.experiments.leakage import (
-    DEFAULT_EPOCHS,
-    DEFAULT_SIZES,
-    leakage_map,
-    parse_epochs,
-    parse_sizes,
-    size_label,
-)
 from facebone.experiments.regimes import get_regime, list_regimes
 from facebone.experiments.report import write_compare_report, write_leakage_report
 from facebone.experiments.runner import (
@@ -37,8 +26,6 @@ from facebone.experiments.runner import (
     compare,
     save_results,
 )
-
-log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,24 +78,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common_arguments(leakage_parser)
     leakage_parser.add_argument(
         "--sizes",
-        default=",".join(size_label(s) for s in DEFAULT_SIZES),
+        default=",".join(leakage.size_label(s) for s in leakage.DEFAULT_SIZES),
         help="training pairs per cell, 'all' for every target_train pair (default %(default)s)",
     )
     leakage_parser.add_argument(
         "--epochs",
-        default=",".join(map(str, DEFAULT_EPOCHS)),
+        default=",".join(map(str, leakage.DEFAULT_EPOCHS)),
         help="training epochs per cell (default %(default)s)",
     )
     leakage_parser.add_argument(
         "--attacks",
-        default=",".join(LEAKAGE_ATTACKS),
+        default=",".join(leakage.DEFAULT_ATTACKS),
         help="all, or comma-separated (default %(default)s)",
     )
     leakage_parser.add_argument(
         "--shadows",
         type=int,
-        default=DEFAULT_SHADOWS,
-        help=f"shadow systems per shadow-based attack (default {DEFAULT_SHADOWS})",
+        default=leakage.DEFAULT_SHADOWS,
+        help=f"shadow systems per shadow-based attack (default {leakage.DEFAULT_SHADOWS})",
     )
     leakage_parser.set_defaults(handler=_run_leakage)
 
@@ -204,13 +191,13 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def _run_leakage(args: argparse.Namespace) -> int:
-    sizes = parse_sizes(args.sizes)
-    epochs = parse_epochs(args.epochs)
+    sizes = leakage.parse_sizes(args.sizes)
+    epochs = leakage.parse_epochs(args.epochs)
     attacks = _attacks(args.attacks)
     check_shadows(args.shadows)
     _check_out(args.out)
     protocol = _protocol(args)
-    results = leakage_map(
+    results = leakage.leakage_map(
         args.data,
         protocol,
         sizes,

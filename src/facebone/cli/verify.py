@@ -4,10 +4,8 @@ import argparse
 from pathlib import Path
 
 from facebone.cli.common import (
-    add_cache_argument,
     add_convert_color_argument,
     add_json_argument,
-    open_cache,
 )
 from facebone.cli.output import emit
 from facebone.system import load_system
@@ -23,13 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image2", type=Path)
     parser.add_argument("--model", type=Path, required=True, help="model directory")
     add_convert_color_argument(parser)
-    add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    system = load_system(args.model, open_cache(args), progress=False)
+    # A user's photos are not dataset images: they are never cached.
+    system = load_system(args.model, cache=None, progress=False)
     try:
         answer = system.verify(args.image1, args.image2, args.convert_color)
     finally:

@@ -96,7 +96,7 @@ def _goal_lines(results: dict[str, Any]) -> list[str]:
     best = goal["best_defense"]
     if best is None:
         lines.append(
-            "**No defended configuration meets the goal.** The figures below say which part "
+            "**No defended configuration meets the goal as stated.** The table says which part "
             "each one misses."
         )
     else:
@@ -106,6 +106,20 @@ def _goal_lines(results: dict[str, Any]) -> list[str]:
             f"(worst-regime accuracy {goal['defenses'][best]['min_accuracy']:.3f})."
             + (f" Also meeting the goal: {', '.join(f'`{d}`' for d in others)}." if others else "")
         )
+    lines.append("")
+    noisy = goal["best_within_chance"]
+    lines.append(
+        "Allowing for measurement noise (an attack figure above the goal but below what the "
+        f"strongest attack at chance reaches with probability {1 - goal['chance_alpha']:.0%} on "
+        "these members and non-members): "
+        + (
+            f"best `{noisy}`; meeting: "
+            + ", ".join(f"`{d}`" for d in goal["meeting_within_chance"])
+            + "."
+            if noisy
+            else "still no defended configuration."
+        )
+    )
     multi = [d for d in goal["defenses"] if d.startswith("multi-")]
     if multi:
         passing = [d for d in multi if goal["defenses"][d]["meets"]]
@@ -118,7 +132,13 @@ def _goal_lines(results: dict[str, Any]) -> list[str]:
             )
         )
     lines.append("")
-    header = ["defense"] + [f"{r}: acc / max AUC / max TPR@1%" for r in regimes] + ["meets"]
+    header = [
+        "defense",
+        *[f"{r}: acc / max AUC / max TPR@1%" for r in regimes],
+        "meets",
+        "within chance",
+        "misses beyond chance",
+    ]
     rows = []
     for defense, entry in goal["defenses"].items():
         cells = []
@@ -130,7 +150,20 @@ def _goal_lines(results: dict[str, Any]) -> list[str]:
                 else f"{figures['accuracy']:.3f} / {figures['max_auc']:.3f} / "
                 f"{_pct(figures['max_tpr_at_1pct_fpr'])}"
             )
-        rows.append([f"`{defense}`", *cells, "yes" if entry["meets"] else "no"])
+        beyond = [
+            f"{regime}: {reason}"
+            for regime, figures in entry["regimes"].items()
+            for reason in figures["fails_beyond_chance"]
+        ]
+        rows.append(
+            [
+                f"`{defense}`",
+                *cells,
+                "yes" if entry["meets"] else "no",
+                "yes" if entry["meets_within_chance"] else "no",
+                "; ".join(beyond[:3]) + (f"; +{len(beyond) - 3} more" if len(beyond) > 3 else ""),
+            ]
+        )
     return lines + _table(header, rows)
 
 
@@ -189,15 +222,18 @@ def compare_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
             _utility_rows(runs),
         )
         for level in LEVELS:
-            chance = any_run["chance_auc_95"][level]
+            chance = any_run["chance"][level]
             n_in = any_run["attacks"][level][attacks[0]]["n_members"]
             n_out = any_run["attacks"][level][attacks[0]]["n_nonmembers"]
             lines += [
                 f"### Attacks, {level} level ({n_in} members, {n_out} non-members)",
                 "",
-                f"Each cell: ROC AUC / TPR at 1% FPR / TPR at 0.1% FPR. A single attack at "
-                f"chance stays below AUC {chance:.3f} with ~97.5% probability. Last column: the "
-                "strongest attack's balanced accuracy (at its shadow-chosen cut) / advantage.",
+                "Each cell: ROC AUC / TPR at 1% FPR / TPR at 0.1% FPR. The strongest of all "
+                f"attacks at chance stays below AUC {chance['auc']:.3f}, TPR@1%FPR "
+                f"{_pct(chance['tpr_at_fpr']['0.01'])}, TPR@0.1%FPR "
+                f"{_pct(chance['tpr_at_fpr']['0.001'])} (95%, Bonferroni over attacks and "
+                "levels). Last column: the strongest attack's balanced accuracy (at its "
+                "shadow-chosen cut) / advantage.",
                 "",
             ]
             lines += _table(
@@ -234,7 +270,8 @@ def plot_best_rocs(results: dict[str, Any], regime: str, path: Path) -> Path:
         axes.set_xlabel("false positive rate")
         axes.set_ylabel("true positive rate")
         axes.set_title(f"regime {regime}, {level} level: strongest attack per defense")
-        axes.legend(loc="lower right", fontsize="x-small")
+        # Upper left is where no ROC goes (low FPR, high TPR); the low-FPR tail stays visible.
+        axes.legend(loc="upper left", fontsize="x-small")
         axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     return _save(figure, path)
@@ -288,8 +325,20 @@ def leakage_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
         ],
     )
     for level in LEVELS:
+        chances = {
+            size: next(iter(results["cells"][size].values()))["chance"][level]
+            for size in results["sizes"]
+        }
         lines += [
-            f"## {level.capitalize()} level: strongest attack's AUC / TPR at 1% FPR / at 0.1% FPR",
+            f"## {level.capitalize()} level",
+            "",
+            "Each cell: the highest AUC over the attacks (and which attack) / the highest TPR at "
+            "1% FPR / at 0.1% FPR over the attacks. The strongest attack at chance stays below "
+            + "; ".join(
+                f"{size} pairs: AUC {c['auc']:.3f}, TPR@1% {_pct(c['tpr_at_fpr']['0.01'])}"
+                for size, c in chances.items()
+            )
+            + " (95%, Bonferroni).",
             "",
         ]
         lines += _table(
@@ -297,10 +346,9 @@ def leakage_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
             [
                 [size]
                 + [
-                    f"{c['best'][level]['auc']:.3f} / "
+                    f"{c['best'][level]['auc']:.3f} ({c['best'][level]['attack']}) / "
                     f"{_pct(c['best'][level]['max_tpr_at_fpr']['0.01'])} / "
                     f"{_pct(c['best'][level]['max_tpr_at_fpr']['0.001'])}"
-                    f" ({c['best'][level]['attack']}; chance < {c['chance_auc_95'][level]:.3f})"
                     for c in (results["cells"][size][str(e)] for e in epochs)
                 ]
                 for size in results["sizes"]
@@ -328,7 +376,7 @@ def plot_leakage_heatmap(results: dict[str, Any], path: Path) -> Path:
     """Strongest attack's AUC per (size, epochs), one panel per level, TPR@1% annotated."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(11, 4.5))
+    figure = Figure(figsize=(12, 4.8))
     panels = figure.subplots(1, 2)
     image = None
     for axes, level in zip(panels, LEVELS, strict=True):
@@ -350,7 +398,7 @@ def plot_leakage_heatmap(results: dict[str, Any], path: Path) -> Path:
         axes.set_yticks(range(len(results["sizes"])), results["sizes"])
         axes.set_xlabel("epochs")
         axes.set_ylabel("training pairs")
-        axes.set_title(f"{level} level: best attack AUC (TPR at 1% FPR)")
+        axes.set_title(f"{level} level: best AUC (best TPR at 1% FPR)", fontsize="medium")
     figure.colorbar(image, ax=list(panels), label="ROC AUC")
     return _save(figure, path)
 

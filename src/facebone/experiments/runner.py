@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 from tqdm import tqdm
 
 import facebone
 from facebone.atomic import write_text_atomic
 from facebone.attacks import cached_shadow_trainer, create_attack, list_attacks
 from facebone.attacks.base import identity_scores, pair_identities, pair_key
-from facebone.attacks.metrics import evaluate_scores
+from facebone.attacks.metrics import LOW_FPRS, evaluate_scores
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 from facebone.data.pairs import Pair
 from facebone.embeddings.cache import EmbeddingCache
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 LEVELS = ("pair", "identity")
 # The issue's goal for a defended system, in every regime.
 GOAL = {"min_accuracy": 0.99, "max_auc": 0.55, "max_tpr_at_1pct_fpr": 0.02}
+# Chance bounds hold for the strongest attack with probability about 1 - CHANCE_ALPHA.
+CHANCE_ALPHA = 0.05
 # Shadows per shadow-based attack in a full comparison: LiRA's default of 16 (plus 4 for the
 # black-box attacks) would take most of the 10-minute budget over 20 configurations alone.
 DEFAULT_SHADOWS = 4
@@ -80,12 +83,26 @@ class EmbedderPool:
         self._embedders.clear()
 
 
-def chance_auc_bound(n_members: int, n_nonmembers: int) -> float:
-    """AUC that a single attack at chance stays below with ~97.5% probability (normal
-    approximation of the null AUC's spread); a maximum over several attacks exceeds it more
-    often."""
+def chance_bounds(
+    n_members: int, n_nonmembers: int, n_tests: int, alpha: float = CHANCE_ALPHA
+) -> dict[str, Any]:
+    """What the strongest of `n_tests` attack evaluations at chance stays below with
+    probability about 1 - alpha (Bonferroni, so conservative for correlated attacks).
+
+    AUC: the null Mann-Whitney AUC, normal approximation. TPR at FPR f: with k = floor(f * n)
+    false positives allowed among n non-members, the best threshold is the (k+1)-th highest
+    non-member score; under the null a member lies above it with probability
+    Beta(k+1, n-k), so the number of members above is beta-binomial. With 100 members and
+    ~100 non-members a chance attack reaches a few percent TPR at 1% FPR.
+    """
+    level = 1.0 - alpha / max(n_tests, 1)
     sd = math.sqrt((n_members + n_nonmembers + 1) / (12.0 * n_members * n_nonmembers))
-    return 0.5 + 1.96 * sd
+    tpr = {}
+    for fpr in LOW_FPRS:
+        k = math.floor(fpr * n_nonmembers + 1e-12)
+        count = stats.betabinom.ppf(level, n_members, k + 1, n_nonmembers - k)
+        tpr[str(fpr)] = float(count) / n_members
+    return {"auc": 0.5 + float(stats.norm.ppf(level)) * sd, "tpr_at_fpr": tpr}
 
 
 def _best(attacks: Mapping[str, dict]) -> dict[str, Any]:
@@ -218,6 +235,7 @@ def evaluate_system(
         identity_test,
         on_attack,
     )
+    n_tests = len(results["pair"]) * len(LEVELS)
     n_member_people = results["identity"][attacks[0]]["n_members"]
     n_nonmember_people = results["identity"][attacks[0]]["n_nonmembers"]
     return {
@@ -232,9 +250,10 @@ def evaluate_system(
         "privacy": privacy,
         "attacks": results,
         "best": {level: _best(results[level]) for level in LEVELS},
-        "chance_auc_95": {
-            "pair": chance_auc_bound(len(training), len(test)),
-            "identity": chance_auc_bound(n_member_people, n_nonmember_people),
+        "chance": {
+            # The goal takes the strongest of every attack at both levels.
+            "pair": chance_bounds(len(training), len(test), n_tests),
+            "identity": chance_bounds(n_member_people, n_nonmember_people, n_tests),
         },
         "timings": {
             "train_s": train_s,
@@ -269,25 +288,43 @@ def check_protocol(protocol: Mapping[str, Sequence[Pair]]) -> None:
 
 
 def meets_goal(run: dict[str, Any]) -> dict[str, Any]:
-    """The goal's three figures for one run (worst case over attacks and levels)."""
+    """The goal's figures for one run: the worst case over attacks and levels.
+
+    `meets` is the goal as stated. `meets_within_chance` also accepts an attack figure above
+    the goal but below what the strongest attack at chance reaches on this many members and
+    non-members (`run["chance"]`), where the measurement cannot tell the two apart.
+    """
     accuracy = run["utility"]["accuracy"]
-    max_auc = max(a["auc"] for level in LEVELS for a in run["attacks"][level].values())
-    max_tpr = max(
-        a["tpr_at_fpr"]["0.01"] for level in LEVELS for a in run["attacks"][level].values()
-    )
-    fails = []
+    fails, beyond_chance = [], []
     if accuracy < GOAL["min_accuracy"]:
         fails.append(f"accuracy {accuracy:.3f} < {GOAL['min_accuracy']}")
-    if max_auc > GOAL["max_auc"]:
-        fails.append(f"attack AUC {max_auc:.3f} > {GOAL['max_auc']}")
-    if max_tpr > GOAL["max_tpr_at_1pct_fpr"]:
-        fails.append(f"TPR@1%FPR {max_tpr:.3f} > {GOAL['max_tpr_at_1pct_fpr']}")
+        beyond_chance.append(fails[-1])
+    figures = {"accuracy": accuracy, "max_auc": 0.0, "max_tpr_at_1pct_fpr": 0.0}
+    for level in LEVELS:
+        chance = run["chance"][level]
+        for name, metrics in run["attacks"][level].items():
+            checks = (
+                ("max_auc", "AUC", metrics["auc"], GOAL["max_auc"], chance["auc"]),
+                (
+                    "max_tpr_at_1pct_fpr",
+                    "TPR@1%FPR",
+                    metrics["tpr_at_fpr"]["0.01"],
+                    GOAL["max_tpr_at_1pct_fpr"],
+                    chance["tpr_at_fpr"]["0.01"],
+                ),
+            )
+            for key, what, value, limit, noise in checks:
+                figures[key] = max(figures[key], value)
+                if value > limit:
+                    fails.append(f"{name} {level} {what} {value:.3f} > {limit}")
+                    if value > noise:
+                        beyond_chance.append(f"{fails[-1]} (chance < {noise:.3f})")
     return {
-        "accuracy": accuracy,
-        "max_auc": max_auc,
-        "max_tpr_at_1pct_fpr": max_tpr,
+        **figures,
         "meets": not fails,
         "fails": fails,
+        "meets_within_chance": not beyond_chance,
+        "fails_beyond_chance": beyond_chance,
     }
 
 
@@ -300,15 +337,27 @@ def goal_summary(runs: Mapping[str, Mapping[str, dict]]) -> dict[str, Any]:
             per_defense.setdefault(defense, {"regimes": {}})["regimes"][regime] = meets_goal(run)
     for entry in per_defense.values():
         entry["meets"] = all(r["meets"] for r in entry["regimes"].values())
+        entry["meets_within_chance"] = all(
+            r["meets_within_chance"] for r in entry["regimes"].values()
+        )
         entry["min_accuracy"] = min(r["accuracy"] for r in entry["regimes"].values())
-    meeting = [d for d, e in per_defense.items() if e["meets"] and d != UNDEFENDED]
-    best = max(meeting, key=lambda d: per_defense[d]["min_accuracy"]) if meeting else None
+
+    def best_of(key: str) -> tuple[list[str], str | None]:
+        meeting = [d for d, e in per_defense.items() if e[key] and d != UNDEFENDED]
+        best = max(meeting, key=lambda d: per_defense[d]["min_accuracy"]) if meeting else None
+        return meeting, best
+
+    meeting, best = best_of("meets")
+    meeting_within_chance, best_within_chance = best_of("meets_within_chance")
     return {
         "criteria": dict(GOAL),
         "scope": "every attack, pair and identity level, every regime run",
+        "chance_alpha": CHANCE_ALPHA,
         "defenses": per_defense,
         "meeting": meeting,
         "best_defense": best,
+        "meeting_within_chance": meeting_within_chance,
+        "best_within_chance": best_within_chance,
     }
 
 
