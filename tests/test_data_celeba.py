@@ -127,7 +127,7 @@ def test_missing_pieces(celeba_root: Path, tmp_path: Path) -> None:
     with pytest.raises(FaceBoneError, match=r"1 image\(s\) .* missing .* 000007.jpg"):
         load_celeba(copy)
     (copy / ATTRIBUTE_FILE).unlink()
-    with pytest.raises(FaceBoneError, match=f"{ATTRIBUTE_FILE} not found"):
+    with pytest.raises(FaceBoneError, match=f"{ATTRIBUTE_FILE} does not exist"):
         load_celeba(copy)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from facebone.data.pairs import Pair
+from facebone.data.text_files import read_text
 from facebone.errors import FaceBoneError
 
 logger = logging.getLogger(__name__)
@@ -256,12 +257,7 @@ def _read_attributes(path: Path) -> tuple[list[str], dict[str, list[int]]]:
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """Non-blank lines with their 1-based numbers."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FaceBoneError(f"CelebA file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise FaceBoneError(f"cannot read {path}: {error}") from error
+    text = read_text(path, "CelebA file")
     return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from facebone.atomic import write_text_atomic
 from facebone.data.lfw import FaceImage
+from facebone.data.text_files import read_text
 from facebone.errors import FaceBoneError
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,7 @@ def read_pairs(csv_path: str | Path, data_root: str | Path) -> PairList:
     bad label is an error with its line number.
     """
     csv_path, data_root = Path(csv_path), Path(data_root)
-    try:
-        text = csv_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FaceBoneError(f"pairs file {csv_path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise FaceBoneError(f"pairs file {csv_path} cannot be read ({error})") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(read_text(csv_path, "pairs file")))
     header = next(reader, None)
     if header is None:
         raise FaceBoneError(f"pairs file {csv_path} is empty")

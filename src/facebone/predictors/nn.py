@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,18 @@ def pair_features(
     onehot[np.arange(a.shape[0]), source_index] = 1.0
     cos = prod.sum(axis=1, keepdims=True)
     return np.concatenate([np.abs(a - b), prod, cos, onehot], axis=1).astype(np.float32)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread: these MLPs are too small to gain from more, and on a busy
+    2-core machine thread hand-offs made each step 10-30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_mlp(in_features: int, hidden: Sequence[int], dropout: float) -> nn.Sequential:
@@ -129,6 +142,10 @@ class NNPredictor(Predictor):
         return 2 * self.n_features_in_ + 1 + len(self.sources_)
 
     def _fit(self, a: np.ndarray, b: np.ndarray, y: np.ndarray, src: np.ndarray) -> None:
+        with one_torch_thread():
+            self._fit_model(a, b, y, src)
+
+    def _fit_model(self, a: np.ndarray, b: np.ndarray, y: np.ndarray, src: np.ndarray) -> None:
         self._check_params()
         x = torch.from_numpy(pair_features(a, b, self._source_index(src), len(self.sources_)))
         t = torch.from_numpy(y.astype(np.float32))
@@ -246,7 +263,7 @@ class NNPredictor(Predictor):
                 f"{a.shape[1]}; zero-pad or truncate to the width used in fit."
             )
         x = torch.from_numpy(pair_features(a, b, self._source_index(src), len(self.sources_)))
-        with torch.no_grad():
+        with torch.no_grad(), one_torch_thread():
             logits = self.model_(x).squeeze(1).numpy().astype(np.float64)
         return 0.5 * (1.0 + np.tanh(0.5 * logits))
 
