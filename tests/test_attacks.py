@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from facebone.attacks import (
     AttackError,
@@ -37,6 +36,7 @@ from facebone.attacks.embedding_target import (
 from facebone.attacks.metrics import downsample_roc, tpr_at_fpr
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
+from facebone.experiments.runner import torch_threads
 from facebone.predictors import create_predictor
 
 N_MEMBERS = 60
@@ -59,10 +59,8 @@ METRIC_KEYS = {
 @pytest.fixture(scope="module", autouse=True)
 def _one_torch_thread():
     # Tiny MLPs run fastest on one thread, and CI machines are often shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def overfitting_predictor(seed: int):

@@ -2,7 +2,9 @@
 
 Every attack is one class with the scikit-learn contract (`fit(shadow_trainer, attacker_pairs)`,
 `infer(target, candidates)`), in one module each; `create_attack(name)` builds one by its name
-and `run_membership_attacks` runs several and evaluates them at pair or identity level.
+and `run_membership_attacks` runs several and evaluates them at pair or identity level
+(`runner.evaluate_membership_attacks`, which the experiments use, evaluates one scoring at
+both levels and can override the shadow count).
 
 Names: "blackbox-gb", "blackbox-rf", "blackbox-nn" (black_box.py, ART's learned attack),
 "rule-based" (rule_based.py), "lira" (lira.py, offline LiRA), "label-only" (label_only.py).

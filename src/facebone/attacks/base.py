@@ -268,6 +268,19 @@ class MembershipAttack(ABC):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
 
 
+class ShadowAttack(MembershipAttack):
+    """Base class of the attacks that train `n_shadows` shadow systems seeded by `seed`;
+    subclasses store both in their constructor and may raise `min_shadows`."""
+
+    min_shadows: ClassVar[int] = 1
+    n_shadows: int
+    seed: int
+
+    def _check_params(self) -> None:
+        check_positive_int(self.n_shadows, "n_shadows", minimum=self.min_shadows)
+        check_positive_int(self.seed, "seed", minimum=0)
+
+
 def check_positive_int(value: object, name: str, minimum: int = 1) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise AttackError(f"{name} must be an integer >= {minimum}, got {value!r}.")

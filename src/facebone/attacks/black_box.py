@@ -16,10 +16,9 @@ from art.estimators.classification import BlackBoxClassifier
 
 from facebone.attacks.base import (
     AttackError,
-    MembershipAttack,
     QueryFn,
+    ShadowAttack,
     ShadowTrainer,
-    check_positive_int,
     labels_of,
     query,
     shadow_splits,
@@ -43,7 +42,7 @@ def _no_queries(x: np.ndarray) -> np.ndarray:
     raise AttackError("the ART attack model tried to query an estimator directly (a bug).")
 
 
-class BlackBoxAttack(MembershipAttack):
+class BlackBoxAttack(ShadowAttack):
     """Shadow-model attack whose attack model is ART's gradient boosting, random forest or MLP.
 
     Parameters
@@ -66,8 +65,7 @@ class BlackBoxAttack(MembershipAttack):
     def _check_params(self) -> None:
         if self.model not in MODELS:
             raise AttackError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}.")
-        check_positive_int(self.n_shadows, "n_shadows")
-        check_positive_int(self.seed, "seed", minimum=0)
+        super()._check_params()
 
     def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None:
         members, nonmembers = [], []

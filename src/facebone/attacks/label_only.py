@@ -23,11 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from facebone.attacks.base import (
-    MembershipAttack,
     QueryFn,
+    ShadowAttack,
     ShadowTrainer,
     best_threshold,
-    check_positive_int,
     labels_of,
     query,
     shadow_splits,
@@ -49,7 +48,7 @@ def _cells(fn: QueryFn, pairs: list[Pair], who: str) -> np.ndarray:
     return 3 * labels + correct
 
 
-class LabelOnlyAttack(MembershipAttack):
+class LabelOnlyAttack(ShadowAttack):
     """Shadow-calibrated decision-only attack (see the module docstring).
 
     Parameters
@@ -67,10 +66,6 @@ class LabelOnlyAttack(MembershipAttack):
     def __init__(self, n_shadows: int = 4, seed: int = 0) -> None:
         self.n_shadows = n_shadows
         self.seed = seed
-
-    def _check_params(self) -> None:
-        check_positive_int(self.n_shadows, "n_shadows")
-        check_positive_int(self.seed, "seed", minimum=0)
 
     def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None:
         cells_in, cells_out = [], []

@@ -14,11 +14,10 @@ import numpy as np
 
 from facebone.attacks.base import (
     AttackError,
-    MembershipAttack,
     QueryFn,
+    ShadowAttack,
     ShadowTrainer,
     best_threshold,
-    check_positive_int,
     labels_of,
     logit_confidence,
     query,
@@ -51,7 +50,7 @@ def _out_gaussian(phi: np.ndarray, out: np.ndarray, per_pair: bool) -> tuple:
     return mean, np.maximum(np.sqrt(var), MIN_STD), usable
 
 
-class LiRAAttack(MembershipAttack):
+class LiRAAttack(ShadowAttack):
     """Offline LiRA on the target's confidence in each pair's true label.
 
     Parameters
@@ -72,6 +71,7 @@ class LiRAAttack(MembershipAttack):
     """
 
     name = "lira"
+    min_shadows = 2
 
     def __init__(self, n_shadows: int = 16, variance: str = "auto", seed: int = 0) -> None:
         self.n_shadows = n_shadows
@@ -79,8 +79,7 @@ class LiRAAttack(MembershipAttack):
         self.seed = seed
 
     def _check_params(self) -> None:
-        check_positive_int(self.n_shadows, "n_shadows", minimum=2)
-        check_positive_int(self.seed, "seed", minimum=0)
+        super()._check_params()
         if self.variance not in VARIANCES:
             raise AttackError(
                 f"variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}."
@@ -106,9 +105,7 @@ class LiRAAttack(MembershipAttack):
     def _shadow_threshold(self, pairs: list[Pair], inside: np.ndarray, per_pair: bool) -> float:
         """Threshold with the best balanced accuracy when each shadow plays the target."""
         labels = labels_of(pairs)
-        phi = np.stack(
-            [logit_confidence(query(s, pairs, "a shadow"), labels) for s in self.shadows_]
-        )
+        phi = self._shadow_phi(pairs, labels)
         scores, truth = [], []
         for k in range(self.n_shadows):
             out = ~inside
@@ -121,11 +118,15 @@ class LiRAAttack(MembershipAttack):
             return 0.0
         return best_threshold(truth_all, scores_all)
 
-    def _infer(self, target: QueryFn, pairs: list[Pair]) -> np.ndarray:
-        labels = labels_of(pairs)
-        phi = np.stack(
+    def _shadow_phi(self, pairs: list[Pair], labels: np.ndarray) -> np.ndarray:
+        """Each shadow's phi on each pair, shape (shadows, pairs)."""
+        return np.stack(
             [logit_confidence(query(s, pairs, "a shadow"), labels) for s in self.shadows_]
         )
+
+    def _infer(self, target: QueryFn, pairs: list[Pair]) -> np.ndarray:
+        labels = labels_of(pairs)
+        phi = self._shadow_phi(pairs, labels)
         mean, std, _ = _out_gaussian(phi, np.ones_like(phi, dtype=bool), self.per_pair_variance_)
         phi_target = logit_confidence(query(target, pairs), labels)
         return (phi_target - mean) / std

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,11 +35,16 @@ def _checked_inputs(
     attacker_pairs: Sequence[Pair],
     members: Sequence[Pair],
     nonmembers: Sequence[Pair],
-    level: str,
+    levels: Sequence[str],
     attacks: Sequence[str],
 ) -> tuple[list[Pair], list[Pair], list[Pair]]:
-    if level not in LEVELS:
-        raise FaceBoneError(f"level must be one of {', '.join(LEVELS)}, got {level!r}.")
+    if isinstance(levels, str):
+        raise FaceBoneError("levels must be a list of level names, not one string.")
+    if not levels:
+        raise FaceBoneError(f"no level chosen; choose from: {', '.join(LEVELS)}.")
+    for level in levels:
+        if level not in LEVELS:
+            raise FaceBoneError(f"level must be one of {', '.join(LEVELS)}, got {level!r}.")
     if isinstance(attacks, str):
         raise FaceBoneError("attacks must be a list of attack names, not one string.")
     if not attacks:
@@ -57,7 +62,7 @@ def _checked_inputs(
             f"{len(both)} image pairs are both members and non-members, for example "
             f"{' & '.join(example)}; membership must be unambiguous."
         )
-    if level == "identity":
+    if "identity" in levels:
         people_in = {who for p in inside for who in pair_identities(p)}
         people_out = {who for p in outside for who in pair_identities(p)}
         shared = people_in & people_out
@@ -76,6 +81,102 @@ def _checked_inputs(
     return attacker, inside, outside
 
 
+def _identity_rows(
+    inside: list[Pair], outside: list[Pair], identity_nonmembers: Sequence[Pair] | None
+) -> tuple[list[Pair], np.ndarray]:
+    """The candidate pairs whose people are the identity level's candidates, and their rows
+    among `inside + outside`: every member pair, and the `identity_nonmembers` (default all
+    non-member pairs)."""
+    if identity_nonmembers is None:
+        return inside + outside, np.arange(len(inside) + len(outside), dtype=np.int64)
+    row_of = {pair_key(p): len(inside) + i for i, p in enumerate(outside)}
+    chosen = list(identity_nonmembers)
+    if any(pair_key(p) not in row_of for p in chosen):
+        raise FaceBoneError("identity_nonmembers must be a subset of nonmembers")
+    rows = np.r_[np.arange(len(inside)), [row_of[pair_key(p)] for p in chosen]]
+    return inside + chosen, rows.astype(np.int64)
+
+
+def evaluate_membership_attacks(
+    target: QueryFn,
+    shadow_trainer: ShadowTrainer,
+    attacker_pairs: Sequence[Pair],
+    members: Sequence[Pair],
+    nonmembers: Sequence[Pair],
+    levels: Sequence[str] = ("pair",),
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
+    seed: int = 0,
+    n_shadows: int | None = None,
+    identity_nonmembers: Sequence[Pair] | None = None,
+    on_attack: Callable[[str], None] | None = None,
+    progress: bool = False,
+    log_level: int = logging.DEBUG,
+) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
+    """Fit each attack once on the attacker's pairs, score the candidates once, and evaluate
+    the scores at each of `levels`. Returns `({level: {attack: metrics}}, {attack: seconds})`.
+
+    `members` were in the target's training pairs and `nonmembers` were not. At "identity"
+    level a person's score is the mean score of the candidate pairs that involve them, and the
+    attack's cut (chosen on shadow pairs) is applied to it; member people are those of member
+    pairs, and they must be disjoint from the people of non-member pairs.
+    `identity_nonmembers` (a subset of `nonmembers`; default all) are the non-member pairs
+    whose people are the identity level's non-members: drawn like the members, they give
+    non-member people as many pairs each as member people have. A mean over fewer pairs
+    spreads wider, so with unequal counts the side with fewer pairs per person fills both
+    tails of the scores, and TPR at low FPR measures that, not memory.
+
+    `n_shadows` (None: each attack's default) replaces the shadow count of every attack that
+    trains shadows. Shadows are shared between attacks that ask for the same ones.
+    `on_attack(name)` is called as each attack starts; each attack's figures are logged at
+    `log_level` as it ends.
+    """
+    attacker, inside, outside = _checked_inputs(
+        attacker_pairs, members, nonmembers, levels, attacks
+    )
+    identity_pairs, identity_rows = _identity_rows(inside, outside, identity_nonmembers)
+    candidates = inside + outside
+    is_member = np.r_[np.ones(len(inside), bool), np.zeros(len(outside), bool)]
+    member_people = {who for p in inside for who in pair_identities(p)}
+    shadows = cached_shadow_trainer(shadow_trainer)
+    results: dict[str, dict[str, dict]] = {level: {} for level in levels}
+    seconds: dict[str, float] = {}
+    for name in tqdm(list(dict.fromkeys(attacks)), desc="attacks", disable=not progress):
+        if on_attack is not None:
+            on_attack(name)
+        start = time.perf_counter()
+        attack = create_attack(name, seed)
+        if n_shadows is not None and hasattr(attack, "n_shadows"):
+            attack.n_shadows = n_shadows
+        attack.fit(shadows, attacker)
+        scores = attack.infer(target, candidates)
+        for level in levels:
+            if level == "pair":
+                metrics = evaluate_scores(is_member, scores, attack.threshold_)
+            else:
+                people = identity_scores(identity_pairs, scores[identity_rows])
+                names = sorted(people)
+                metrics = evaluate_scores(
+                    np.array([who in member_people for who in names]),
+                    np.array([people[who] for who in names]),
+                    attack.threshold_,
+                )
+                # The cut was chosen on shadow pairs and is applied to people's mean pair scores.
+                metrics["balanced_accuracy_threshold"] = "shadow-pair"
+            results[level][name] = metrics
+        seconds[name] = time.perf_counter() - start
+        for level in levels:
+            log.log(
+                log_level,
+                "%s (%s level): AUC %.3f, TPR@1%%FPR %.3f, %.1f s",
+                name,
+                level,
+                results[level][name]["auc"],
+                results[level][name]["tpr_at_fpr"]["0.01"],
+                seconds[name],
+            )
+    return results, seconds
+
+
 def run_membership_attacks(
     target: QueryFn,
     shadow_trainer: ShadowTrainer,
@@ -87,44 +188,22 @@ def run_membership_attacks(
     seed: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Fit each attack on the attacker's pairs, score the candidates, and evaluate.
+    """Fit each attack on the attacker's pairs, score the candidates, and evaluate at `level`
+    ("pair" or "identity"; see `evaluate_membership_attacks`).
 
-    `members` were in the target's training pairs and `nonmembers` were not. At "identity"
-    level each person's score is the mean score of the candidate pairs that involve them;
-    member people are those of member pairs, the rest come from non-member pairs, and the two
-    sets must be disjoint. Shadows are shared between attacks that ask for the same ones.
     Returns `{"level": ..., "seed": ..., "attacks": {name: evaluate_scores(...)}}`, which is
     JSON-serialisable.
     """
-    attacker, inside, outside = _checked_inputs(attacker_pairs, members, nonmembers, level, attacks)
-    candidates = inside + outside
-    is_member = np.r_[np.ones(len(inside), bool), np.zeros(len(outside), bool)]
-    shadows = cached_shadow_trainer(shadow_trainer)
-    results: dict[str, Any] = {}
-    for name in tqdm(list(dict.fromkeys(attacks)), desc="attacks", disable=not progress):
-        start = time.perf_counter()
-        attack = create_attack(name, seed).fit(shadows, attacker)
-        scores = attack.infer(target, candidates)
-        if level == "pair":
-            metrics = evaluate_scores(is_member, scores, attack.threshold_)
-        else:
-            people = identity_scores(candidates, scores)
-            member_people = {who for p in inside for who in pair_identities(p)}
-            names = sorted(people)
-            metrics = evaluate_scores(
-                np.array([who in member_people for who in names]),
-                np.array([people[who] for who in names]),
-                attack.threshold_,
-            )
-            # The cut was chosen on shadow pairs and is applied to people's mean pair scores.
-            metrics["balanced_accuracy_threshold"] = "shadow-pair"
-        results[name] = metrics
-        log.info(
-            "%s (%s level): AUC %.3f, TPR@1%%FPR %.3f, %.1f s",
-            name,
-            level,
-            metrics["auc"],
-            metrics["tpr_at_fpr"]["0.01"],
-            time.perf_counter() - start,
-        )
-    return {"level": level, "seed": seed, "attacks": results}
+    results, _ = evaluate_membership_attacks(
+        target,
+        shadow_trainer,
+        attacker_pairs,
+        members,
+        nonmembers,
+        levels=(level,),
+        attacks=attacks,
+        seed=seed,
+        progress=progress,
+        log_level=logging.INFO,
+    )
+    return {"level": level, "seed": seed, "attacks": results[level]}

@@ -70,6 +70,9 @@ class OnnxBackbone(Backbone):
         self.weights_id = file_sha256(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Idle onnxruntime threads otherwise spin for a while after each run, stealing the
+        # cores that the next stage (or another backbone) needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         try:

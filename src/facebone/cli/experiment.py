@@ -1,7 +1,9 @@
 """`facebone experiment`: the defense comparison and the leakage map, with their reports."""
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from facebone.attacks import list_attacks
 from facebone.cli.common import (
@@ -56,14 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=",".join(list_regimes()),
         help=f"comma-separated (default {','.join(list_regimes())})",
     )
-    compare_parser.add_argument(
-        "--attacks", default="all", help=f"all, or comma-separated from {','.join(list_attacks())}"
-    )
-    compare_parser.add_argument(
-        "--shadows",
-        type=int,
-        default=DEFAULT_SHADOWS,
-        help=f"shadow systems per shadow-based attack (default {DEFAULT_SHADOWS})",
+    _attack_arguments(
+        compare_parser,
+        "all",
+        f"all, or comma-separated from {','.join(list_attacks())}",
+        DEFAULT_SHADOWS,
     )
     compare_parser.set_defaults(handler=_run_compare)
 
@@ -86,16 +85,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=",".join(map(str, leakage.DEFAULT_EPOCHS)),
         help="training epochs per cell (default %(default)s)",
     )
-    leakage_parser.add_argument(
-        "--attacks",
-        default=",".join(leakage.DEFAULT_ATTACKS),
-        help="all, or comma-separated (default %(default)s)",
-    )
-    leakage_parser.add_argument(
-        "--shadows",
-        type=int,
-        default=leakage.DEFAULT_SHADOWS,
-        help=f"shadow systems per shadow-based attack (default {leakage.DEFAULT_SHADOWS})",
+    _attack_arguments(
+        leakage_parser,
+        ",".join(leakage.DEFAULT_ATTACKS),
+        "all, or comma-separated (default %(default)s)",
+        leakage.DEFAULT_SHADOWS,
     )
     leakage_parser.set_defaults(handler=_run_leakage)
 
@@ -112,6 +106,18 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_cache_argument(parser)
     add_json_argument(parser)
+
+
+def _attack_arguments(
+    parser: argparse.ArgumentParser, attacks: str, attacks_help: str, shadows: int
+) -> None:
+    parser.add_argument("--attacks", default=attacks, help=attacks_help)
+    parser.add_argument(
+        "--shadows",
+        type=int,
+        default=shadows,
+        help=f"shadow systems per shadow-based attack (default {shadows})",
+    )
 
 
 def _names(text: str, what: str) -> list[str]:
@@ -140,6 +146,48 @@ def _check_out(out: Path) -> None:
         raise FaceBoneError(f"--out {out} exists and is not a folder")
 
 
+def _run_experiment(
+    args: argparse.Namespace,
+    experiment: Callable[..., dict[str, Any]],
+    write_report: Callable[[dict[str, Any], Path], list[Path]],
+    describe: Callable[[dict[str, Any]], tuple[list[str], dict[str, Any]]],
+    **options: Any,
+) -> int:
+    """Check the options every experiment shares, run `experiment(data, protocol, ...,
+    **options)`, write results.json and the report into --out, and print a summary:
+    `describe(results)` gives its lines and the entries the JSON summary adds."""
+    attacks = _attacks(args.attacks)
+    check_shadows(args.shadows)
+    _check_out(args.out)
+    protocol = _protocol(args)
+    results = experiment(
+        args.data,
+        protocol,
+        attacks=attacks,
+        n_shadows=args.shadows,
+        seed=args.seed,
+        cache=open_cache(args),
+        progress=not args.json,
+        **options,
+    )
+    results_path = save_results(results, args.out / "results.json")
+    written = [results_path, *write_report(results, args.out)]
+    lines, extra = describe(results)
+    lines = [
+        f"wrote {', '.join(str(p) for p in written)}",
+        *lines,
+        f"total {results['timings']['total_s']:.0f} s",
+    ]
+    summary = {
+        "out": str(args.out),
+        "files": [str(p) for p in written],
+        **extra,
+        "timings": results["timings"],
+    }
+    emit(summary, args.json, "\n".join(lines))
+    return 0
+
+
 def _run_compare(args: argparse.Namespace) -> int:
     defenses = _names(args.defenses, "defenses")
     regimes = _names(args.regimes, "regimes")
@@ -147,26 +195,20 @@ def _run_compare(args: argparse.Namespace) -> int:
         get_defense(name)
     for name in regimes:
         get_regime(name)
-    attacks = _attacks(args.attacks)
-    check_shadows(args.shadows)
-    _check_out(args.out)
-    protocol = _protocol(args)
-    results = compare(
-        args.data,
-        protocol,
-        defenses,
-        regimes,
-        attacks,
-        n_shadows=args.shadows,
-        seed=args.seed,
-        cache=open_cache(args),
-        progress=not args.json,
+    return _run_experiment(
+        args,
+        compare,
+        write_compare_report,
+        _describe_compare,
+        defenses=defenses,
+        regimes=regimes,
     )
-    results_path = save_results(results, args.out / "results.json")
-    written = [results_path, *write_compare_report(results, args.out)]
+
+
+def _describe_compare(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     goal = results["goal"]
     best = goal["best_defense"]
-    lines = [f"wrote {', '.join(str(p) for p in written)}"]
+    lines = []
     for regime, runs in results["runs"].items():
         for defense, run in runs.items():
             lines.append(
@@ -179,38 +221,24 @@ def _run_compare(args: argparse.Namespace) -> int:
         + (", ".join(goal["meeting"]) or "no defended configuration")
         + (f" (best: {best})" if best else "")
     )
-    lines.append(f"total {results['timings']['total_s']:.0f} s")
-    summary = {
-        "out": str(args.out),
-        "files": [str(p) for p in written],
-        "goal": goal,
-        "timings": results["timings"],
-    }
-    emit(summary, args.json, "\n".join(lines))
-    return 0
+    return lines, {"goal": goal}
 
 
 def _run_leakage(args: argparse.Namespace) -> int:
     sizes = leakage.parse_sizes(args.sizes)
     epochs = leakage.parse_epochs(args.epochs)
-    attacks = _attacks(args.attacks)
-    check_shadows(args.shadows)
-    _check_out(args.out)
-    protocol = _protocol(args)
-    results = leakage.leakage_map(
-        args.data,
-        protocol,
-        sizes,
-        epochs,
-        attacks,
-        n_shadows=args.shadows,
-        seed=args.seed,
-        cache=open_cache(args),
-        progress=not args.json,
+    return _run_experiment(
+        args,
+        leakage.leakage_map,
+        write_leakage_report,
+        _describe_leakage,
+        sizes=sizes,
+        epochs=epochs,
     )
-    results_path = save_results(results, args.out / "results.json")
-    written = [results_path, *write_leakage_report(results, args.out)]
-    lines = [f"wrote {', '.join(str(p) for p in written)}"]
+
+
+def _describe_leakage(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    lines = []
     for size in results["sizes"]:
         for n_epochs in results["epochs"]:
             cell = results["cells"][size][str(n_epochs)]
@@ -219,11 +247,4 @@ def _run_leakage(args: argparse.Namespace) -> int:
                 f"  best AUC pair {cell['best']['pair']['auc']:.3f} "
                 f"identity {cell['best']['identity']['auc']:.3f}"
             )
-    lines.append(f"total {results['timings']['total_s']:.0f} s")
-    summary = {
-        "out": str(args.out),
-        "files": [str(p) for p in written],
-        "timings": results["timings"],
-    }
-    emit(summary, args.json, "\n".join(lines))
-    return 0
+    return lines, {}

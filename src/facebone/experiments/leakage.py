@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 import facebone
 from facebone.data.pairs import Pair
 from facebone.embeddings.cache import EmbeddingCache
@@ -23,12 +21,10 @@ from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import UNDEFENDED, get_defense
 from facebone.experiments.regimes import Regime
 from facebone.experiments.runner import (
-    EmbedderPool,
     check_attacks,
     check_protocol,
     check_shadows,
-    evaluate_system,
-    torch_threads,
+    evaluate_configurations,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +75,16 @@ def parse_epochs(text: str) -> list[int]:
     return list(dict.fromkeys(epochs))
 
 
+def cell_regime(size: int | None, epochs: int, weight_decay: float) -> Regime:
+    """The training recipe of one cell: `size` pairs (None: all) for `epochs` epochs."""
+    return Regime(
+        name=f"n{size_label(size)}-e{epochs}",
+        description=f"{size_label(size)} pairs x {epochs} epochs",
+        n_train=size,
+        nn_params={"epochs": epochs, "weight_decay": weight_decay},
+    )
+
+
 def leakage_map(
     root: str | Path,
     protocol: Mapping[str, Sequence[Pair]],
@@ -103,50 +109,29 @@ def leakage_map(
     epochs = list(dict.fromkeys(int(e) for e in epochs))
     defense = get_defense(UNDEFENDED)
     started = time.perf_counter()
-    cells: dict[str, dict[str, dict]] = {}
-    embedders = EmbedderPool(cache, progress)
     steps = [(s, e) for s in sizes for e in epochs]
-    bar = tqdm(steps, desc="leakage map", unit="cell", disable=not progress)
-    try:
-        with torch_threads(threads):
-            for size, n_epochs in bar:
-                label = f"{size_label(size)} pairs x {n_epochs} epochs"
-                bar.set_postfix_str(label)
-                regime = Regime(
-                    name=f"n{size_label(size)}-e{n_epochs}",
-                    description=label,
-                    n_train=size,
-                    nn_params={"epochs": n_epochs, "weight_decay": weight_decay},
-                )
-                training = regime.training_pairs(protocol["target_train"], seed)
-                run = evaluate_system(
-                    defense.system_params(regime.nn_params, seed),
-                    embedders,
-                    root,
-                    training,
-                    protocol["target_test"],
-                    regime.attacker_pairs(protocol["attacker"], len(training), seed),
-                    attack_list,
-                    n_shadows,
-                    seed,
-                    identity_test=regime.training_pairs(protocol["target_test"], seed),
-                    on_attack=lambda name, label=label: bar.set_postfix_str(f"{label} {name}"),
-                )
-                run["size"] = size_label(size)
-                run["epochs"] = n_epochs
-                cells.setdefault(size_label(size), {})[str(n_epochs)] = run
-                log.info(
-                    "%s: accuracy %.3f (train %.3f); best AUC pair %.3f, identity %.3f; %.1f s",
-                    label,
-                    run["utility"]["accuracy"],
-                    run["train_accuracy"],
-                    run["best"]["pair"]["auc"],
-                    run["best"]["identity"]["auc"],
-                    run["timings"]["total_s"],
-                )
-    finally:
-        bar.close()
-        embedders.close()
+    configurations = [
+        (regime.description, regime, defense)
+        for regime in (cell_regime(s, e, weight_decay) for s, e in steps)
+    ]
+    evaluated = evaluate_configurations(
+        root,
+        protocol,
+        configurations,
+        attack_list,
+        n_shadows,
+        seed,
+        cache=cache,
+        progress=progress,
+        threads=threads,
+        desc="leakage map",
+        unit="cell",
+    )
+    cells: dict[str, dict[str, dict]] = {}
+    for (size, n_epochs), run in zip(steps, evaluated, strict=True):
+        run["size"] = size_label(size)
+        run["epochs"] = n_epochs
+        cells.setdefault(size_label(size), {})[str(n_epochs)] = run
     return {
         "experiment": "leakage",
         "facebone_version": facebone.__version__,

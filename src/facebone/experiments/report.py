@@ -7,16 +7,15 @@ defense, the ROC of its strongest attack, on a log FPR axis, at pair and identit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from facebone.atomic import atomic_path, write_text_atomic
+from facebone.attacks.plot import draw_rocs
 from facebone.experiments.runner import LEVELS
-
-MIN_FPR = 1e-3
 
 
 def _pct(value: float | None) -> str:
@@ -252,27 +251,19 @@ def plot_best_rocs(results: dict[str, Any], regime: str, path: Path) -> Path:
     runs = results["runs"][regime]
     figure = Figure(figsize=(11, 5))
     for axes, level in zip(figure.subplots(1, 2), LEVELS, strict=True):
+        curves = {}
         for defense, run in runs.items():
             best = run["best"][level]["attack"]
             metrics = run["attacks"][level][best]
-            fpr = [max(v, MIN_FPR) for v in metrics["roc"]["fpr"]]
-            axes.plot(
-                fpr,
-                metrics["roc"]["tpr"],
-                drawstyle="steps-post",
-                label=f"{defense}: {best} (AUC {metrics['auc']:.2f})",
-            )
-        chance = np.geomspace(MIN_FPR, 1.0, 100)
-        axes.plot(chance, chance, "k--", linewidth=0.8, label="chance")
-        axes.set_xscale("log")
-        axes.set_xlim(MIN_FPR, 1.0)
-        axes.set_ylim(0.0, 1.0)
-        axes.set_xlabel("false positive rate")
-        axes.set_ylabel("true positive rate")
-        axes.set_title(f"regime {regime}, {level} level: strongest attack per defense")
-        # Upper left is where no ROC goes (low FPR, high TPR); the low-FPR tail stays visible.
-        axes.legend(loc="upper left", fontsize="x-small")
-        axes.grid(True, which="both", alpha=0.3)
+            curves[f"{defense}: {best} (AUC {metrics['auc']:.2f})"] = metrics
+        draw_rocs(
+            axes,
+            curves,
+            f"regime {regime}, {level} level: strongest attack per defense",
+            # Upper left is where no ROC goes (low FPR, high TPR); the low-FPR tail stays visible.
+            legend_loc="upper left",
+            legend_size="x-small",
+        )
     figure.tight_layout()
     return _save(figure, path)
 
@@ -291,9 +282,33 @@ def write_compare_report(results: dict[str, Any], out: str | Path) -> list[Path]
 # ---- the leakage map ---------------------------------------------------------------------------
 
 
-def _grid(results: dict[str, Any], value) -> np.ndarray:
-    return np.array(
-        [[value(results["cells"][s][str(e)]) for e in results["epochs"]] for s in results["sizes"]]
+def _cell_rows(results: dict[str, Any], value: Callable[[dict], Any]) -> list[list[Any]]:
+    """`value(cell)` for each cell of the map: a row per size, a column per epoch count."""
+    return [
+        [value(results["cells"][size][str(e)]) for e in results["epochs"]]
+        for size in results["sizes"]
+    ]
+
+
+def _grid(results: dict[str, Any], value: Callable[[dict], float]) -> np.ndarray:
+    return np.array(_cell_rows(results, value))
+
+
+def _cell_table(results: dict[str, Any], text: Callable[[dict], str]) -> list[str]:
+    """A sizes x epochs table of `text(cell)`."""
+    return _table(
+        ["pairs \\ epochs", *map(str, results["epochs"])],
+        [
+            [size, *row]
+            for size, row in zip(results["sizes"], _cell_rows(results, text), strict=True)
+        ],
+    )
+
+
+def _best_cell(best: dict[str, Any]) -> str:
+    return (
+        f"{best['auc']:.3f} ({best['attack']}) / {_pct(best['max_tpr_at_fpr']['0.01'])} / "
+        f"{_pct(best['max_tpr_at_fpr']['0.001'])}"
     )
 
 
@@ -313,16 +328,8 @@ def leakage_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
         "## Utility: test accuracy (train accuracy)",
         "",
     ]
-    lines += _table(
-        ["pairs \\ epochs", *map(str, epochs)],
-        [
-            [size]
-            + [
-                f"{c['utility']['accuracy']:.3f} ({c['train_accuracy']:.3f})"
-                for c in (results["cells"][size][str(e)] for e in epochs)
-            ]
-            for size in results["sizes"]
-        ],
+    lines += _cell_table(
+        results, lambda c: f"{c['utility']['accuracy']:.3f} ({c['train_accuracy']:.3f})"
     )
     for level in LEVELS:
         chances = {
@@ -341,19 +348,7 @@ def leakage_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
             + " (95%, Bonferroni).",
             "",
         ]
-        lines += _table(
-            ["pairs \\ epochs", *map(str, epochs)],
-            [
-                [size]
-                + [
-                    f"{c['best'][level]['auc']:.3f} ({c['best'][level]['attack']}) / "
-                    f"{_pct(c['best'][level]['max_tpr_at_fpr']['0.01'])} / "
-                    f"{_pct(c['best'][level]['max_tpr_at_fpr']['0.001'])}"
-                    for c in (results["cells"][size][str(e)] for e in epochs)
-                ]
-                for size in results["sizes"]
-            ],
-        )
+        lines += _cell_table(results, lambda c, level=level: _best_cell(c["best"][level]))
         lines += [f"Per attack, {level} level (AUC / TPR@1% / TPR@0.1%):", ""]
         lines += _table(
             ["pairs", "epochs", *attacks],

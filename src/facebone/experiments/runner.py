@@ -26,22 +26,21 @@ from tqdm import tqdm
 
 import facebone
 from facebone.atomic import write_text_atomic
-from facebone.attacks import cached_shadow_trainer, create_attack, list_attacks
-from facebone.attacks.base import identity_scores, pair_identities, pair_key
-from facebone.attacks.metrics import LOW_FPRS, evaluate_scores
+from facebone.attacks import list_attacks
+from facebone.attacks.metrics import LOW_FPRS
+from facebone.attacks.runner import LEVELS, evaluate_membership_attacks
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 from facebone.data.pairs import Pair
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
-from facebone.experiments.defenses import UNDEFENDED, get_defense, list_defenses
+from facebone.experiments.defenses import UNDEFENDED, Defense, get_defense, list_defenses
 from facebone.experiments.regimes import Regime, get_regime, list_regimes
 from facebone.metrics import verification_metrics
 from facebone.system import FRSystem
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("pair", "identity")
 # The issue's goal for a defended system, in every regime.
 GOAL = {"min_accuracy": 0.99, "max_auc": 0.55, "max_tpr_at_1pct_fpr": 0.02}
 # Chance bounds hold for the strongest attack with probability about 1 - CHANCE_ALPHA.
@@ -120,73 +119,6 @@ def _best(attacks: Mapping[str, dict]) -> dict[str, Any]:
     }
 
 
-def attack_system(
-    target: Callable[[Sequence[Pair]], np.ndarray],
-    shadow_trainer: Callable,
-    attacker_pairs: Sequence[Pair],
-    members: Sequence[Pair],
-    nonmembers: Sequence[Pair],
-    attacks: Sequence[str],
-    n_shadows: int | None,
-    seed: int,
-    identity_nonmembers: Sequence[Pair] | None = None,
-    on_attack: Callable[[str], None] | None = None,
-) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
-    """Fit each attack on the attacker's pairs, score members and non-members once, evaluate
-    at both levels. Returns `({level: {attack: metrics}}, {attack: seconds})`.
-
-    `n_shadows` (None: each attack's default) replaces the shadow count of every attack that
-    trains shadows. The identity level mirrors `run_membership_attacks`: a person's score is
-    the mean score of the candidate pairs involving them, and the attack's cut (chosen on
-    shadow pairs) is applied to it. `identity_nonmembers` (a subset of `nonmembers`; default
-    all) are the non-member pairs whose people are the identity level's non-members: drawn
-    like the members, they give non-member people as many pairs each as member people have.
-    A mean over fewer pairs spreads wider, so with unequal counts the side with fewer pairs
-    per person fills both tails of the scores, and TPR at low FPR measures that, not memory.
-    """
-    members, nonmembers = list(members), list(nonmembers)
-    outside_people = list(nonmembers if identity_nonmembers is None else identity_nonmembers)
-    row_of = {pair_key(p): len(members) + i for i, p in enumerate(nonmembers)}
-    if any(pair_key(p) not in row_of for p in outside_people):
-        raise FaceBoneError("identity_nonmembers must be a subset of nonmembers")
-    identity_pairs = members + outside_people
-    identity_rows = np.r_[np.arange(len(members)), [row_of[pair_key(p)] for p in outside_people]]
-    identity_rows = identity_rows.astype(np.int64)
-    if {pair_key(p) for p in members} & {pair_key(p) for p in nonmembers}:
-        raise FaceBoneError("some pairs are both members and non-members")
-    member_people = {who for p in members for who in pair_identities(p)}
-    if member_people & {who for p in nonmembers for who in pair_identities(p)}:
-        raise FaceBoneError(
-            "members and non-members share people; use the identity-disjoint protocol"
-        )
-    candidates = members + nonmembers
-    is_member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
-    shadows = cached_shadow_trainer(shadow_trainer)
-    results: dict[str, dict[str, dict]] = {level: {} for level in LEVELS}
-    seconds: dict[str, float] = {}
-    for name in dict.fromkeys(attacks):
-        if on_attack is not None:
-            on_attack(name)
-        start = time.perf_counter()
-        attack = create_attack(name, seed)
-        if n_shadows is not None and hasattr(attack, "n_shadows"):
-            attack.n_shadows = n_shadows
-        attack.fit(shadows, attacker_pairs)
-        scores = attack.infer(target, candidates)
-        results["pair"][name] = evaluate_scores(is_member, scores, attack.threshold_)
-        people = identity_scores(identity_pairs, scores[identity_rows])
-        names = sorted(people)
-        identity = evaluate_scores(
-            np.array([who in member_people for who in names]),
-            np.array([people[who] for who in names]),
-            attack.threshold_,
-        )
-        identity["balanced_accuracy_threshold"] = "shadow-pair"
-        results["identity"][name] = identity
-        seconds[name] = time.perf_counter() - start
-    return results, seconds
-
-
 def evaluate_system(
     params: dict[str, Any],
     embedders: EmbedderPool,
@@ -223,17 +155,18 @@ def evaluate_system(
         "noise_multiplier": getattr(predictor, "noise_multiplier_", None),
     }
     attack_start = time.perf_counter()
-    results, attack_seconds = attack_system(
+    results, attack_seconds = evaluate_membership_attacks(
         system_query_fn(system, root),
         system_shadow_trainer(params, embedder, root),
         attacker,
         training,
         test,
-        attacks,
-        n_shadows,
-        seed,
-        identity_test,
-        on_attack,
+        levels=LEVELS,
+        attacks=attacks,
+        seed=seed,
+        n_shadows=n_shadows,
+        identity_nonmembers=identity_test,
+        on_attack=on_attack,
     )
     n_tests = len(results["pair"]) * len(LEVELS)
     n_member_people = results["identity"][attacks[0]]["n_members"]
@@ -262,6 +195,67 @@ def evaluate_system(
             "total_s": time.perf_counter() - started,
         },
     }
+
+
+def evaluate_configurations(
+    root: str | Path,
+    protocol: Mapping[str, Sequence[Pair]],
+    configurations: Sequence[tuple[str, Regime, Defense]],
+    attacks: Sequence[str],
+    n_shadows: int | None,
+    seed: int,
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+    threads: int = 1,
+    desc: str = "systems",
+    unit: str = "run",
+) -> list[dict[str, Any]]:
+    """`evaluate_system` for each `(label, regime, defense)`, in order, on the protocol's
+    splits: the regime's subset of target_train is trained on (the members), target_test
+    gives utility and the non-members (at identity level, the regime's subset of it, drawn
+    like the members), and the regime's subset of the attacker's pairs trains the shadows.
+
+    Embedders are shared between configurations and closed at the end; training runs with
+    `threads` torch threads (restored afterwards). Returns one run per configuration.
+    """
+    runs: list[dict[str, Any]] = []
+    embedders = EmbedderPool(cache, progress)
+    bar = tqdm(configurations, desc=desc, unit=unit, disable=not progress)
+    try:
+        with torch_threads(threads):
+            for label, regime, defense in bar:
+                bar.set_postfix_str(label)
+                training = regime.training_pairs(protocol["target_train"], seed)
+                run = evaluate_system(
+                    defense.system_params(regime.nn_params, seed),
+                    embedders,
+                    root,
+                    training,
+                    protocol["target_test"],
+                    regime.attacker_pairs(protocol["attacker"], len(training), seed),
+                    attacks,
+                    n_shadows,
+                    seed,
+                    identity_test=regime.training_pairs(protocol["target_test"], seed),
+                    on_attack=lambda name, label=label: bar.set_postfix_str(f"{label} {name}"),
+                )
+                log.info(
+                    "%s: accuracy %.3f (train %.3f); best attack AUC pair %.3f (%s), "
+                    "identity %.3f (%s); %.1f s",
+                    label,
+                    run["utility"]["accuracy"],
+                    run["train_accuracy"],
+                    run["best"]["pair"]["auc"],
+                    run["best"]["pair"]["attack"],
+                    run["best"]["identity"]["auc"],
+                    run["best"]["identity"]["attack"],
+                    run["timings"]["total_s"],
+                )
+                runs.append(run)
+    finally:
+        bar.close()
+        embedders.close()
+    return runs
 
 
 def check_attacks(attacks: Sequence[str]) -> list[str]:
@@ -383,44 +377,23 @@ def compare(
     attack_list = check_attacks(attacks or list_attacks())
     n_shadows = check_shadows(n_shadows)
     started = time.perf_counter()
+    configurations = [(f"{r.name}/{d.name}", r, d) for r in regime_list for d in defense_list]
+    evaluated = evaluate_configurations(
+        root,
+        protocol,
+        configurations,
+        attack_list,
+        n_shadows,
+        seed,
+        cache=cache,
+        progress=progress,
+        threads=threads,
+        desc="compare",
+        unit="run",
+    )
     runs: dict[str, dict[str, dict]] = {}
-    embedders = EmbedderPool(cache, progress)
-    steps = [(r, d) for r in regime_list for d in defense_list]
-    bar = tqdm(steps, desc="compare", unit="run", disable=not progress)
-    try:
-        with torch_threads(threads):
-            for regime, defense in bar:
-                label = f"{regime.name}/{defense.name}"
-                bar.set_postfix_str(label)
-                training = regime.training_pairs(protocol["target_train"], seed)
-                attacker = regime.attacker_pairs(protocol["attacker"], len(training), seed)
-                run = evaluate_system(
-                    defense.system_params(regime.nn_params, seed),
-                    embedders,
-                    root,
-                    training,
-                    protocol["target_test"],
-                    attacker,
-                    attack_list,
-                    n_shadows,
-                    seed,
-                    identity_test=regime.training_pairs(protocol["target_test"], seed),
-                    on_attack=lambda name, label=label: bar.set_postfix_str(f"{label} {name}"),
-                )
-                runs.setdefault(regime.name, {})[defense.name] = run
-                log.info(
-                    "%s: accuracy %.3f; best attack AUC pair %.3f (%s), identity %.3f (%s); %.1f s",
-                    label,
-                    run["utility"]["accuracy"],
-                    run["best"]["pair"]["auc"],
-                    run["best"]["pair"]["attack"],
-                    run["best"]["identity"]["auc"],
-                    run["best"]["identity"]["attack"],
-                    run["timings"]["total_s"],
-                )
-    finally:
-        bar.close()
-        embedders.close()
+    for (_, regime, defense), run in zip(configurations, evaluated, strict=True):
+        runs.setdefault(regime.name, {})[defense.name] = run
     return {
         "experiment": "compare",
         "facebone_version": facebone.__version__,

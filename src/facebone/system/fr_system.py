@@ -52,7 +52,7 @@ class FRSystem:
         predictor: str = "nn",
         predictor_params: dict | None = None,
         mitigation: str = "none",
-        assign: str = "round-robin",
+        assign: str = "all",
         infer: str = "random",
         fixed_backbone: str | None = None,
         seed: int = 0,
