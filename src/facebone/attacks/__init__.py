@@ -10,7 +10,7 @@ Names: "blackbox-gb", "blackbox-rf", "blackbox-nn" (black_box.py, ART's learned 
 "rule-based" (rule_based.py), "lira" (lira.py, offline LiRA), "label-only" (label_only.py).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from facebone.attacks.base import (
     AttackError,
@@ -44,10 +44,22 @@ def list_attacks() -> list[str]:
     return list(ATTACKS)
 
 
+def check_attack_names(names: Sequence[str]) -> list[str]:
+    """The names, repeats dropped; none, or an unknown one, is an error listing the valid ones."""
+    if isinstance(names, str):
+        raise FaceBoneError("attacks must be a list of attack names, not one string.")
+    chosen = list(dict.fromkeys(names))
+    if not chosen:
+        raise FaceBoneError(f"no attack chosen; choose from: {', '.join(ATTACKS)}.")
+    unknown = [name for name in chosen if name not in ATTACKS]
+    if unknown:
+        raise FaceBoneError(f"unknown attack {unknown[0]!r}; choose from: {', '.join(ATTACKS)}.")
+    return chosen
+
+
 def create_attack(name: str, seed: int = 0) -> MembershipAttack:
     """A new, unfitted attack with its default options."""
-    if name not in ATTACKS:
-        raise FaceBoneError(f"Unknown attack {name!r}; choose from: {', '.join(ATTACKS)}.")
+    check_attack_names([name])
     return ATTACKS[name](seed)
 
 
@@ -67,6 +79,7 @@ __all__ = [
     "RuleBasedAttack",
     "ShadowTrainer",
     "cached_shadow_trainer",
+    "check_attack_names",
     "create_attack",
     "evaluate_scores",
     "identity_of",

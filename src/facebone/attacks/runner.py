@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from facebone.attacks import ATTACKS, create_attack
+from facebone.attacks import ATTACKS, check_attack_names, create_attack
 from facebone.attacks.base import (
     QueryFn,
     ShadowTrainer,
@@ -45,13 +45,7 @@ def _checked_inputs(
     for level in levels:
         if level not in LEVELS:
             raise FaceBoneError(f"level must be one of {', '.join(LEVELS)}, got {level!r}.")
-    if isinstance(attacks, str):
-        raise FaceBoneError("attacks must be a list of attack names, not one string.")
-    if not attacks:
-        raise FaceBoneError(f"no attack chosen; choose from: {', '.join(ATTACKS)}.")
-    unknown = [name for name in attacks if name not in ATTACKS]
-    if unknown:
-        raise FaceBoneError(f"Unknown attack {unknown[0]!r}; choose from: {', '.join(ATTACKS)}.")
+    check_attack_names(attacks)
     attacker = check_pair_list(attacker_pairs, "attacker_pairs")
     inside = check_pair_list(members, "members")
     outside = check_pair_list(nonmembers, "nonmembers")

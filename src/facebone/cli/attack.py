@@ -10,11 +10,11 @@ from facebone.cli.common import (
     add_data_argument,
     add_json_argument,
     open_cache,
+    parse_attack_names,
     require_dir,
 )
 from facebone.cli.output import emit
 from facebone.data.pairs import read_pairs
-from facebone.errors import FaceBoneError
 from facebone.system import load_system
 
 
@@ -44,19 +44,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
-
-
-def parse_attack_names(text: str) -> list[str]:
-    if text == "all":
-        return list_attacks()
-    names = [name.strip() for name in text.split(",")]
-    unknown = [name for name in names if name not in list_attacks()]
-    if unknown or not all(names):
-        raise FaceBoneError(
-            f"unknown attack {unknown[0] if unknown else text!r}; "
-            f"choose from: {', '.join(list_attacks())}"
-        )
-    return names
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from facebone.attacks import check_attack_names, list_attacks
 from facebone.backbones import Backbone, create_backbone
 from facebone.embeddings import EmbeddingCache, default_cache_dir
 from facebone.errors import FaceBoneError
@@ -51,6 +52,21 @@ def parse_backbone_specs(text: str) -> list[str]:
 
 def create_backbones(text: str) -> list[Backbone]:
     return [create_backbone(spec) for spec in parse_backbone_specs(text)]
+
+
+def parse_attack_names(text: str) -> list[str]:
+    """`all`, or a comma-separated list of registered attack names."""
+    if text.strip() == "all":
+        return list_attacks()
+    return check_attack_names(parse_names(text, "attacks"))
+
+
+def parse_names(text: str, what: str) -> list[str]:
+    """`a,b` -> ['a', 'b'] for option `--what`; empty items are an error."""
+    names = [item.strip() for item in text.split(",")]
+    if not all(names):
+        raise FaceBoneError(f"--{what} {text!r}: give a comma-separated list of names")
+    return names
 
 
 def require_dir(path: Path, what: str) -> Path:

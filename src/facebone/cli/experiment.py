@@ -11,6 +11,8 @@ from facebone.cli.common import (
     add_data_argument,
     add_json_argument,
     open_cache,
+    parse_attack_names,
+    parse_names,
     require_dir,
 )
 from facebone.cli.output import emit
@@ -23,7 +25,6 @@ from facebone.experiments.regimes import get_regime, list_regimes
 from facebone.experiments.report import write_compare_report, write_leakage_report
 from facebone.experiments.runner import (
     DEFAULT_SHADOWS,
-    check_attacks,
     check_shadows,
     compare,
     save_results,
@@ -120,17 +121,6 @@ def _attack_arguments(
     )
 
 
-def _names(text: str, what: str) -> list[str]:
-    names = [item.strip() for item in text.split(",")]
-    if not all(names):
-        raise FaceBoneError(f"--{what} {text!r}: give a comma-separated list of names")
-    return list(dict.fromkeys(names))
-
-
-def _attacks(text: str) -> list[str]:
-    return list_attacks() if text.strip() == "all" else check_attacks(_names(text, "attacks"))
-
-
 def _protocol(args: argparse.Namespace) -> dict:
     require_dir(args.data, "data folder")
     if args.seed < 0:
@@ -156,7 +146,7 @@ def _run_experiment(
     """Check the options every experiment shares, run `experiment(data, protocol, ...,
     **options)`, write results.json and the report into --out, and print a summary:
     `describe(results)` gives its lines and the entries the JSON summary adds."""
-    attacks = _attacks(args.attacks)
+    attacks = parse_attack_names(args.attacks)
     check_shadows(args.shadows)
     _check_out(args.out)
     protocol = _protocol(args)
@@ -189,8 +179,8 @@ def _run_experiment(
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    defenses = _names(args.defenses, "defenses")
-    regimes = _names(args.regimes, "regimes")
+    defenses = parse_names(args.defenses, "defenses")
+    regimes = parse_names(args.regimes, "regimes")
     for name in defenses:
         get_defense(name)
     for name in regimes:

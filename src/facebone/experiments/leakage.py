@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import facebone
+from facebone.attacks import check_attack_names
 from facebone.data.pairs import Pair
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import UNDEFENDED, get_defense
 from facebone.experiments.regimes import Regime
 from facebone.experiments.runner import (
-    check_attacks,
     check_protocol,
     check_shadows,
     evaluate_configurations,
@@ -101,7 +101,7 @@ def leakage_map(
     """Attack the undefended system at every (size, epochs); JSON-serialisable results with
     `cells[size label][str(epochs)]` holding one run each (see `runner.evaluate_system`)."""
     check_protocol(protocol)
-    attack_list = check_attacks(attacks)
+    attack_list = check_attack_names(attacks)
     n_shadows = check_shadows(n_shadows)
     n_all = len(protocol["target_train"])
     # A size that covers target_train is "all"; two such sizes are one column.

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 import facebone
 from facebone.atomic import write_text_atomic
-from facebone.attacks import list_attacks
+from facebone.attacks import check_attack_names, list_attacks
 from facebone.attacks.metrics import LOW_FPRS
 from facebone.attacks.runner import LEVELS, evaluate_membership_attacks
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
@@ -258,17 +258,6 @@ def evaluate_configurations(
     return runs
 
 
-def check_attacks(attacks: Sequence[str]) -> list[str]:
-    attacks = list(dict.fromkeys(attacks))
-    known = list_attacks()
-    if not attacks:
-        raise FaceBoneError(f"no attack chosen; choose from: {', '.join(known)}")
-    unknown = [a for a in attacks if a not in known]
-    if unknown:
-        raise FaceBoneError(f"unknown attack {unknown[0]!r}; choose from: {', '.join(known)}")
-    return attacks
-
-
 def check_shadows(n_shadows: int | None) -> int | None:
     if n_shadows is not None and (isinstance(n_shadows, bool) or n_shadows < 2):
         raise FaceBoneError(f"the number of shadows must be at least 2, got {n_shadows}")
@@ -374,7 +363,7 @@ def compare(
     check_protocol(protocol)
     defense_list = [get_defense(d) for d in dict.fromkeys(defenses or list_defenses())]
     regime_list = [get_regime(r) for r in dict.fromkeys(regimes or list_regimes())]
-    attack_list = check_attacks(attacks or list_attacks())
+    attack_list = check_attack_names(attacks or list_attacks())
     n_shadows = check_shadows(n_shadows)
     started = time.perf_counter()
     configurations = [(f"{r.name}/{d.name}", r, d) for r in regime_list for d in defense_list]
