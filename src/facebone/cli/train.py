@@ -19,16 +19,8 @@ from facebone.errors import FaceBoneError
 from facebone.predictors import list_predictors
 from facebone.system import ASSIGN_POLICIES, INFER_POLICIES, MITIGATIONS, FRSystem, save_system
 
-# nn-only options: flag name -> NNPredictor argument.
-NN_OPTIONS = {
-    "epochs": "epochs",
-    "hidden": "hidden",
-    "weight_decay": "weight_decay",
-    "lr": "lr",
-    "dp_epsilon": "dp_epsilon",
-    "dp_delta": "dp_delta",
-    "max_grad_norm": "max_grad_norm",
-}
+# nn-only options: each flag's destination is the NNPredictor argument of the same name.
+NN_OPTIONS = ("epochs", "hidden", "weight_decay", "lr", "dp_epsilon", "dp_delta", "max_grad_norm")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,8 +73,7 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def predictor_params(args: argparse.Namespace) -> dict:
-    given = {param: getattr(args, flag) for flag, param in NN_OPTIONS.items()}
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {name: getattr(args, name) for name in NN_OPTIONS if getattr(args, name) is not None}
     if given and args.predictor != "nn":
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise FaceBoneError(f"{flags} only apply to the nn predictor, not {args.predictor!r}")

@@ -59,21 +59,20 @@ def embed_images(
     report = EmbedReport(n_images=len(paths))
     digests = [content_hash(read_image_bytes(root / path)) for path in paths]
     results = {b.name: np.zeros((len(paths), b.embedding_dim), np.float32) for b in backbones}
-    missing: dict[str, list[int]] = {b.name: [] for b in backbones}
+    needs: dict[str, set[int]] = {b.name: set() for b in backbones}
     for backbone in backbones:
         for index, digest in enumerate(digests):
             cached = cache.get(backbone.cache_key, digest) if cache else None
             if cached is not None and cached.shape == (backbone.embedding_dim,):
                 results[backbone.name][index] = cached
             else:
-                missing[backbone.name].append(index)
-    todo = sorted({i for indices in missing.values() for i in indices})
+                needs[backbone.name].add(index)
+    todo = sorted(set().union(*needs.values()))
     report.n_cached = len(paths) - len(todo)
     report.n_computed = len(todo)
     if not todo:
         return results, report
     detector = detector or FaceDetector()
-    needs = {name: set(indices) for name, indices in missing.items()}
     chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
     bar = tqdm(total=len(todo), desc="embedding", unit="img", disable=not progress)
     for prepared in _prefetch(
