@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facebone.backbones import Backbone, create_backbone
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings import EmbeddingCache, embed_images
 from facebone.embeddings.embedder import Embedder
 from facebone.faces.detect import FaceDetector, find_face
@@ -80,7 +80,7 @@ def bench_train_evaluate(
     embedder = Embedder(specs, cache, progress=False)
     mitigation = "multi" if len(specs) > 1 else "none"
     system = FRSystem(backbones=specs, mitigation=mitigation).fit(embedder, root, train)
-    metrics = verification_metrics([p.label for p in test], system.predict_proba(root, test))
+    metrics = verification_metrics(pair_labels(test), system.predict_proba(root, test))
     return {
         "seconds": round(time.perf_counter() - start, 2),
         "accuracy": round(metrics["accuracy"], 4),

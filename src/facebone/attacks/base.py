@@ -52,10 +52,6 @@ def pair_key(pair: Pair) -> frozenset[str]:
     return frozenset((pair.image1, pair.image2))
 
 
-def labels_of(pairs: Sequence[Pair]) -> np.ndarray:
-    return np.array([pair.label for pair in pairs], dtype=np.int64)
-
-
 def check_pair_list(pairs: Sequence[Pair], what: str) -> list[Pair]:
     """A non-empty list of `Pair`s with 0/1 labels, or an AttackError naming `what`."""
     if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):

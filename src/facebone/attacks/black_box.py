@@ -19,11 +19,10 @@ from facebone.attacks.base import (
     QueryFn,
     ShadowAttack,
     ShadowTrainer,
-    labels_of,
     query,
     shadow_splits,
 )
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 
 MODELS = ("gb", "rf", "nn")
 
@@ -71,8 +70,8 @@ class BlackBoxAttack(ShadowAttack):
         members, nonmembers = [], []
         for shadow_in, shadow_out, shadow_seed in shadow_splits(pairs, self.n_shadows, self.seed):
             shadow = shadow_trainer(shadow_in, shadow_seed)
-            members.append((query(shadow, shadow_in, "a shadow"), labels_of(shadow_in)))
-            nonmembers.append((query(shadow, shadow_out, "a shadow"), labels_of(shadow_out)))
+            members.append((query(shadow, shadow_in, "a shadow"), pair_labels(shadow_in)))
+            nonmembers.append((query(shadow, shadow_out, "a shadow"), pair_labels(shadow_out)))
         p_in = np.concatenate([p for p, _ in members])
         y_in = np.concatenate([y for _, y in members])
         p_out = np.concatenate([p for p, _ in nonmembers])
@@ -106,7 +105,7 @@ class BlackBoxAttack(ShadowAttack):
         with torch.no_grad():
             scores = self.attack_.infer(
                 np.arange(len(pairs), dtype=np.float32)[:, None],
-                _one_hot(labels_of(pairs)),
+                _one_hot(pair_labels(pairs)),
                 pred=_as_classes(p_same),
                 probabilities=True,
             )

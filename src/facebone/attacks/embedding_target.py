@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from facebone.attacks.base import AttackError, QueryFn, ShadowTrainer
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 from facebone.predictors import Predictor
 
 
@@ -29,7 +29,7 @@ def embed_pairs(
         )
     e1 = np.stack([embeddings[pair.image1] for pair in pairs])
     e2 = np.stack([embeddings[pair.image2] for pair in pairs])
-    return e1, e2, np.array([pair.label for pair in pairs], dtype=np.int64)
+    return e1, e2, pair_labels(pairs)
 
 
 def embedding_query_fn(predictor: Predictor, embeddings: Mapping[str, np.ndarray]) -> QueryFn:

@@ -27,11 +27,10 @@ from facebone.attacks.base import (
     ShadowAttack,
     ShadowTrainer,
     best_threshold,
-    labels_of,
     query,
     shadow_splits,
 )
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 
 
 def _swapped(pairs: list[Pair]) -> list[Pair]:
@@ -40,7 +39,7 @@ def _swapped(pairs: list[Pair]) -> list[Pair]:
 
 def _cells(fn: QueryFn, pairs: list[Pair], who: str) -> np.ndarray:
     """Cell index `3 * label + correct decisions` (0..5) of each pair, from decisions only."""
-    labels = labels_of(pairs)
+    labels = pair_labels(pairs)
     correct = np.zeros(len(pairs), dtype=np.int64)
     for asked in (pairs, _swapped(pairs)):
         decision = (query(fn, asked, who) >= 0.5).astype(np.int64)

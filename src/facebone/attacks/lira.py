@@ -18,12 +18,11 @@ from facebone.attacks.base import (
     ShadowAttack,
     ShadowTrainer,
     best_threshold,
-    labels_of,
     logit_confidence,
     query,
     split_at_random,
 )
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 
 VARIANCES = ("auto", "global", "per-pair")
 # Carlini et al. find a global variance better below about 64 shadow models.
@@ -104,7 +103,7 @@ class LiRAAttack(ShadowAttack):
 
     def _shadow_threshold(self, pairs: list[Pair], inside: np.ndarray, per_pair: bool) -> float:
         """Threshold with the best balanced accuracy when each shadow plays the target."""
-        labels = labels_of(pairs)
+        labels = pair_labels(pairs)
         phi = self._shadow_phi(pairs, labels)
         scores, truth = [], []
         for k in range(self.n_shadows):
@@ -125,7 +124,7 @@ class LiRAAttack(ShadowAttack):
         )
 
     def _infer(self, target: QueryFn, pairs: list[Pair]) -> np.ndarray:
-        labels = labels_of(pairs)
+        labels = pair_labels(pairs)
         phi = self._shadow_phi(pairs, labels)
         mean, std, _ = _out_gaussian(phi, np.ones_like(phi, dtype=bool), self.per_pair_variance_)
         phi_target = logit_confidence(query(target, pairs), labels)

@@ -16,10 +16,9 @@ from facebone.attacks.base import (
     MembershipAttack,
     QueryFn,
     ShadowTrainer,
-    labels_of,
     query,
 )
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 
 
 class RuleBasedAttack(MembershipAttack):
@@ -45,6 +44,6 @@ class RuleBasedAttack(MembershipAttack):
         attack = MembershipInferenceBlackBoxRuleBased(classifier)
         # One-hot labels: ART counts the classes present in y, which fails when every
         # candidate has the same label and y is given as integers.
-        y = np.eye(2)[labels_of(pairs)]
+        y = np.eye(2)[pair_labels(pairs)]
         x = np.arange(len(pairs), dtype=np.float32)[:, None]
         return np.asarray(attack.infer(x, y), dtype=np.float64).reshape(-1)

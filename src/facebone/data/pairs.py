@@ -6,6 +6,7 @@ import csv
 import io
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -36,6 +37,11 @@ class Pair(NamedTuple):
     label: int
 
 
+def pair_labels(pairs: Sequence[Pair]) -> np.ndarray:
+    """The 0/1 labels of `pairs`, as int64."""
+    return np.array([pair.label for pair in pairs], dtype=np.int64)
+
+
 @dataclass
 class PairList:
     """Pairs read from a CSV, and the rows left out with the reason for each."""
@@ -45,7 +51,7 @@ class PairList:
 
     @property
     def labels(self) -> np.ndarray:
-        return np.array([pair.label for pair in self.pairs], dtype=np.int64)
+        return pair_labels(self.pairs)
 
     @property
     def images(self) -> list[str]:

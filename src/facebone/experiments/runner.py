@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from scipy import stats
 from tqdm import tqdm
@@ -30,7 +29,7 @@ from facebone.attacks import check_attack_names, list_attacks
 from facebone.attacks.metrics import LOW_FPRS
 from facebone.attacks.runner import LEVELS, evaluate_membership_attacks
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
@@ -139,9 +138,9 @@ def evaluate_system(
     embedder = embedders.get(params["backbones"])
     system = FRSystem(**params).fit(embedder, root, training)
     train_s = time.perf_counter() - started
-    test_labels = np.array([p.label for p in test])
+    test_labels = pair_labels(test)
     utility = verification_metrics(test_labels, system.predict_proba(root, test))
-    train_labels = np.array([p.label for p in training])
+    train_labels = pair_labels(training)
     train_accuracy = verification_metrics(train_labels, system.predict_proba(root, training))[
         "accuracy"
     ]

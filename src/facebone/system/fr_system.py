@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebone.data.pairs import Pair
+from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.predictors import Predictor, create_predictor
@@ -111,7 +111,7 @@ class FRSystem:
         rng = np.random.default_rng([self.seed, 0])
         rows, sources = assign_backbones(len(pairs), len(self.backbones), self._assign(), rng)
         e1, e2 = self._pair_embeddings(root, [pairs[i] for i in rows], sources)
-        labels = np.array([pairs[i].label for i in rows])
+        labels = pair_labels(pairs)[rows]
         self.predictor_ = self._new_predictor().fit(e1, e2, labels, sources)
         self.training_pairs_sha256_ = pairs_sha256(pairs)
         self.n_training_pairs_ = len(pairs)
