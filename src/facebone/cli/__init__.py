@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "facebone.cli.verify",
     "facebone.cli.attack",
     "facebone.cli.experiment",
+    "facebone.cli.serve",
+    "facebone.cli.demo",
 )
 
 EXIT_USER_ERROR = 2

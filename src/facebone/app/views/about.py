@@ -1,0 +1,71 @@
+"""About: what FaceBone is, the threat model, how each defense works, and the verdict."""
+
+import streamlit as st
+
+from facebone.app.config import DemoConfig
+from facebone.app.results import read_results
+from facebone.errors import FaceBoneError
+
+DIAGRAM = """
+digraph {
+  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname=Helvetica];
+  photos [label="two photos"]; detect [label="detect + align\\n(YuNet, 5 points)"];
+  sface [label="SFace"]; dlib [label="dlib ResNet"];
+  draw [label="backbone drawn\\nper query", shape=diamond, fillcolor="#fff4d6"];
+  predictor [label="predictor\\n(cosine / nn / DP-SGD nn)"];
+  decision [label="P(same) >= 0.5 ?\\nsame / different", fillcolor="#e3f5e1"];
+  photos -> detect; detect -> sface; detect -> dlib; sface -> draw; dlib -> draw;
+  draw -> predictor [label="embedding pair"]; predictor -> decision;
+}
+"""
+
+TEXT = """
+FaceBone is a face-verification system (are these two photos the same person?) together with
+the privacy attacks that threaten it and the defenses against them, measured on the same
+identity-disjoint splits of LFW.
+
+**Threat model.** The attacker queries the system as a black box with pairs of photos and
+sees the probability (or only the decision). It knows how the system was trained but not its
+seed or its training pairs, and it trains *shadow* systems on people of its own. It asks:
+was this pair, or this person, in the predictor's training data (membership inference)?
+
+**Defenses.**
+- *Multiple backbones* (FaceBone's own): the predictor is trained on embeddings of several
+  backbones and each query is answered through one drawn at random, so the same pair never
+  gets one deterministic answer.
+- *DP-SGD*: the nn predictor is trained with differential privacy (Opacus), noise bounding
+  what any one training pair can change.
+- *Cosine predictor*: a calibrated threshold on cosine similarity, one parameter per
+  backbone, with almost nothing to memorise.
+"""
+
+
+def render(config: DemoConfig) -> None:
+    st.title("FaceBone: privacy of face recognition")
+    st.markdown(TEXT)
+    st.subheader("How a query is answered")
+    st.graphviz_chart(DIAGRAM)
+    st.subheader("Verdict")
+    if config.results is None:
+        st.info(
+            "No results folder: run `facebone experiment compare --out DIR` and start the "
+            "demo with `--results DIR` to see which defenses hold."
+        )
+        return
+    try:
+        verdict = read_results(config.results).verdict()
+    except FaceBoneError as error:
+        st.error(str(error))
+        return
+    if not verdict:
+        st.info(f"{config.results} holds no privacy-utility frontier to judge from.")
+        return
+    holding = [name for name, held in verdict.items() if held]
+    failing = [name for name, held in verdict.items() if not held]
+    if holding:
+        st.success(f"Defenses that meet the goal in every regime: {', '.join(holding)}")
+    else:
+        st.warning("No defense meets the goal in every regime.")
+    if failing:
+        st.markdown(f"Missing the goal: {', '.join(failing)}")
+    st.caption("Goal: accuracy >= 0.99, every attack AUC <= 0.55 and TPR at 1% FPR <= 2%.")

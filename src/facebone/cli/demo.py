@@ -1,0 +1,96 @@
+"""`facebone demo`: the web demo (Streamlit) on this machine."""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from facebone.errors import FaceBoneError
+
+# Uploaded faces stay on this machine: the demo has no log-in, so it listens on loopback only.
+HOST = "127.0.0.1"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="open the web demo: verification, membership inference, privacy report",
+        description=(
+            "Serve the Streamlit demo on 127.0.0.1. Without --model it trains (or finds already "
+            "trained in --workdir) a small default system from --data."
+        ),
+    )
+    parser.add_argument("--model", type=Path, help="model directory for the verification page")
+    parser.add_argument("--data", type=Path, help="image folder in LFW layout (ROOT/Name/*.jpg)")
+    parser.add_argument("--results", type=Path, help="experiment results folder to report")
+    parser.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path.home() / ".cache" / "facebone" / "demo",
+        help="where the demo keeps the systems it trains (default ~/.cache/facebone/demo)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, help="embedding cache folder (default: $FACEBONE_CACHE or ~/.cache)"
+    )
+    parser.add_argument(
+        "--attacks",
+        default=None,
+        help="membership attacks on the membership page (default: rule-based,label-only,"
+        "lira,blackbox-gb)",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("data", "results"):
+        value = getattr(args, name)
+        if value is not None and not value.is_dir():
+            raise FaceBoneError(f"--{name} {value} does not exist or is not a folder")
+    if args.model is None and args.data is None:
+        raise FaceBoneError("give --model DIR, or --data DIR to train the demo's default system")
+    if not 1 <= args.port <= 65535:
+        raise FaceBoneError(f"--port {args.port} is out of range (1-65535)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from facebone.app.config import DEFAULT_ATTACKS, DemoConfig
+    from facebone.cli.common import open_cache, parse_attack_names
+    from facebone.service.server import bind
+    from facebone.system.model_dir import read_config
+
+    _check(args)
+    attacks = tuple(parse_attack_names(args.attacks)) if args.attacks else DEFAULT_ATTACKS
+    bind(HOST, args.port).close()  # a busy port is a clear error here, not in Streamlit
+    model, default_model = args.model, False
+    if model is None:
+        from facebone.app.lab import prepare_systems
+
+        print(f"no --model given: preparing the demo's default systems from {args.data} ...")
+        model = prepare_systems(args.data, args.workdir, open_cache(args))["defended"]
+        default_model = True
+        print(f"verifying with the default system (SFace + cosine predictor) in {model}")
+    else:
+        read_config(model)
+    config = DemoConfig(
+        model=model,
+        default_model=default_model,
+        data=args.data,
+        results=args.results,
+        workdir=args.workdir,
+        cache=open_cache(args).root,
+        attacks=attacks,
+    )
+    script = Path(__file__).resolve().parents[1] / "app" / "main.py"
+    # fmt: off
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(script),
+        "--server.address", HOST, "--server.port", str(args.port),
+        "--server.headless", "true", "--server.maxUploadSize", "10",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+        "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
+        "--", *config.to_argv(),
+    ]
+    # fmt: on
+    print(f"demo on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
+    return subprocess.call(command)

@@ -1,0 +1,27 @@
+"""Run the REST API with uvicorn on a socket bound here, so a busy port is a clear error and
+port 0 gives a free one that is printed for the caller."""
+
+import socket
+
+from facebone.errors import FaceBoneError
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a one-line error."""
+    if not 0 <= port <= 65535:
+        raise FaceBoneError(f"port {port} is out of range (0-65535)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as error:
+        raise FaceBoneError(f"cannot listen on {host}:{port} ({error.strerror})") from None
+
+
+def run_app(app, sock: socket.socket) -> None:
+    """Serve `app` on `sock` until SIGINT or SIGTERM."""
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30)
+    uvicorn.Server(config).run(sockets=[sock])
