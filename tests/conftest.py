@@ -74,3 +74,13 @@ def lfw_embeddings(lfw_root, cache_dir, backbone_pool):
         return computed[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def demo_workdir(lfw_root, cache_dir, tmp_path_factory) -> Path:
+    """The web demo's undefended and defended SFace systems (`workdir/<role>`), trained once."""
+    from facebone.app.lab import prepare_systems
+
+    workdir = tmp_path_factory.mktemp("demo-work")
+    prepare_systems(lfw_root, workdir, EmbeddingCache(cache_dir))
+    return workdir

@@ -1,0 +1,200 @@
+"""The REST API over real HTTP: `facebone serve` on 127.0.0.1, real LFW photos, bad input."""
+
+import base64
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from facebone.cli import main
+from facebone.data.pairs import Pair
+from facebone.embeddings import EmbeddingCache
+from facebone.embeddings.embedder import Embedder
+from facebone.service.process import running_server
+from facebone.system import FRSystem, load_system, save_system
+from facebone.uploads import MAX_UPLOAD_BYTES
+from web_images import BLAIR, POWELL, gray_face, large_face, no_face, too_many_pixels
+
+API_KEY = "k" * 24
+
+
+@pytest.fixture(scope="module")
+def photos(lfw_root) -> dict[str, bytes]:
+    return {path: (lfw_root / path).read_bytes() for path in (*POWELL, BLAIR)}
+
+
+@pytest.fixture(scope="module")
+def sface_model(demo_workdir):
+    return demo_workdir / "defended"
+
+
+@pytest.fixture(scope="module")
+def server(sface_model):
+    with running_server(sface_model) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+def verify(client: httpx.Client, first: bytes, second: bytes, **kwargs) -> httpx.Response:
+    return client.post("/verify", files={"img1": first, "img2": second}, **kwargs)
+
+
+def assert_error(response: httpx.Response, status: int, words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and words in body["error"], body
+    assert "Traceback" not in response.text
+
+
+def test_verify_answers_same_and_different_people(server, photos):
+    same = verify(server, photos[POWELL[0]], photos[POWELL[1]])
+    different = verify(server, photos[POWELL[0]], photos[BLAIR])
+    assert same.status_code == 200 and different.status_code == 200
+    assert set(same.json()) == {"same", "probability", "threshold", "model", "time_ms"}
+    assert same.json()["same"] is True and same.json()["probability"] > 0.5
+    assert different.json()["same"] is False and different.json()["probability"] < 0.5
+    assert same.json()["threshold"] == 0.5 and "sface" in same.json()["model"]
+    assert 0 < same.json()["time_ms"] < 5000
+
+
+def test_base64_json_gives_the_multipart_answer(server, photos):
+    first = base64.b64encode(photos[POWELL[0]]).decode()
+    second = "data:image/jpeg;base64," + base64.b64encode(photos[BLAIR]).decode()
+    as_json = server.post("/verify", json={"img1": first, "img2": second}).json()
+    as_files = verify(server, photos[POWELL[0]], photos[BLAIR]).json()
+    assert as_json["probability"] == pytest.approx(as_files["probability"], abs=1e-9)
+
+
+def test_embed_gives_the_library_embedding(server, photos, sface_model, lfw_root):
+    response = server.post("/embed", files={"img": photos[BLAIR]})
+    assert response.status_code == 200, response.text
+    served = np.array(response.json()["embeddings"]["sface"])
+    system = load_system(sface_model, cache=None, progress=False)
+    expected = system.embedder_.photo(lfw_root / BLAIR)["sface"]
+    assert served.shape == (128,) and np.allclose(served, expected, atol=1e-5)
+
+
+def test_bad_inputs_get_4xx_json_errors(server, photos, lfw_root):
+    face = photos[BLAIR]
+    assert_error(verify(server, b"not an image at all", face), 400, "img1: not an image")
+    assert_error(server.post("/verify", files={"img1": face}), 400, "img2 is missing")
+    assert_error(server.post("/verify", json={"img1": "@@@", "img2": "x"}), 400, "base64")
+    assert_error(server.post("/verify", json=[1, 2]), 400, "must be an object")
+    assert_error(
+        server.post("/verify", content=b"{", headers={"content-type": "application/json"}),
+        400,
+        "not valid JSON",
+    )
+    assert_error(server.post("/verify", data={"img1": "a"}), 415, "unsupported content type")
+    assert_error(verify(server, no_face(), face), 422, "no face found")
+    assert_error(verify(server, gray_face(lfw_root), face), 400, "grayscale")
+    converted = verify(server, gray_face(lfw_root), face, params={"convert_color": "true"})
+    assert converted.status_code == 200 and converted.json()["same"] is True
+    assert_error(
+        verify(server, face, face, params={"convert_color": "perhaps"}), 422, "convert_color"
+    )
+    assert_error(server.get("/nowhere"), 404, "Not Found")
+    assert_error(server.get("/verify"), 405, "Method Not Allowed")
+
+
+def test_size_limits(server, photos):
+    face = photos[BLAIR]
+    assert_error(verify(server, b"\xff" * (MAX_UPLOAD_BYTES + 1), face), 413, "10 MB")
+    assert_error(verify(server, too_many_pixels(), face), 413, "20 megapixels")
+    huge = base64.b64encode(b"\0" * (MAX_UPLOAD_BYTES + 1024)).decode()
+    assert_error(server.post("/verify", json={"img1": huge, "img2": "x"}), 413, "10 MB")
+    assert_error(server.post("/verify", content=b"\0" * (31 << 20)), 413, "request body over")
+
+
+def test_health_and_docs(server):
+    assert server.get("/healthz").json()["status"] == "ok"
+    assert server.get("/docs").status_code == 200
+    body = server.get("/openapi.json").json()["paths"]["/verify"]["post"]["requestBody"]
+    assert set(body["content"]) == {"multipart/form-data", "application/json"}
+
+
+def test_bounded_load_run_answers_every_request_right(server, photos):
+    """8 clients, 48 requests: every one answered 200 with the right decision."""
+    cases = [(POWELL[0], POWELL[1], True), (POWELL[1], BLAIR, False)] * 24
+
+    def ask(case):
+        first, second, expected = case
+        response = verify(server, photos[first], photos[second])
+        return response.status_code, response.json().get("same"), expected
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(ask, cases))
+    assert [status for status, _, _ in answers] == [200] * len(cases)
+    assert all(same is expected for _, same, expected in answers)
+
+
+@pytest.fixture(scope="module")
+def guarded(sface_model, tmp_path_factory):
+    key_file = tmp_path_factory.mktemp("key") / "api-key"
+    key_file.write_text(API_KEY + "\n")
+    args = ["--api-key-file", str(key_file), "--max-concurrent", "1"]
+    with running_server(sface_model, args) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client
+
+
+def test_api_key_is_required_when_configured(guarded, photos):
+    face = photos[BLAIR]
+    assert_error(verify(guarded, face, face), 401, "API key")
+    assert_error(verify(guarded, face, face, headers={"X-API-Key": "wrong"}), 401, "API key")
+    assert verify(guarded, face, face, headers={"X-API-Key": API_KEY}).status_code == 200
+    assert guarded.get("/healthz").status_code == 200
+
+
+def test_requests_over_the_concurrency_cap_get_503(guarded, lfw_root):
+    """Cap 1: of 6 requests sent at once with large photos, the server takes one at a time."""
+    big = large_face(lfw_root)
+    start = threading.Barrier(6)
+
+    def ask(_):
+        start.wait()
+        return verify(guarded, big, big, headers={"X-API-Key": API_KEY})
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(ask, range(6)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses[0] == 200 and statuses[-1] == 503, statuses
+    busy = next(response for response in responses if response.status_code == 503)
+    assert_error(busy, 503, "server busy")
+    assert busy.headers["retry-after"] == "1"
+
+
+def test_serve_refuses_bad_options(capsys, sface_model):
+    assert main(["serve", "--model", str(sface_model), "--host", "0.0.0.0"]) == 2
+    assert "--api-key-file" in capsys.readouterr().err
+    with running_server(sface_model) as url:
+        port = url.rsplit(":", 1)[1]
+        assert main(["serve", "--model", str(sface_model), "--port", port]) == 2
+        err = capsys.readouterr().err
+    assert err.startswith("facebone: error: cannot listen") and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def multi_model(lfw_root, cache_dir, protocol, tmp_path_factory):
+    """SFace + dlib, cosine predictor, a backbone drawn per query, trained on 12 pairs."""
+    pairs: list[Pair] = protocol["target_train"][:12]
+    embedder = Embedder(["sface", "dlib"], EmbeddingCache(cache_dir), progress=False)
+    try:
+        system = FRSystem(
+            backbones=["sface", "dlib"], predictor="cosine", mitigation="multi", infer="random"
+        ).fit(embedder, lfw_root, pairs)
+        directory = tmp_path_factory.mktemp("multi") / "model"
+        save_system(system, directory)
+    finally:
+        embedder.close()
+    return directory
+
+
+def test_multi_backbone_answers_vary_per_request(multi_model, photos):
+    """Each request draws its backbone: the same pair asked 12 times gets both backbones'
+    answers (all 12 through one backbone has probability 2 in 4096)."""
+    with running_server(multi_model) as url, httpx.Client(base_url=url, timeout=60) as client:
+        answers = [verify(client, photos[POWELL[0]], photos[POWELL[1]]).json() for _ in range(12)]
+    assert all(answer["same"] is True for answer in answers)
+    assert len({round(answer["probability"], 9) for answer in answers}) == 2
+    assert "multi-backbone" in answers[0]["model"]
