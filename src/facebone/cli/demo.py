@@ -1,6 +1,7 @@
 """`facebone demo`: the web demo (Streamlit) on this machine."""
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -93,4 +94,20 @@ def _run(args: argparse.Namespace) -> int:
     ]
     # fmt: on
     print(f"demo on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
-    return subprocess.call(command)
+    return _run_child(command)
+
+
+def _run_child(command: list[str]) -> int:
+    """Run Streamlit until it exits; stopping this command (Ctrl-C, SIGTERM) stops it too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    child = subprocess.Popen(command)
+    try:
+        return child.wait()
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
