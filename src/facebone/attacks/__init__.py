@@ -7,7 +7,8 @@ and `run_membership_attacks` runs several and evaluates them at pair or identity
 both levels and can override the shadow count).
 
 Names: "blackbox-gb", "blackbox-rf", "blackbox-nn" (black_box.py, ART's learned attack),
-"rule-based" (rule_based.py), "lira" (lira.py, offline LiRA), "label-only" (label_only.py).
+"rule-based" (rule_based.py), "lira" (lira.py, offline LiRA), "lira-online" (lira_online.py,
+online LiRA with IN and OUT shadows), "label-only" (label_only.py).
 """
 
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from facebone.attacks.base import (
 from facebone.attacks.black_box import BlackBoxAttack
 from facebone.attacks.label_only import LabelOnlyAttack
 from facebone.attacks.lira import LiRAAttack
+from facebone.attacks.lira_online import OnlineLiRAAttack
 from facebone.attacks.rule_based import RuleBasedAttack
 from facebone.errors import FaceBoneError
 
@@ -35,6 +37,7 @@ ATTACKS: dict[str, Callable[[int], MembershipAttack]] = {
     "blackbox-nn": lambda seed: BlackBoxAttack(model="nn", seed=seed),
     "rule-based": lambda seed: RuleBasedAttack(),
     "lira": lambda seed: LiRAAttack(seed=seed),
+    "lira-online": lambda seed: OnlineLiRAAttack(seed=seed),
     "label-only": lambda seed: LabelOnlyAttack(seed=seed),
 }
 
@@ -75,6 +78,7 @@ __all__ = [
     "LabelOnlyAttack",
     "LiRAAttack",
     "MembershipAttack",
+    "OnlineLiRAAttack",
     "QueryFn",
     "RuleBasedAttack",
     "ShadowTrainer",

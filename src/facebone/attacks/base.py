@@ -92,21 +92,105 @@ def logit_confidence(p_same: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.log(p_true) - np.log1p(-p_true)
 
 
-def cached_shadow_trainer(trainer: ShadowTrainer) -> ShadowTrainer:
+def train_shadows(
+    trainer: ShadowTrainer, requests: Sequence[tuple[Sequence[Pair], int]]
+) -> list[QueryFn]:
+    """Train one shadow per `(pairs, seed)`: all at once through `trainer.train_many` where
+    the trainer has it (batched training), else one after the other."""
+    train_many = getattr(trainer, "train_many", None)
+    if train_many is not None:
+        return list(train_many([(list(p), int(s)) for p, s in requests]))
+    return [trainer(list(p), int(s)) for p, s in requests]
+
+
+class SharedShadows:
     """Remember every shadow trained: attacks that ask for the same pairs and seed share it.
 
     The black-box and label-only attacks use the same shadow splits for the same seed, so a run
-    of all attacks trains those shadows once.
+    of all attacks trains those shadows once; misses are trained together (`train_many`).
     """
-    trained: dict[tuple[tuple[Pair, ...], int], QueryFn] = {}
 
-    def train(pairs: Sequence[Pair], seed: int) -> QueryFn:
-        key = (tuple(pairs), int(seed))
-        if key not in trained:
-            trained[key] = trainer(list(pairs), int(seed))
-        return trained[key]
+    def __init__(self, trainer: ShadowTrainer) -> None:
+        self.trainer = trainer
+        self._trained: dict[tuple[tuple[Pair, ...], int], QueryFn] = {}
 
-    return train
+    def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
+        return self.train_many([(pairs, seed)])[0]
+
+    def train_many(self, requests: Sequence[tuple[Sequence[Pair], int]]) -> list[QueryFn]:
+        keys = [(tuple(p), int(s)) for p, s in requests]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._trained))
+        if missing:
+            trained = train_shadows(self.trainer, [(list(p), s) for p, s in missing])
+            self._trained.update(zip(missing, trained, strict=True))
+        return [self._trained[k] for k in keys]
+
+
+def cached_shadow_trainer(trainer: ShadowTrainer) -> SharedShadows:
+    """`trainer` with every shadow it trains remembered (`SharedShadows`)."""
+    return trainer if isinstance(trainer, SharedShadows) else SharedShadows(trainer)
+
+
+class RepeatingShadows:
+    """Shadows asked the way the target is asked (`repeated_query` with `repeats`), so their
+    answers are distributed like the target's."""
+
+    def __init__(self, trainer: ShadowTrainer, repeats: int) -> None:
+        self.trainer = trainer
+        self.repeats = repeats
+
+    def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
+        return self.train_many([(pairs, seed)])[0]
+
+    def train_many(self, requests: Sequence[tuple[Sequence[Pair], int]]) -> list[QueryFn]:
+        trained = train_shadows(self.trainer, requests)
+        return [repeated_query(fn, self.repeats) for fn in trained]
+
+
+def repeating_shadow_trainer(trainer: ShadowTrainer, repeats: int) -> ShadowTrainer:
+    return trainer if repeats == 1 else RepeatingShadows(trainer, repeats)
+
+
+def swapped(pairs: Sequence[Pair]) -> list[Pair]:
+    """The same pairs with their images in the other order."""
+    return [Pair(p.image2, p.image1, p.label) for p in pairs]
+
+
+def repeated_query(fn: QueryFn, repeats: int) -> QueryFn:
+    """The adaptive attacker's view of a system whose answers vary from query to query (a
+    backbone drawn per query): ask each pair `repeats` times, alternating the image order,
+    and average. One query keeps the system as it is."""
+    if repeats == 1:
+        return fn
+
+    def ask(pairs: Sequence[Pair]) -> np.ndarray:
+        pairs = list(pairs)
+        both = (pairs, swapped(pairs))
+        answers = [query(fn, both[k % 2]) for k in range(repeats)]
+        return np.mean(answers, axis=0)
+
+    return ask
+
+
+def answers_vary(fn: QueryFn, pairs: Sequence[Pair]) -> bool:
+    """Whether asking the same pairs twice (in both orders) gives different answers."""
+    pairs = list(pairs)
+    first = query(fn, pairs)
+    return bool(np.any(first != query(fn, pairs)) or np.any(first != query(fn, swapped(pairs))))
+
+
+def balanced_sample(pairs: Sequence[Pair], size: int, rng: np.random.Generator) -> list[Pair]:
+    """`size` pairs, half same-person and half different-person, drawn without replacement
+    where each kind has enough pairs and with replacement where it has too few (so a shadow
+    trains on as many pairs, and as balanced, as the target did)."""
+    chosen: list[Pair] = []
+    for label, count in ((1, size // 2), (0, size - size // 2)):
+        pool = [p for p in pairs if p.label == label]
+        if not pool:
+            raise AttackError(f"no {'same' if label else 'different'}-person pairs to draw from.")
+        picks = rng.choice(len(pool), count, replace=count > len(pool))
+        chosen.extend(pool[i] for i in sorted(picks))
+    return chosen
 
 
 def split_by_identity(pairs: Sequence[Pair], rng: np.random.Generator) -> tuple[list, list]:
@@ -167,16 +251,31 @@ def split_at_random(pairs: Sequence[Pair], rng: np.random.Generator) -> tuple[li
 
 
 def shadow_splits(
-    pairs: Sequence[Pair], n_shadows: int, seed: int
+    pairs: Sequence[Pair], n_shadows: int, seed: int, size: int | None = None
 ) -> list[tuple[list[Pair], list[Pair], int]]:
     """`(shadow_in, shadow_out, training_seed)` for each shadow; shadow k depends only on
-    `(seed, k)`, so attacks with the same seed share their first shadows."""
+    `(seed, k)`, so attacks with the same seed share their first shadows.
+
+    With `size` (the target's training-set size) each shadow trains on `size` label-balanced
+    pairs drawn from its half (`balanced_sample`), and its out half is cut to equal numbers
+    of same- and different-person pairs, like the target's members and non-members.
+    """
     splits = []
     for k in range(n_shadows):
         rng = np.random.default_rng([seed, k])
         shadow_in, shadow_out = split_by_identity(pairs, rng)
-        splits.append((shadow_in, shadow_out, int(rng.integers(2**31 - 1))))
+        training_seed = int(rng.integers(2**31 - 1))
+        if size is not None:
+            shadow_in = balanced_sample(shadow_in, size, rng)
+            kinds = min(sum(p.label for p in shadow_out), sum(1 - p.label for p in shadow_out))
+            shadow_out = balanced_sample(shadow_out, 2 * kinds, rng) if kinds else shadow_out
+        splits.append((shadow_in, shadow_out, training_seed))
     return splits
+
+
+def distinct(pairs: Sequence[Pair]) -> list[Pair]:
+    """The pairs with repeats dropped (a shadow may train on a pair twice), in order."""
+    return list(dict.fromkeys(pairs))
 
 
 def best_threshold(is_member: np.ndarray, scores: np.ndarray) -> float:
@@ -265,16 +364,23 @@ class MembershipAttack(ABC):
 
 
 class ShadowAttack(MembershipAttack):
-    """Base class of the attacks that train `n_shadows` shadow systems seeded by `seed`;
-    subclasses store both in their constructor and may raise `min_shadows`."""
+    """Base class of the attacks that train `n_shadows` shadow systems seeded by `seed`, each
+    on `shadow_size` pairs (None: as many as the split gives); subclasses store the three in
+    their constructor and may raise `min_shadows`."""
 
     min_shadows: ClassVar[int] = 1
     n_shadows: int
     seed: int
+    shadow_size: int | None
 
     def _check_params(self) -> None:
         check_positive_int(self.n_shadows, "n_shadows", minimum=self.min_shadows)
         check_positive_int(self.seed, "seed", minimum=0)
+        if self.shadow_size is not None:
+            check_positive_int(self.shadow_size, "shadow_size", minimum=2)
+
+    def _shadow_splits(self, pairs: list[Pair]) -> list[tuple[list[Pair], list[Pair], int]]:
+        return shadow_splits(pairs, self.n_shadows, self.seed, self.shadow_size)
 
 
 def check_positive_int(value: object, name: str, minimum: int = 1) -> None:

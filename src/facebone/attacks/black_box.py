@@ -19,8 +19,9 @@ from facebone.attacks.base import (
     QueryFn,
     ShadowAttack,
     ShadowTrainer,
+    distinct,
     query,
-    shadow_splits,
+    train_shadows,
 )
 from facebone.data.pairs import Pair, pair_labels
 
@@ -56,10 +57,13 @@ class BlackBoxAttack(ShadowAttack):
 
     name = "blackbox"
 
-    def __init__(self, model: str = "gb", n_shadows: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self, model: str = "gb", n_shadows: int = 4, seed: int = 0, shadow_size: int | None = None
+    ) -> None:
         self.model = model
         self.n_shadows = n_shadows
         self.seed = seed
+        self.shadow_size = shadow_size
 
     def _check_params(self) -> None:
         if self.model not in MODELS:
@@ -68,8 +72,10 @@ class BlackBoxAttack(ShadowAttack):
 
     def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None:
         members, nonmembers = [], []
-        for shadow_in, shadow_out, shadow_seed in shadow_splits(pairs, self.n_shadows, self.seed):
-            shadow = shadow_trainer(shadow_in, shadow_seed)
+        splits = self._shadow_splits(pairs)
+        shadows = train_shadows(shadow_trainer, [(s_in, seed) for s_in, _, seed in splits])
+        for (shadow_in, shadow_out, _), shadow in zip(splits, shadows, strict=True):
+            shadow_in = distinct(shadow_in)
             members.append((query(shadow, shadow_in, "a shadow"), pair_labels(shadow_in)))
             nonmembers.append((query(shadow, shadow_out, "a shadow"), pair_labels(shadow_out)))
         p_in = np.concatenate([p for p, _ in members])

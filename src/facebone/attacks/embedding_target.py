@@ -42,14 +42,29 @@ def embedding_query_fn(predictor: Predictor, embeddings: Mapping[str, np.ndarray
     return ask
 
 
+class EmbeddingShadowTrainer:
+    """Shadow training the way the target was trained: `make_predictor(seed)` gives a fresh,
+    unfitted predictor configured like the target's; many are fitted at once where the
+    predictor can (`Predictor.fit_many`)."""
+
+    def __init__(
+        self, embeddings: Mapping[str, np.ndarray], make_predictor: Callable[[int], Predictor]
+    ) -> None:
+        self.embeddings = embeddings
+        self.make_predictor = make_predictor
+
+    def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
+        return self.train_many([(pairs, seed)])[0]
+
+    def train_many(self, requests: Sequence[tuple[Sequence[Pair], int]]) -> list[QueryFn]:
+        predictors = [self.make_predictor(seed) for _, seed in requests]
+        datasets = [embed_pairs(self.embeddings, pairs) for pairs, _ in requests]
+        fitted = type(predictors[0]).fit_many(predictors, datasets)
+        return [embedding_query_fn(p, self.embeddings) for p in fitted]
+
+
 def embedding_shadow_trainer(
     embeddings: Mapping[str, np.ndarray], make_predictor: Callable[[int], Predictor]
 ) -> ShadowTrainer:
-    """Shadow training the way the target was trained: `make_predictor(seed)` gives a fresh,
-    unfitted predictor configured like the target's."""
-
-    def train(pairs: Sequence[Pair], seed: int) -> QueryFn:
-        e1, e2, y = embed_pairs(embeddings, pairs)
-        return embedding_query_fn(make_predictor(seed).fit(e1, e2, y), embeddings)
-
-    return train
+    """`EmbeddingShadowTrainer(embeddings, make_predictor)`."""
+    return EmbeddingShadowTrainer(embeddings, make_predictor)

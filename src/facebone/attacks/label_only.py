@@ -27,8 +27,9 @@ from facebone.attacks.base import (
     ShadowAttack,
     ShadowTrainer,
     best_threshold,
+    distinct,
     query,
-    shadow_splits,
+    train_shadows,
 )
 from facebone.data.pairs import Pair, pair_labels
 
@@ -62,15 +63,17 @@ class LabelOnlyAttack(ShadowAttack):
 
     name = "label-only"
 
-    def __init__(self, n_shadows: int = 4, seed: int = 0) -> None:
+    def __init__(self, n_shadows: int = 4, seed: int = 0, shadow_size: int | None = None) -> None:
         self.n_shadows = n_shadows
         self.seed = seed
+        self.shadow_size = shadow_size
 
     def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None:
         cells_in, cells_out = [], []
-        for shadow_in, shadow_out, shadow_seed in shadow_splits(pairs, self.n_shadows, self.seed):
-            shadow = shadow_trainer(shadow_in, shadow_seed)
-            cells_in.append(_cells(shadow, shadow_in, "a shadow"))
+        splits = self._shadow_splits(pairs)
+        shadows = train_shadows(shadow_trainer, [(s_in, seed) for s_in, _, seed in splits])
+        for (shadow_in, shadow_out, _), shadow in zip(splits, shadows, strict=True):
+            cells_in.append(_cells(shadow, distinct(shadow_in), "a shadow"))
             cells_out.append(_cells(shadow, shadow_out, "a shadow"))
         inside, outside = np.concatenate(cells_in), np.concatenate(cells_out)
         # Member rate of each cell under equal priors (the halves may differ in size), lightly

@@ -17,10 +17,12 @@ from facebone.attacks.base import (
     QueryFn,
     ShadowAttack,
     ShadowTrainer,
+    balanced_sample,
     best_threshold,
     logit_confidence,
     query,
     split_at_random,
+    train_shadows,
 )
 from facebone.data.pairs import Pair, pair_labels
 
@@ -55,6 +57,8 @@ class LiRAAttack(ShadowAttack):
     Parameters
     ----------
     n_shadows : shadow systems, each trained on a random half of the attacker's pairs (>= 2).
+    shadow_size : each shadow trains on this many label-balanced pairs drawn from its half
+        (the target's training-set size; None: the whole half).
     variance : "per-pair" (a Gaussian per candidate), "global" (one variance shared by all
         candidates, steadier with few shadows) or "auto" (global below 64 shadows).
     seed : seeds the halves and shadow training.
@@ -72,10 +76,17 @@ class LiRAAttack(ShadowAttack):
     name = "lira"
     min_shadows = 2
 
-    def __init__(self, n_shadows: int = 16, variance: str = "auto", seed: int = 0) -> None:
+    def __init__(
+        self,
+        n_shadows: int = 16,
+        variance: str = "auto",
+        seed: int = 0,
+        shadow_size: int | None = None,
+    ) -> None:
         self.n_shadows = n_shadows
         self.variance = variance
         self.seed = seed
+        self.shadow_size = shadow_size
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -91,13 +102,16 @@ class LiRAAttack(ShadowAttack):
             self.variance == "auto" and self.n_shadows >= GLOBAL_VARIANCE_BELOW
         )
         positions = {pair: i for i, pair in enumerate(pairs)}
-        shadows, inside = [], np.zeros((self.n_shadows, len(pairs)), dtype=bool)
+        requests, inside = [], np.zeros((self.n_shadows, len(pairs)), dtype=bool)
         for k in range(self.n_shadows):
             rng = np.random.default_rng([self.seed, k, 1])
             shadow_in, _ = split_at_random(pairs, rng)
-            shadows.append(shadow_trainer(shadow_in, int(rng.integers(2**31 - 1))))
+            seed = int(rng.integers(2**31 - 1))
+            if self.shadow_size is not None:
+                shadow_in = balanced_sample(shadow_in, self.shadow_size, rng)
+            requests.append((shadow_in, seed))
             inside[k, [positions[p] for p in shadow_in]] = True
-        self.shadows_ = shadows
+        self.shadows_ = train_shadows(shadow_trainer, requests)
         self.per_pair_variance_ = per_pair
         self.threshold_ = self._shadow_threshold(pairs, inside, per_pair)
 

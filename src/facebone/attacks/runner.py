@@ -15,11 +15,15 @@ from facebone.attacks import ATTACKS, check_attack_names, create_attack
 from facebone.attacks.base import (
     QueryFn,
     ShadowTrainer,
+    answers_vary,
     cached_shadow_trainer,
     check_pair_list,
+    check_positive_int,
     identity_scores,
     pair_identities,
     pair_key,
+    repeated_query,
+    repeating_shadow_trainer,
 )
 from facebone.attacks.metrics import evaluate_scores
 from facebone.data.pairs import Pair
@@ -29,6 +33,18 @@ log = logging.getLogger(__name__)
 
 LEVELS = ("pair", "identity")
 DEFAULT_ATTACKS = tuple(ATTACKS)
+# Queries per pair when the target's answers vary from query to query (a backbone drawn per
+# query): averaging 16 answers leaves about a quarter of the single-answer noise.
+ADAPTIVE_QUERIES = 16
+
+
+def choose_queries(target: QueryFn, probe: Sequence[Pair], queries: int | None) -> int:
+    """`queries` as given, or (None) `ADAPTIVE_QUERIES` when two answers to the same pairs
+    differ and 1 when the target always answers alike."""
+    if queries is not None:
+        check_positive_int(queries, "queries")
+        return queries
+    return ADAPTIVE_QUERIES if answers_vary(target, probe) else 1
 
 
 def _checked_inputs(
@@ -105,6 +121,8 @@ def evaluate_membership_attacks(
     on_attack: Callable[[str], None] | None = None,
     progress: bool = False,
     log_level: int = logging.DEBUG,
+    queries: int | None = None,
+    shadow_size: int | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
     """Fit each attack once on the attacker's pairs, score the candidates once, and evaluate
     the scores at each of `levels`. Returns `({level: {attack: metrics}}, {attack: seconds})`.
@@ -120,9 +138,13 @@ def evaluate_membership_attacks(
     tails of the scores, and TPR at low FPR measures that, not memory.
 
     `n_shadows` (None: each attack's default) replaces the shadow count of every attack that
-    trains shadows. Shadows are shared between attacks that ask for the same ones.
-    `on_attack(name)` is called as each attack starts; each attack's figures are logged at
-    `log_level` as it ends.
+    trains shadows; `shadow_size` (the target's training-set size, which the attacker knows)
+    sets how many pairs each shadow trains on. Shadows are shared between attacks that ask
+    for the same ones. `queries` is how often each pair is asked (both image orders in
+    turn, answers averaged), of the target and of every shadow alike; None: 16 if the
+    target's answers vary, else 1 (`choose_queries`). Each attack's metrics carry `shadows`
+    and `queries`. `on_attack(name)` is called as each attack starts; each attack's figures
+    are logged at `log_level` as it ends.
     """
     attacker, inside, outside = _checked_inputs(
         attacker_pairs, members, nonmembers, levels, attacks
@@ -131,7 +153,9 @@ def evaluate_membership_attacks(
     candidates = inside + outside
     is_member = np.r_[np.ones(len(inside), bool), np.zeros(len(outside), bool)]
     member_people = {who for p in inside for who in pair_identities(p)}
-    shadows = cached_shadow_trainer(shadow_trainer)
+    repeats = choose_queries(target, candidates[:64], queries)
+    asked = repeated_query(target, repeats)
+    shadows = cached_shadow_trainer(repeating_shadow_trainer(shadow_trainer, repeats))
     results: dict[str, dict[str, dict]] = {level: {} for level in levels}
     seconds: dict[str, float] = {}
     for name in tqdm(list(dict.fromkeys(attacks)), desc="attacks", disable=not progress):
@@ -141,8 +165,10 @@ def evaluate_membership_attacks(
         attack = create_attack(name, seed)
         if n_shadows is not None and hasattr(attack, "n_shadows"):
             attack.n_shadows = n_shadows
+        if hasattr(attack, "shadow_size"):
+            attack.shadow_size = shadow_size
         attack.fit(shadows, attacker)
-        scores = attack.infer(target, candidates)
+        scores = attack.infer(asked, candidates)
         for level in levels:
             if level == "pair":
                 metrics = evaluate_scores(is_member, scores, attack.threshold_)
@@ -156,6 +182,8 @@ def evaluate_membership_attacks(
                 )
                 # The cut was chosen on shadow pairs and is applied to people's mean pair scores.
                 metrics["balanced_accuracy_threshold"] = "shadow-pair"
+            metrics["shadows"] = getattr(attack, "n_shadows", 0)
+            metrics["queries"] = repeats
             results[level][name] = metrics
         seconds[name] = time.perf_counter() - start
         for level in levels:

@@ -20,15 +20,31 @@ def system_query_fn(system: FRSystem, root: str | Path) -> QueryFn:
     return ask
 
 
-def system_shadow_trainer(params: dict, embedder: Embedder, root: str | Path) -> ShadowTrainer:
-    """Shadow systems with the target's options (`FRSystem.get_params()`), seeded per shadow.
+class SystemShadowTrainer:
+    """Shadow systems with the target's options (`FRSystem.get_params()`), seeded per shadow
+    and trained many at a time (`FRSystem.fit_many`).
 
     The attacker knows how the target was trained (backbones, predictor, mitigation) but not
-    its seed or its training pairs.
+    its seed or its training pairs. A shadow's per-query draws are seeded by its own seed, so
+    a run is reproducible.
     """
 
-    def train(pairs: Sequence[Pair], seed: int) -> QueryFn:
-        shadow = FRSystem(**{**params, "seed": seed}).fit(embedder, root, pairs)
-        return system_query_fn(shadow, root)
+    def __init__(self, params: dict, embedder: Embedder, root: str | Path) -> None:
+        self.params = params
+        self.embedder = embedder
+        self.root = root
 
-    return train
+    def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
+        return self.train_many([(pairs, seed)])[0]
+
+    def train_many(self, requests: Sequence[tuple[Sequence[Pair], int]]) -> list[QueryFn]:
+        systems = [FRSystem(**{**self.params, "seed": seed}) for _, seed in requests]
+        FRSystem.fit_many(systems, self.embedder, self.root, [pairs for pairs, _ in requests])
+        for system, (_, seed) in zip(systems, requests, strict=True):
+            system.reset_query_stream(seed)
+        return [system_query_fn(system, self.root) for system in systems]
+
+
+def system_shadow_trainer(params: dict, embedder: Embedder, root: str | Path) -> ShadowTrainer:
+    """`SystemShadowTrainer(params, embedder, root)`."""
+    return SystemShadowTrainer(params, embedder, root)

@@ -144,7 +144,7 @@ def evaluate_system(
     train_accuracy = verification_metrics(train_labels, system.predict_proba(root, training))[
         "accuracy"
     ]
-    system.reset_query_stream()  # the attacker meets the system as deployed
+    system.reset_query_stream(seed)  # the attacker meets the system as deployed
     predictor = system.predictor_
     epsilon = getattr(predictor, "epsilon_", None)
     privacy = {
@@ -166,6 +166,7 @@ def evaluate_system(
         n_shadows=n_shadows,
         identity_nonmembers=identity_test,
         on_attack=on_attack,
+        shadow_size=len(training),
     )
     n_tests = len(results["pair"]) * len(LEVELS)
     n_member_people = results["identity"][attacks[0]]["n_members"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -122,26 +123,49 @@ class Predictor(ABC):
 
     def fit(self, e1: Any, e2: Any, y: Any, source: Any = None) -> Predictor:
         """Learn from labelled pairs (`y`: 1 same person, 0 different); return `self`."""
-        self._clear_fitted()
-        if y is None:
-            raise InvalidPairsError("fit needs labels y: 1 for same-person pairs, 0 otherwise.")
-        a, b, src, labels = check_pairs(e1, e2, source, y)
-        sources = np.unique(src)
-        for s in sources:
-            present = np.unique(labels[src == s])
-            if present.size < 2:
-                raise InvalidPairsError(
-                    f"Source {int(s)} has only {'same' if present[0] == 1 else 'different'}-person "
-                    "pairs; fitting needs both kinds for every source."
-                )
-        self.sources_ = tuple(int(s) for s in sources)
-        self.n_features_in_ = int(a.shape[1])
+        a, b, labels, src = self._prepare_fit(e1, e2, y, source)
         try:
             self._fit(a, b, labels, src)
         except BaseException:
             self._clear_fitted()  # never leave a half-fitted predictor that looks fitted
             raise
         return self
+
+    @classmethod
+    def fit_many(cls, predictors: Sequence[Predictor], datasets: Sequence[tuple]) -> list:
+        """Fit `predictors[i]` on `datasets[i] = (e1, e2, y, source)`; predictors that can
+        train many models at once (the nn) override this."""
+        return [p.fit(*data) for p, data in zip(predictors, datasets, strict=True)]
+
+    def _prepare_fit(
+        self, e1: Any, e2: Any, y: Any, source: Any = None, soft: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Checked, normalised `(a, b, y, src)`; sets `sources_` and `n_features_in_`.
+
+        `soft` accepts targets anywhere in [0, 1] (a teacher's probabilities), read as
+        same-person at 0.5 and above when checking that every source has both kinds.
+        """
+        self._clear_fitted()
+        if y is None:
+            raise InvalidPairsError("fit needs labels y: 1 for same-person pairs, 0 otherwise.")
+        if soft:
+            a, b, src, _ = check_pairs(e1, e2, source)
+            labels = np.asarray(y, dtype=np.float64)
+            if labels.shape != (a.shape[0],) or not np.all((labels >= 0) & (labels <= 1)):
+                raise InvalidPairsError("soft targets must be one probability in [0, 1] per pair.")
+        else:
+            a, b, src, labels = check_pairs(e1, e2, source, y)
+        sources = np.unique(src)
+        for s in sources:
+            present = np.unique(labels[src == s] >= 0.5)
+            if present.size < 2:
+                raise InvalidPairsError(
+                    f"Source {int(s)} has only {'same' if present[0] else 'different'}-person "
+                    "pairs; fitting needs both kinds for every source."
+                )
+        self.sources_ = tuple(int(s) for s in sources)
+        self.n_features_in_ = int(a.shape[1])
+        return a, b, labels, src
 
     def predict_proba(self, e1: Any, e2: Any, source: Any = None) -> np.ndarray:
         """Probability that each pair shows the same person, shape (N,), float64."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from facebone.predictors.base import InvalidPairsError, Predictor
+from facebone.predictors.mlp_batch import MLPRecipe, steps_per_epoch, train_mlps
 from facebone.predictors.registry import register_predictor
 
 
@@ -80,6 +81,12 @@ class NNPredictor(Predictor):
         expected batch size of `batch_size`.
     dp_delta : the DP delta; `None` uses `default_delta(n_train)`.
     max_grad_norm : per-sample gradient clipping norm for DP-SGD.
+    relax_alpha : train with RelaxLoss (Chen et al. 2022) to this target loss: member losses
+        are held near alpha rather than driven to zero, which is what membership attacks read.
+        `None` trains normally.
+
+    `NNPredictor.fit_many` trains many predictors of one configuration at once (shadow
+    models); `fit` is `fit_many` of one, except that DP-SGD runs through Opacus itself.
 
     Fitted attributes: `model_`, `train_losses_` (mean loss per epoch), `epsilon_` and
     `delta_` (the spent budget; `None` without DP), `noise_multiplier_`.
@@ -97,6 +104,7 @@ class NNPredictor(Predictor):
         dp_epsilon: float | None = None,
         dp_delta: float | None = None,
         max_grad_norm: float = 1.0,
+        relax_alpha: float | None = None,
     ) -> None:
         self.hidden = hidden
         self.epochs = epochs
@@ -108,6 +116,7 @@ class NNPredictor(Predictor):
         self.dp_epsilon = dp_epsilon
         self.dp_delta = dp_delta
         self.max_grad_norm = max_grad_norm
+        self.relax_alpha = relax_alpha
 
     # ---- training ---------------------------------------------------------------------------
 
@@ -137,55 +146,141 @@ class NNPredictor(Predictor):
             raise bad("dp_delta", "in (0, 1) or None")
         if not self.max_grad_norm > 0:
             raise bad("max_grad_norm", "a positive number")
+        if self.relax_alpha is not None and not self.relax_alpha > 0:
+            raise bad("relax_alpha", "a positive number or None")
+        if self.relax_alpha is not None and self.dp_epsilon is not None:
+            raise bad("relax_alpha", "None when training with DP-SGD")
 
     def _n_inputs(self) -> int:
         return 2 * self.n_features_in_ + 1 + len(self.sources_)
 
     def _fit(self, a: np.ndarray, b: np.ndarray, y: np.ndarray, src: np.ndarray) -> None:
         with one_torch_thread():
-            self._fit_model(a, b, y, src)
+            self._check_params()
+            if self.dp_epsilon is None:
+                self._fit_batch([self], [(a, b, y, src)])
+                return
+            x = self._features(a, b, src)
+            t = torch.from_numpy(y.astype(np.float32))
+            # A private RNG scope: seeding must not disturb the caller's global torch RNG.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                net = build_mlp(self._n_inputs(), self.hidden, self.dropout)
+                optimizer = torch.optim.Adam(
+                    net.parameters(), lr=self.lr, weight_decay=self.weight_decay
+                )
+                self.train_losses_ = self._train_dp(net, optimizer, x, t)
+            # A fresh module without Opacus's training hooks, loaded from the same tensors
+            # that get_state saves, so a saved predictor answers identically.
+            self._set_model({k: v.detach().numpy() for k, v in net.state_dict().items()})
 
-    def _fit_model(self, a: np.ndarray, b: np.ndarray, y: np.ndarray, src: np.ndarray) -> None:
-        self._check_params()
-        x = torch.from_numpy(pair_features(a, b, self._source_index(src), len(self.sources_)))
-        t = torch.from_numpy(y.astype(np.float32))
-        # A private RNG scope: seeding must not disturb the caller's global torch RNG.
+    @classmethod
+    def fit_many(
+        cls, predictors: Sequence[NNPredictor], datasets: Sequence[tuple]
+    ) -> list[NNPredictor]:
+        """Fit `predictors[i]` on `datasets[i] = (e1, e2, y, source)` in one batched run.
+
+        The predictors must share every option but `seed`. `y` may hold soft targets in
+        [0, 1] (distillation). With `dp_epsilon` the batch runs DP-SGD itself, with the noise
+        multiplier Opacus's accountant gives for the same budget, sampling rate and epochs.
+        """
+        predictors = list(predictors)
+        if len(predictors) != len(datasets) or not predictors:
+            raise InvalidPairsError("fit_many needs one dataset per predictor.")
+        options = {k: v for k, v in predictors[0].get_params().items() if k != "seed"}
+        for predictor in predictors:
+            if {k: v for k, v in predictor.get_params().items() if k != "seed"} != options:
+                raise InvalidPairsError("fit_many trains predictors that differ only in seed.")
+            predictor._check_params()
+        try:
+            prepared = [
+                p._prepare_fit(*data, soft=True)
+                for p, data in zip(predictors, datasets, strict=True)
+            ]
+            with one_torch_thread():
+                cls._fit_batch(predictors, prepared)
+        except BaseException:
+            for predictor in predictors:
+                predictor._clear_fitted()
+            raise
+        return predictors
+
+    @staticmethod
+    def _fit_batch(predictors: list[NNPredictor], prepared: Sequence[tuple]) -> None:
+        """Train fresh networks for prepared `(a, b, y, src)` sets, grouped by the DP noise
+        each needs (it depends on the training-set size)."""
+        groups: dict[float | None, list[int]] = {}
+        for i, (predictor, (a, *_)) in enumerate(zip(predictors, prepared, strict=True)):
+            groups.setdefault(predictor._noise_multiplier(len(a)), []).append(i)
+        for noise, members in groups.items():
+            chosen = [predictors[i] for i in members]
+            features = [
+                chosen[k]._features(prepared[i][0], prepared[i][1], prepared[i][3])
+                for k, i in enumerate(members)
+            ]
+            offsets = np.cumsum([0] + [len(f) for f in features])
+            reference = chosen[0]
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(reference.seed)
+                trained = train_mlps(
+                    torch.cat(features),
+                    torch.from_numpy(
+                        np.concatenate([prepared[i][2] for i in members]).astype(np.float32)
+                    ),
+                    [np.arange(offsets[k], offsets[k + 1]) for k in range(len(members))],
+                    [p._initial_state() for p in chosen],
+                    [p.seed for p in chosen],
+                    reference._recipe(noise),
+                )
+            for k, predictor in enumerate(chosen):
+                predictor.train_losses_ = trained.losses[k]
+                predictor.noise_multiplier_ = noise
+                predictor.epsilon_ = None if noise is None else float(predictor.dp_epsilon)
+                predictor.delta_ = (
+                    None if noise is None else predictor._dp_delta(len(prepared[members[k]][0]))
+                )
+                predictor._set_model(trained.states[k])
+
+    def _features(self, a: np.ndarray, b: np.ndarray, src: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(pair_features(a, b, self._source_index(src), len(self.sources_)))
+
+    def _initial_state(self) -> dict[str, torch.Tensor]:
+        """The network `seed` starts from (the same draw a plain training loop makes)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            net = build_mlp(self._n_inputs(), self.hidden, self.dropout)
-            optimizer = torch.optim.Adam(
-                net.parameters(), lr=self.lr, weight_decay=self.weight_decay
-            )
-            if self.dp_epsilon is None:
-                losses = self._train_plain(net, optimizer, x, t)
-                self.epsilon_ = self.delta_ = self.noise_multiplier_ = None
-            else:
-                losses = self._train_dp(net, optimizer, x, t)
-        self.train_losses_ = losses
-        # A fresh module without training hooks (Opacus attaches some), loaded from the
-        # same tensors that get_state saves, so a saved predictor answers identically.
-        self._set_model({k: v.detach().numpy() for k, v in net.state_dict().items()})
+            return build_mlp(self._n_inputs(), self.hidden, self.dropout).state_dict()
 
-    def _train_plain(
-        self, net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, t: torch.Tensor
-    ) -> list[float]:
-        generator = torch.Generator().manual_seed(self.seed)
-        loss_fn = nn.BCEWithLogitsLoss()
-        n = x.shape[0]
-        losses = []
-        net.train()
-        for _ in range(self.epochs):
-            order = torch.randperm(n, generator=generator)
-            total = 0.0
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                optimizer.zero_grad()
-                loss = loss_fn(net(x[idx]).squeeze(1), t[idx])
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-            losses.append(total / n)
-        return losses
+    def _recipe(self, noise_multiplier: float | None) -> MLPRecipe:
+        return MLPRecipe(
+            hidden=tuple(self.hidden),
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            weight_decay=self.weight_decay,
+            dropout=self.dropout,
+            relax_alpha=self.relax_alpha,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=self.max_grad_norm,
+        )
+
+    def _dp_delta(self, n_train: int) -> float:
+        return float(self.dp_delta if self.dp_delta is not None else default_delta(n_train))
+
+    def _noise_multiplier(self, n_train: int) -> float | None:
+        """DP-SGD noise for `epochs` epochs at Poisson rate 1/steps (Opacus's accountant)."""
+        if self.dp_epsilon is None:
+            return None
+        from opacus.accountants.utils import get_noise_multiplier
+
+        return float(
+            get_noise_multiplier(
+                target_epsilon=float(self.dp_epsilon),
+                target_delta=self._dp_delta(n_train),
+                sample_rate=1.0 / steps_per_epoch(n_train, self.batch_size),
+                epochs=self.epochs,
+                accountant="prv",
+            )
+        )
 
     def _train_dp(
         self, net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, t: torch.Tensor
@@ -193,7 +288,7 @@ class NNPredictor(Predictor):
         from opacus import PrivacyEngine  # imported here: only DP training needs it
 
         n = x.shape[0]
-        delta = self.dp_delta if self.dp_delta is not None else default_delta(n)
+        delta = self._dp_delta(n)
         loader = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(x, t),
             batch_size=self.batch_size,

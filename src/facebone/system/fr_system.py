@@ -18,6 +18,7 @@ from facebone.system.policies import (
     assign_backbones,
     check_choice,
 )
+from facebone.system.split_distill import check_split_distill_options, fit_split_distill
 
 THRESHOLD = 0.5
 
@@ -43,7 +44,12 @@ class FRSystem:
     `mitigation="none"` uses one backbone. `mitigation="multi"` trains the predictor on
     embeddings from several backbones (`assign`) and answers each query through a backbone
     chosen by `infer`; embeddings of different sizes are zero-padded to the largest, and the
-    predictor is told which backbone each pair came from.
+    predictor is told which backbone each pair came from. `mitigation="split-distill"`
+    (`split_distill.py`) trains `teacher` predictors on `shards` identity-disjoint shards and
+    deploys only a predictor distilled from them on a set `distill_factor` times larger.
+
+    Per-query backbone draws come from the operating system's entropy, so two processes never
+    repeat a draw; `reset_query_stream(seed)` makes them reproducible for experiments.
     """
 
     def __init__(
@@ -56,6 +62,9 @@ class FRSystem:
         infer: str = "random",
         fixed_backbone: str | None = None,
         seed: int = 0,
+        shards: int = 4,
+        teacher: str = "cosine",
+        distill_factor: float = 4.0,
     ) -> None:
         self.backbones = tuple(backbones)
         self.predictor = predictor
@@ -65,6 +74,9 @@ class FRSystem:
         self.infer = infer
         self.fixed_backbone = fixed_backbone
         self.seed = seed
+        self.shards = shards
+        self.teacher = teacher
+        self.distill_factor = distill_factor
 
     def get_params(self) -> dict:
         return {
@@ -76,6 +88,9 @@ class FRSystem:
             "infer": self.infer,
             "fixed_backbone": self.fixed_backbone,
             "seed": self.seed,
+            "shards": self.shards,
+            "teacher": self.teacher,
+            "distill_factor": self.distill_factor,
         }
 
     def _check_options(self) -> None:
@@ -84,11 +99,15 @@ class FRSystem:
         check_choice(self.infer, INFER_POLICIES, "inference policy")
         if self.mitigation == "none" and len(self.backbones) != 1:
             raise FaceBoneError(
-                f"--mitigation none uses one backbone, {len(self.backbones)} were given; "
-                "use --mitigation multi for several"
+                f"mitigation 'none' uses one backbone, {len(self.backbones)} were given; "
+                "use mitigation 'multi' for several"
             )
         if self.mitigation == "multi" and len(self.backbones) < 2:
-            raise FaceBoneError("--mitigation multi needs at least two backbones")
+            raise FaceBoneError("mitigation 'multi' needs at least two backbones")
+        if self.mitigation == "split-distill":
+            check_split_distill_options(
+                self.predictor, self.shards, self.teacher, self.distill_factor
+            )
 
     def _new_predictor(self) -> Predictor:
         params = dict(self.predictor_params)
@@ -101,29 +120,60 @@ class FRSystem:
 
     def fit(self, embedder: Embedder, root: str | Path, pairs: Sequence[Pair]) -> "FRSystem":
         """Train the predictor on labelled image pairs of the data folder `root`."""
-        self._check_options()
-        if list(embedder.specs) != list(self.backbones):
-            raise FaceBoneError("the embedder's backbones differ from the system's")
-        if not pairs:
-            raise FaceBoneError("no training pairs")
-        self.embedder_ = embedder
-        self.embedding_dim_ = max(b.embedding_dim for b in embedder.backbones)
+        return FRSystem.fit_many([self], embedder, root, [pairs])[0]
+
+    @staticmethod
+    def fit_many(
+        systems: Sequence["FRSystem"],
+        embedder: Embedder,
+        root: str | Path,
+        pair_sets: Sequence[Sequence[Pair]],
+    ) -> list["FRSystem"]:
+        """Train systems that differ only in seed, each on its own pairs, in one batched run
+        where the predictor allows it (shadow models: dozens at the cost of a few)."""
+        systems = list(systems)
+        if len(systems) != len(pair_sets) or not systems:
+            raise FaceBoneError("fit_many needs one list of training pairs per system")
+        options = {k: v for k, v in systems[0].get_params().items() if k != "seed"}
+        for system, pairs in zip(systems, pair_sets, strict=True):
+            if {k: v for k, v in system.get_params().items() if k != "seed"} != options:
+                raise FaceBoneError("fit_many trains systems that differ only in seed")
+            system._check_options()
+            if list(embedder.specs) != list(system.backbones):
+                raise FaceBoneError("the embedder's backbones differ from the system's")
+            if not pairs:
+                raise FaceBoneError("no training pairs")
+            system.embedder_ = embedder
+            system.embedding_dim_ = max(b.embedding_dim for b in embedder.backbones)
+            if system.infer == "fixed" and system.mitigation != "none":
+                system._fixed_index()  # a backbone that is not there fails before training
+        if systems[0].mitigation == "split-distill":
+            predictors = fit_split_distill(systems, root, pair_sets)
+        else:
+            predictors = [system._new_predictor() for system in systems]
+            datasets = [s._training_rows(root, p) for s, p in zip(systems, pair_sets, strict=True)]
+            predictors = type(predictors[0]).fit_many(predictors, datasets)
+        for system, pairs, predictor in zip(systems, pair_sets, predictors, strict=True):
+            system.predictor_ = predictor
+            system.training_pairs_sha256_ = pairs_sha256(pairs)
+            system.n_training_pairs_ = len(pairs)
+            system.reset_query_stream()
+        return systems
+
+    def _training_rows(self, root: str | Path, pairs: Sequence[Pair]) -> tuple:
+        """`(e1, e2, y, source)` of the training rows the assignment policy makes."""
         rng = np.random.default_rng([self.seed, 0])
         rows, sources = assign_backbones(len(pairs), len(self.backbones), self._assign(), rng)
         e1, e2 = self._pair_embeddings(root, [pairs[i] for i in rows], sources)
-        labels = pair_labels(pairs)[rows]
-        self.predictor_ = self._new_predictor().fit(e1, e2, labels, sources)
-        self.training_pairs_sha256_ = pairs_sha256(pairs)
-        self.n_training_pairs_ = len(pairs)
-        self.reset_query_stream()
-        return self
+        return e1, e2, pair_labels(pairs)[rows], sources
 
     def _assign(self) -> str:
-        return self.assign if self.mitigation == "multi" else "all"
+        return "all" if self.mitigation == "none" else self.assign
 
-    def reset_query_stream(self) -> None:
-        """Restart the per-query backbone draws, so the same seed gives the same answers."""
-        self._query_rng = np.random.default_rng([self.seed, 1])
+    def reset_query_stream(self, seed: int | None = None) -> None:
+        """Restart the per-query backbone draws: from `seed` (the same seed gives the same
+        answers), or from the operating system's entropy when `seed` is None."""
+        self._query_rng = np.random.default_rng(None if seed is None else [seed, 1])
 
     def _pad(self, vector: np.ndarray) -> np.ndarray:
         padded = np.zeros(self.embedding_dim_, dtype=np.float32)
@@ -155,11 +205,17 @@ class FRSystem:
         if self.infer == "ensemble":
             return None
         if self.infer == "fixed":
-            name = self.fixed_backbone or self.embedder_.names[0]
-            if name not in self.embedder_.names:
-                raise FaceBoneError(f"fixed backbone {name!r} is not one of {self.embedder_.names}")
-            return np.full(n, self.embedder_.names.index(name), dtype=np.int64)
+            return np.full(n, self._fixed_index(), dtype=np.int64)
         return self._query_rng.integers(len(self.backbones), size=n)
+
+    def _fixed_index(self) -> int:
+        name = self.fixed_backbone or self.embedder_.names[0]
+        if name not in self.embedder_.names:
+            raise FaceBoneError(
+                f"fixed backbone {name!r} is not one of the system's backbones "
+                f"({', '.join(self.embedder_.names)})"
+            )
+        return self.embedder_.names.index(name)
 
     def _answer(self, embed_pair, n: int) -> tuple[np.ndarray, list[str]]:
         """Probabilities for `n` queries; `embed_pair(source)` gives their (e1, e2)."""
@@ -187,18 +243,30 @@ class FRSystem:
         return self._answer(lambda sources: self._pair_embeddings(root, pairs, sources), len(pairs))
 
     def verify(
-        self, image1: str | Path, image2: str | Path, convert_color: bool = False
+        self,
+        image1: str | Path,
+        image2: str | Path,
+        convert_color: bool = False,
+        faces: tuple[int, int] = (1, 1),
     ) -> Verification:
-        """Are the faces in two photos the same person?"""
+        """Are the faces in two photos the same person? `faces` numbers the face to use in
+        each photo (1: the one covering the centre, else the largest).
+
+        Only the backbones that answer embed the photos, both photos in one batch.
+        """
         self.check_fitted()
-        first = self.embedder_.photo(image1, convert_color)
-        second = self.embedder_.photo(image2, convert_color)
+        photos = [
+            self.embedder_.photo_face(path, convert_color, number)
+            for path, number in zip((image1, image2), faces, strict=True)
+        ]
         names = self.embedder_.names
 
         def embed_pair(sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            wanted = {names[s] for s in sources}
+            embedded = self.embedder_.embed_faces(photos, [n for n in names if n in wanted])
             return (
-                np.stack([self._pad(first[names[s]]) for s in sources]),
-                np.stack([self._pad(second[names[s]]) for s in sources]),
+                np.stack([self._pad(embedded[names[s]][0]) for s in sources]),
+                np.stack([self._pad(embedded[names[s]][1]) for s in sources]),
             )
 
         probabilities, answered_by = self._answer(embed_pair, 1)

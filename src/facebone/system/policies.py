@@ -15,7 +15,7 @@ import numpy as np
 
 from facebone.errors import FaceBoneError
 
-MITIGATIONS = ("none", "multi")
+MITIGATIONS = ("none", "multi", "split-distill")
 ASSIGN_POLICIES = ("round-robin", "random", "all")
 INFER_POLICIES = ("random", "fixed", "ensemble")
 
