@@ -19,12 +19,12 @@ from facebone.data.pairs import Pair, make_protocol
 from facebone.embeddings import EmbeddingCache
 from facebone.embeddings.cache import content_hash
 from facebone.embeddings.embedder import Embedder
+from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import get_defense
 from facebone.experiments.regimes import balanced_subset, get_regime
 from facebone.faces.image import read_image_bytes
 from facebone.system import FRSystem, load_system, save_system
 from facebone.system.fr_system import pairs_sha256
-from facebone.system.model_dir import read_config
 
 SEED = 0
 REGIME = "leaking"
@@ -84,9 +84,15 @@ def prepare_systems(data: Path, workdir: Path, cache: EmbeddingCache) -> dict[st
 
 
 def _trained_on(directory: Path, fingerprint: str) -> bool:
-    if not (directory / "config.json").is_file():
+    """Is there a model here that loads, trained on these pairs? Else it is retrained."""
+    if not directory.is_dir():
         return False
-    return read_config(directory).get("training_pairs_sha256") == fingerprint
+    try:
+        system = load_system(directory, cache=None, progress=False)
+    except FaceBoneError:
+        return False
+    system.embedder_.close()
+    return system.training_pairs_sha256_ == fingerprint
 
 
 class ReadOnlyCache(EmbeddingCache):

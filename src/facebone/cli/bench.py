@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="folder with target_train.csv and target_test.csv: time cached train + evaluate",
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="only the REST API: start `facebone serve --model` on 127.0.0.1 and time warm "
+        "POST /verify of new photos, then throughput under 8 concurrent clients",
+    )
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
@@ -53,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     require_dir(args.data, "data folder")
+    if args.serve:
+        return _run_serve(args)
     if args.images < 1:
         raise FaceBoneError("--images must be at least 1")
     paths = [image.path for image in scan_lfw(args.data)][: args.images]
@@ -92,4 +100,23 @@ def _run(args: argparse.Namespace) -> int:
         "processor": platform.processor() or platform.machine(),
     }
     emit(results, args.json, "\n".join(lines))
+    return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from facebone.data.lfw import scan_lfw
+    from facebone.service.bench import bench_serve
+
+    if args.model is None:
+        raise FaceBoneError("--serve needs --model, the model directory to serve")
+    measured = bench_serve(args.model, args.data, [image.path for image in scan_lfw(args.data)])
+    latency, load = measured["latency"], measured["throughput"]
+    emit(
+        {"serve": measured},
+        args.json,
+        f"POST /verify, warm, new photos: {latency['median_ms']} ms median, "
+        f"{latency['p95_ms']} ms p95 ({latency['requests']} requests, {latency['failed']} failed)\n"
+        f"{load['clients']} concurrent clients: {load['requests_per_s']} requests/s, "
+        f"{load['median_ms']} ms median, {load['p95_ms']} ms p95 ({load['failed']} failed)",
+    )
     return 0
