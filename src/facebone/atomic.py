@@ -1,10 +1,16 @@
-"""Atomic file writes: a crash or an error never leaves a half-written file behind."""
+"""Atomic file writes: a crash or an error never leaves a half-written file behind.
+
+Outputs are also checked before the work that fills them starts (`check_writable`), so a
+read-only or misspelt destination fails in a second, not after an hour of training.
+"""
 
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from facebone.errors import FaceBoneError
 
 
 def _read_umask() -> int:
@@ -18,18 +24,30 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def new_mode(directory: bool = False) -> int:
+    """The mode a plain `open()` or `mkdir()` gives under the user's umask."""
+    return (0o777 if directory else 0o666) & ~_UMASK
+
+
+def _write_error(path: Path, error: OSError) -> FaceBoneError:
+    return FaceBoneError(f"cannot write {path} ({error.strerror or error})")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise _write_error(target, error) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, new_mode())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -37,8 +55,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except OSError as error:
+            raise _write_error(Path(path), error) from None
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Fail now if `path`, a file or folder that a command will create or replace, cannot be
+    written: its nearest existing folder (and the folder itself if it exists) must take a file.
+    """
+    path = Path(path)
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    folders = [existing] + ([path] if path.is_dir() else [])
+    for folder in folders:
+        if not folder.is_dir():
+            raise FaceBoneError(f"{what} {path}: {folder} is not a folder")
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise FaceBoneError(
+                f"{what} {path} cannot be written ({error.strerror or error})"
+            ) from None

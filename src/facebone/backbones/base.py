@@ -39,6 +39,10 @@ class Backbone(ABC):
         """Identifies what the embeddings depend on: model, weights and preprocessing."""
         return f"{self.name}-{self.weights_id[:16]}-p{PREPROCESS_VERSION}"
 
+    def warm_up(self) -> None:
+        """Start worker processes now rather than on the first batch; a no-op for most."""
+        return None
+
     def close(self) -> None:
         """Release worker processes or sessions; a no-op for most backbones."""
         return None

@@ -3,11 +3,14 @@
 dlib aligns with its own 5-point shape predictor and `get_face_chip` (150x150, padding 0.25),
 so this backbone overrides `align`. The prebuilt `dlib-bin` wheel runs the network on one core
 (~9 faces/s), so batches are spread over a pool of worker processes, created once with the
-backbone and reused for every batch.
+backbone and reused for every batch. Each worker watches its parent and exits when it is gone,
+so a `kill -9` of the command never leaves ~500 MB workers behind.
 """
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -22,12 +25,37 @@ from facebone.faces.detect import Face
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
+# How often a worker checks that its parent is alive, in seconds.
+PARENT_CHECK_INTERVAL = 0.5
+
 _worker_model: "dlib.face_recognition_model_v1 | None" = None
 
 
 def _load_worker_model() -> None:
     global _worker_model
     _worker_model = dlib.face_recognition_model_v1(str(dlib_resnet_path()))
+
+
+def _start_worker(parent: int) -> None:
+    """Worker initializer: exit as soon as the parent dies, then load the model.
+
+    A thread polling the parent id works whatever killed the parent; Linux's parent-death
+    signal would not do here, since it fires when the parent *thread* that started the
+    worker ends, and the pool may be started from a short-lived thread.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_INTERVAL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+    _load_worker_model()
+
+
+def _ping(_: int) -> None:
+    """A task that only makes sure a worker has started (its initializer loads the model)."""
+    time.sleep(0.05)  # long enough that each worker takes one
 
 
 def _embed_chips(chips: list[np.ndarray]) -> np.ndarray:
@@ -58,11 +86,17 @@ class DlibResNet(Backbone):
         chips = [np.ascontiguousarray(face, dtype=np.uint8) for face in faces]
         if not chips:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        if self.workers <= 1 or len(chips) < 2 * self.workers:
+        if self.workers <= 1 or len(chips) == 1:
             return _embed_chips(chips)
         size = -(-len(chips) // self.workers)
         parts = [chips[start : start + size] for start in range(0, len(chips), size)]
         return np.concatenate(list(self._worker_pool().map(_embed_chips, parts)))
+
+    def warm_up(self) -> None:
+        """Start the workers and load the model in each, so no query waits for it."""
+        if self.workers > 1:
+            pool = self._worker_pool()
+            list(pool.map(_ping, range(self.workers)))
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -72,7 +106,8 @@ class DlibResNet(Backbone):
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("fork"),
-                initializer=_load_worker_model,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

@@ -3,19 +3,18 @@
 import argparse
 from pathlib import Path
 
-from facebone.attacks import list_attacks, plot_roc, run_membership_attacks
-from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+from facebone.atomic import check_writable
 from facebone.cli.common import (
+    ATTACK_NAMES,
     add_cache_argument,
     add_data_argument,
     add_json_argument,
+    lazy_help,
     open_cache,
     parse_attack_names,
     require_dir,
 )
 from facebone.cli.output import emit
-from facebone.data.pairs import read_pairs
-from facebone.system import load_system
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,11 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--members", type=Path, required=True, help="pairs the target trained on")
     parser.add_argument("--nonmembers", type=Path, required=True, help="pairs it never saw")
     parser.add_argument("--attacker", type=Path, required=True, help="the attacker's own pairs")
-    parser.add_argument("--level", choices=("pair", "identity"), default="pair")
     parser.add_argument(
-        "--attacks", default="all", help=f"'all' or comma-separated: {','.join(list_attacks())}"
+        "--level",
+        choices=("pair", "identity"),
+        default="pair",
+        help="was this pair in training, or were this person's photos (%(choices)s)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    lazy_help(
+        parser.add_argument("--attacks", default="all", help="'all' or comma-separated: %(names)s"),
+        names=ATTACK_NAMES,
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shadow systems")
     parser.add_argument("--plot", type=Path, help="write a log-scale ROC plot (PNG, PDF, SVG)")
     add_cache_argument(parser)
     add_json_argument(parser)
@@ -47,7 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from facebone.attacks import plot_roc, run_membership_attacks
+    from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+    from facebone.data.pairs import read_pairs
+    from facebone.system import load_system
+
     require_dir(args.data, "data folder")
+    if args.plot:
+        check_writable(args.plot, "--plot")
     attacks = parse_attack_names(args.attacks)
     members = read_pairs(args.members, args.data).pairs
     nonmembers = read_pairs(args.nonmembers, args.data).pairs
@@ -67,17 +79,19 @@ def _run(args: argparse.Namespace) -> int:
         )
     finally:
         system.embedder_.close()
-    if args.plot:
-        plot_roc(results, args.plot)
+    first = next(iter(results["attacks"].values()))
+    counted = "people" if args.level == "identity" else "pairs"
     lines = [
-        f"membership at {args.level} level ({len(members)} member, "
-        f"{len(nonmembers)} non-member pairs)",
+        f"membership at {args.level} level ({first['n_members']} member, "
+        f"{first['n_nonmembers']} non-member {counted})",
         f"{'attack':<13} {'AUC':>6} {'bal.acc':>8} {'adv.':>6} {'TPR@1%':>7} {'TPR@0.1%':>9}",
     ]
     for name, m in results["attacks"].items():
         lines.append(
             f"{name:<13} {m['auc']:6.3f} {m['balanced_accuracy']:8.3f} {m['advantage']:6.3f} "
-            f"{m['tpr_at_fpr']['0.01']:7.3f} {m['tpr_at_fpr']['0.001']:9.3f}"
+            f"{m['tpr_at_fpr']['0.01']:7.1%} {m['tpr_at_fpr']['0.001']:9.1%}"
         )
+    if args.plot:
+        lines.append(f"ROC plot: {plot_roc(results, args.plot)}")
     emit(results, args.json, "\n".join(lines))
     return 0

@@ -5,12 +5,6 @@ import os
 import platform
 from pathlib import Path
 
-from facebone.benchmark import (
-    bench_backbone,
-    bench_sface_onnxruntime,
-    bench_train_evaluate,
-    bench_verify,
-)
 from facebone.cli.common import (
     add_cache_argument,
     add_data_argument,
@@ -21,11 +15,7 @@ from facebone.cli.common import (
     require_dir,
 )
 from facebone.cli.output import emit
-from facebone.data.lfw import scan_lfw
-from facebone.data.pairs import read_pairs
 from facebone.errors import FaceBoneError
-from facebone.faces.detect import FaceDetector
-from facebone.system import load_system
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from facebone.benchmark import (
+        bench_backbone,
+        bench_sface_onnxruntime,
+        bench_train_evaluate,
+        bench_verify,
+    )
+    from facebone.data.lfw import scan_lfw
+    from facebone.data.pairs import read_pairs
+    from facebone.faces.detect import FaceDetector
+    from facebone.system import load_system
+
     require_dir(args.data, "data folder")
     if args.serve:
         return _run_serve(args)

@@ -1,12 +1,113 @@
-"""Arguments that several commands share, parsed the same way everywhere."""
+"""Arguments that several commands share, parsed the same way everywhere.
+
+Nothing here imports a heavy library at module level: the parser of every command is built on
+each start, so `facebone --help` and a quick `verify` must not wait for torch, ART or OpenCV.
+Registries whose names the options list are read through `LazyNames`, only when shown or
+checked.
+"""
 
 import argparse
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from facebone.attacks import check_attack_names, list_attacks
-from facebone.backbones import Backbone, create_backbone
-from facebone.embeddings import EmbeddingCache, default_cache_dir
+from facebone.atomic import check_writable
 from facebone.errors import FaceBoneError
+
+if TYPE_CHECKING:
+    from facebone.backbones import Backbone
+    from facebone.embeddings import EmbeddingCache
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Adds each option's default to its help, unless the help already gives it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False
+        if (
+            action.option_strings
+            and not unset
+            and action.default is not argparse.SUPPRESS
+            and "default" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser class of every command, so every help shows defaults the same way."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+class LazyNames(Sequence[str]):
+    """The names `module.attribute` holds (or returns, if a function), looked up when
+    argparse checks or shows them (as `choices`, or as `%(names)s` in a help), not when the
+    parser is built."""
+
+    def __init__(self, module: str, attribute: str) -> None:
+        self.module = module
+        self.attribute = attribute
+
+    @functools.cached_property
+    def names(self) -> list[str]:
+        value = getattr(importlib.import_module(self.module), self.attribute)
+        return list(value() if callable(value) else value)
+
+    def __getitem__(self, index):
+        return self.names[index]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __str__(self) -> str:
+        return ", ".join(self.names)
+
+
+ATTACK_NAMES = LazyNames("facebone.attacks", "list_attacks")
+PREDICTOR_NAMES = LazyNames("facebone.predictors", "list_predictors")
+
+
+class LazyText:
+    """Text worked out by `make()` only when a help shows it."""
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return str(self.make())
+
+
+def lazy_help(action: argparse.Action, **parts: object) -> argparse.Action:
+    """Let `action.help` use `%(key)s` for each of `parts` (`LazyNames`, `LazyText`): argparse
+    fills a help from its action's attributes, so their text is read only if it is shown."""
+    for key, part in parts.items():
+        setattr(action, key, part)
+    return action
+
+
+def _nn_default(name: str) -> str:
+    """The nn predictor's default for its argument `name`, as a help shows it."""
+    from facebone.predictors.nn import NNPredictor
+
+    default = inspect.signature(NNPredictor).parameters[name].default
+    if isinstance(default, tuple):
+        return ",".join(str(value) for value in default)
+    return "none" if default is None else str(default)
+
+
+def add_nn_option(group: argparse._ActionsContainer, flag: str, **kwargs) -> None:
+    """An nn-predictor option, unset unless given; its help shows the predictor's default."""
+    action = group.add_argument(flag, **kwargs)
+    if "default" not in (action.help or ""):
+        action.help = f"{action.help} (default: %(nn_default)s)"
+        lazy_help(action, nn_default=LazyText(functools.partial(_nn_default, action.dest)))
 
 
 def add_data_argument(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +117,8 @@ def add_data_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cache_argument(parser: argparse.ArgumentParser) -> None:
+    from facebone.embeddings.cache import default_cache_dir
+
     parser.add_argument(
         "--cache",
         type=Path,
@@ -36,8 +139,22 @@ def add_convert_color_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_cache(args: argparse.Namespace) -> EmbeddingCache:
-    return EmbeddingCache(args.cache if args.cache is not None else default_cache_dir())
+def add_force_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"write {what} into a folder that also holds other files: FaceBone's own files "
+        "there are replaced, the others left as they are",
+    )
+
+
+def open_cache(args: argparse.Namespace) -> "EmbeddingCache":
+    """The cache `--cache` names (else the default), checked to be writable before any work."""
+    from facebone.embeddings.cache import EmbeddingCache, default_cache_dir
+
+    root = args.cache if args.cache is not None else default_cache_dir()
+    check_writable(root, "embedding cache")
+    return EmbeddingCache(root)
 
 
 def parse_backbone_specs(text: str) -> list[str]:
@@ -50,12 +167,16 @@ def parse_backbone_specs(text: str) -> list[str]:
     return specs
 
 
-def create_backbones(text: str) -> list[Backbone]:
+def create_backbones(text: str) -> list["Backbone"]:
+    from facebone.backbones import create_backbone
+
     return [create_backbone(spec) for spec in parse_backbone_specs(text)]
 
 
 def parse_attack_names(text: str) -> list[str]:
     """`all`, or a comma-separated list of registered attack names."""
+    from facebone.attacks import check_attack_names, list_attacks
+
     if text.strip() == "all":
         return list_attacks()
     return check_attack_names(parse_names(text, "attacks"))

@@ -11,9 +11,6 @@ from facebone.cli.common import (
     require_dir,
 )
 from facebone.cli.output import emit
-from facebone.data.pairs import read_pairs
-from facebone.metrics import verification_metrics
-from facebone.system import load_system
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from facebone.data.pairs import read_pairs
+    from facebone.metrics import verification_metrics
+    from facebone.system import load_system
+
     require_dir(args.data, "data folder")
     system = load_system(args.model, open_cache(args), progress=not args.json)
     pair_list = read_pairs(args.pairs, args.data)

@@ -5,11 +5,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from facebone.attacks import list_attacks
 from facebone.cli.common import (
+    ATTACK_NAMES,
+    LazyNames,
+    LazyText,
     add_cache_argument,
     add_data_argument,
     add_json_argument,
+    lazy_help,
     open_cache,
     parse_attack_names,
     parse_names,
@@ -19,16 +22,31 @@ from facebone.cli.output import emit
 from facebone.data.lfw import scan_lfw
 from facebone.data.pairs import ROLES, make_protocol, read_pairs
 from facebone.errors import FaceBoneError
-from facebone.experiments import leakage
-from facebone.experiments.defenses import get_defense, list_defenses
-from facebone.experiments.regimes import get_regime, list_regimes
-from facebone.experiments.report import write_compare_report, write_leakage_report
-from facebone.experiments.runner import (
-    DEFAULT_SHADOWS,
-    check_shadows,
-    compare,
-    save_results,
-)
+
+# The experiments pull in torch and ART: their names and defaults are read only when a help
+# shows them or the command runs, so that building the parser stays fast.
+DEFENSE_NAMES = LazyNames("facebone.experiments.defenses", "list_defenses")
+REGIME_NAMES = LazyNames("facebone.experiments.regimes", "list_regimes")
+
+
+def _leakage_default(name: str) -> str:
+    from facebone.experiments import leakage
+
+    if name == "sizes":
+        return ",".join(leakage.size_label(s) for s in leakage.DEFAULT_SIZES)
+    return ",".join(str(v) for v in getattr(leakage, f"DEFAULT_{name.upper()}"))
+
+
+def _compare_shadows() -> int:
+    from facebone.experiments.runner import DEFAULT_SHADOWS
+
+    return DEFAULT_SHADOWS
+
+
+def _leakage_shadows() -> int:
+    from facebone.experiments import leakage
+
+    return leakage.DEFAULT_SHADOWS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,22 +67,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     _common_arguments(compare_parser)
-    compare_parser.add_argument(
-        "--defenses",
-        default=",".join(list_defenses()),
-        help=f"comma-separated (default all: {','.join(list_defenses())})",
+    lazy_help(
+        compare_parser.add_argument(
+            "--defenses", help="comma-separated defenses (default all: %(names)s)"
+        ),
+        names=DEFENSE_NAMES,
     )
-    compare_parser.add_argument(
-        "--regimes",
-        default=",".join(list_regimes()),
-        help=f"comma-separated (default {','.join(list_regimes())})",
+    lazy_help(
+        compare_parser.add_argument(
+            "--regimes", help="comma-separated regimes (default all: %(names)s)"
+        ),
+        names=REGIME_NAMES,
     )
-    _attack_arguments(
-        compare_parser,
-        "all",
-        f"all, or comma-separated from {','.join(list_attacks())}",
-        DEFAULT_SHADOWS,
-    )
+    _attack_arguments(compare_parser, "all", _compare_shadows)
     compare_parser.set_defaults(handler=_run_compare)
 
     leakage_parser = commands.add_parser(
@@ -76,21 +91,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     _common_arguments(leakage_parser)
-    leakage_parser.add_argument(
-        "--sizes",
-        default=",".join(leakage.size_label(s) for s in leakage.DEFAULT_SIZES),
-        help="training pairs per cell, 'all' for every target_train pair (default %(default)s)",
-    )
-    leakage_parser.add_argument(
-        "--epochs",
-        default=",".join(map(str, leakage.DEFAULT_EPOCHS)),
-        help="training epochs per cell (default %(default)s)",
-    )
+    for name, what in (
+        ("sizes", "training pairs per cell, 'all' for every target_train pair"),
+        ("epochs", "training epochs per cell"),
+    ):
+        lazy_help(
+            leakage_parser.add_argument(f"--{name}", help=f"{what} (default %(fallback)s)"),
+            fallback=LazyText(lambda name=name: _leakage_default(name)),
+        )
     _attack_arguments(
-        leakage_parser,
-        ",".join(leakage.DEFAULT_ATTACKS),
-        "all, or comma-separated (default %(default)s)",
-        leakage.DEFAULT_SHADOWS,
+        leakage_parser, LazyText(lambda: _leakage_default("attacks")), _leakage_shadows
     )
     leakage_parser.set_defaults(handler=_run_leakage)
 
@@ -110,14 +120,23 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _attack_arguments(
-    parser: argparse.ArgumentParser, attacks: str, attacks_help: str, shadows: int
+    parser: argparse.ArgumentParser, attacks: object, shadows: Callable[[], int]
 ) -> None:
-    parser.add_argument("--attacks", default=attacks, help=attacks_help)
-    parser.add_argument(
-        "--shadows",
-        type=int,
-        default=shadows,
-        help=f"shadow systems per shadow-based attack (default {shadows})",
+    """--attacks (unset: `attacks`) and --shadows (unset: `shadows()`)."""
+    lazy_help(
+        parser.add_argument(
+            "--attacks", help="'all' or comma-separated: %(names)s (default %(fallback)s)"
+        ),
+        names=ATTACK_NAMES,
+        fallback=attacks,
+    )
+    lazy_help(
+        parser.add_argument(
+            "--shadows",
+            type=int,
+            help="shadow systems per shadow-based attack (default %(fallback)s)",
+        ),
+        fallback=LazyText(shadows),
     )
 
 
@@ -146,6 +165,8 @@ def _run_experiment(
     """Check the options every experiment shares, run `experiment(data, protocol, ...,
     **options)`, write results.json and the report into --out, and print a summary:
     `describe(results)` gives its lines and the entries the JSON summary adds."""
+    from facebone.experiments.runner import check_shadows, save_results
+
     attacks = parse_attack_names(args.attacks)
     check_shadows(args.shadows)
     _check_out(args.out)
@@ -179,8 +200,15 @@ def _run_experiment(
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    defenses = parse_names(args.defenses, "defenses")
-    regimes = parse_names(args.regimes, "regimes")
+    from facebone.experiments.defenses import get_defense
+    from facebone.experiments.regimes import get_regime
+    from facebone.experiments.report import write_compare_report
+    from facebone.experiments.runner import compare
+
+    args.attacks = args.attacks or "all"
+    args.shadows = _compare_shadows() if args.shadows is None else args.shadows
+    defenses = parse_names(args.defenses, "defenses") if args.defenses else list(DEFENSE_NAMES)
+    regimes = parse_names(args.regimes, "regimes") if args.regimes else list(REGIME_NAMES)
     for name in defenses:
         get_defense(name)
     for name in regimes:
@@ -215,8 +243,13 @@ def _describe_compare(results: dict[str, Any]) -> tuple[list[str], dict[str, Any
 
 
 def _run_leakage(args: argparse.Namespace) -> int:
-    sizes = leakage.parse_sizes(args.sizes)
-    epochs = leakage.parse_epochs(args.epochs)
+    from facebone.experiments import leakage
+    from facebone.experiments.report import write_leakage_report
+
+    args.attacks = args.attacks or _leakage_default("attacks")
+    args.shadows = _leakage_shadows() if args.shadows is None else args.shadows
+    sizes = leakage.parse_sizes(args.sizes or _leakage_default("sizes"))
+    epochs = leakage.parse_epochs(args.epochs or _leakage_default("epochs"))
     return _run_experiment(
         args,
         leakage.leakage_map,

@@ -1,14 +1,62 @@
-"""Shared output helpers: machine-readable JSON on stdout, human text otherwise."""
+"""Shared output helpers: machine-readable JSON on stdout, human text otherwise, and stderr
+that stays readable around progress bars."""
 
 import json
+import logging
+import os
 import sys
 from typing import Any
 
 
 def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
-    """Print `result` as JSON when asked, else the human-readable `text`."""
+    """Print `result` as JSON when asked, else the human-readable `text`.
+
+    Flushed here, so a reader that went away (`| head`) shows up as `BrokenPipeError` while
+    the command can still end quietly, not later when Python exits.
+    """
     if as_json:
         json.dump(result, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")
     else:
         print(text)
+    sys.stdout.flush()
+
+
+def _open_bars() -> list:
+    """Progress bars on screen (tqdm is only looked at if something imported it)."""
+    module = sys.modules.get("tqdm")
+    return list(getattr(module.tqdm, "_instances", ())) if module else []
+
+
+def end_progress_bars() -> None:
+    """Close open progress bars, which ends their line: an error then starts on its own."""
+    for bar in _open_bars():
+        bar.close()
+
+
+def stdout_gone() -> None:
+    """After a write to a closed pipe: point stdout at /dev/null, so Python's own flush at
+    exit does not fail a second time and print a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class ProgressAwareHandler(logging.StreamHandler):
+    """Writes log lines above the progress bars (through tqdm) instead of into them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        bars = _open_bars()
+        if not bars:
+            super().emit(record)
+            return
+        try:
+            type(bars[0]).write(self.format(record), file=self.stream)
+        except Exception:  # logging's contract: report, never raise
+            self.handleError(record)
+
+
+def configure_logging(verbose: bool) -> None:
+    handler = ProgressAwareHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])

@@ -4,10 +4,10 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from facebone.atomic import check_writable
 from facebone.cli.common import add_data_argument, add_json_argument, require_dir
 from facebone.cli.output import emit
-from facebone.data.lfw import scan_lfw
-from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES, make_protocol, read_pairs, write_pairs
+from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
 from facebone.errors import FaceBoneError
 
 
@@ -35,16 +35,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-positives-per-identity",
         type=int,
         default=20,
-        help="cap on same-person pairs per person, so a few people do not dominate",
+        help="cap on same-person pairs per person, so a few people do not dominate "
+        "(default %(default)s)",
     )
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from facebone.data.lfw import scan_lfw
+    from facebone.data.pairs import make_protocol, write_pairs
+
     require_dir(args.data, "data folder")
     if args.check is not None:
         return _check(args)
+    check_writable(args.out, "--out")
     try:
         fractions = tuple(float(part) for part in args.fractions.split(","))
     except ValueError:
@@ -67,10 +72,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from facebone.data.pairs import read_pairs
+
     pair_list = read_pairs(args.check, args.data)
     result = {
         "kept": len(pair_list.pairs),
         "skipped": len(pair_list.skipped),
+        "repeated": len(pair_list.repeated),
         "positives": int(pair_list.labels.sum()),
         "skipped_rows": [{"line": line, "reason": reason} for line, reason in pair_list.skipped],
     }
@@ -78,5 +86,7 @@ def _check(args: argparse.Namespace) -> int:
     text = f"{args.check}: kept {result['kept']} of {total} pairs"
     if pair_list.skipped:
         text += f"; skipped {result['skipped']} whose images are missing from {args.data}"
+    if pair_list.repeated:
+        text += f"; {result['repeated']} repeat an earlier pair"
     emit(result, args.json, text)
     return 0

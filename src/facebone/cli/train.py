@@ -4,20 +4,21 @@ import argparse
 import time
 from pathlib import Path
 
+from facebone.atomic import check_writable
 from facebone.cli.common import (
+    PREDICTOR_NAMES,
+    LazyNames,
     add_cache_argument,
     add_data_argument,
+    add_force_argument,
     add_json_argument,
+    add_nn_option,
     open_cache,
     parse_backbone_specs,
     require_dir,
 )
 from facebone.cli.output import emit
-from facebone.data.pairs import read_pairs
-from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
-from facebone.predictors import list_predictors
-from facebone.system import ASSIGN_POLICIES, INFER_POLICIES, MITIGATIONS, FRSystem, save_system
 
 # nn-only options: each flag's destination is the NNPredictor argument of the same name.
 NN_OPTIONS = ("epochs", "hidden", "weight_decay", "lr", "dp_epsilon", "dp_delta", "max_grad_norm")
@@ -30,33 +31,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a face-verification system on labelled pairs of a data folder.",
     )
     add_data_argument(parser)
-    parser.add_argument("--pairs", type=Path, required=True, help="training pairs CSV")
-    parser.add_argument("--backbones", default="sface", help="comma-separated, e.g. sface,dlib")
-    parser.add_argument("--mitigation", choices=MITIGATIONS, default="none")
+    parser.add_argument(
+        "--pairs", type=Path, required=True, help="training pairs CSV (image1,image2,label)"
+    )
+    parser.add_argument(
+        "--backbones", default="sface", help="comma-separated backbones, e.g. sface,dlib"
+    )
+    parser.add_argument(
+        "--mitigation",
+        choices=LazyNames("facebone.system", "MITIGATIONS"),
+        default="none",
+        metavar="NAME",
+        help="none: one backbone; multi: several backbones, one drawn per query (%(choices)s)",
+    )
     parser.add_argument(
         "--assign",
-        choices=ASSIGN_POLICIES,
+        choices=LazyNames("facebone.system", "ASSIGN_POLICIES"),
         default="all",
-        help="multi: which backbone embeds each training pair (default all)",
+        metavar="POLICY",
+        help="multi: which backbone embeds each training pair (%(choices)s)",
     )
     parser.add_argument(
         "--infer",
-        choices=INFER_POLICIES,
+        choices=LazyNames("facebone.system", "INFER_POLICIES"),
         default="random",
-        help="multi: which backbone answers each query (default random)",
+        metavar="POLICY",
+        help="multi: which backbone answers each query (%(choices)s)",
     )
-    parser.add_argument("--fixed-backbone", help="backbone answering when --infer fixed")
-    parser.add_argument("--predictor", choices=list_predictors(), default="nn")
+    parser.add_argument(
+        "--fixed-backbone", help="backbone answering when --infer fixed (default: the first)"
+    )
+    parser.add_argument(
+        "--predictor",
+        choices=PREDICTOR_NAMES,
+        default="nn",
+        metavar="NAME",
+        help="what decides from two embeddings (%(choices)s)",
+    )
     nn_group = parser.add_argument_group("nn predictor")
-    nn_group.add_argument("--epochs", type=int)
-    nn_group.add_argument("--hidden", type=_widths, help="hidden layer widths, e.g. 128 or 256,64")
-    nn_group.add_argument("--weight-decay", type=float)
-    nn_group.add_argument("--lr", type=float)
-    nn_group.add_argument("--dp-epsilon", type=float, help="train with DP-SGD (Opacus) to this ε")
-    nn_group.add_argument("--dp-delta", type=float, help="DP δ (default: below 1/n)")
-    nn_group.add_argument("--max-grad-norm", type=float, help="DP-SGD clipping norm")
-    parser.add_argument("--seed", type=int, default=0)
+    add_nn_option(nn_group, "--epochs", type=int, help="training epochs")
+    add_nn_option(nn_group, "--hidden", type=_widths, help="hidden layer widths, e.g. 256,64")
+    add_nn_option(nn_group, "--weight-decay", type=float, help="L2 weight decay of Adam")
+    add_nn_option(nn_group, "--lr", type=float, help="Adam learning rate")
+    add_nn_option(nn_group, "--dp-epsilon", type=float, help="train with DP-SGD (Opacus) to this ε")
+    add_nn_option(nn_group, "--dp-delta", type=float, help="DP δ (default: below 1/n)")
+    add_nn_option(nn_group, "--max-grad-norm", type=float, help="DP-SGD clipping norm")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the backbone assignment and the nn weights"
+    )
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    add_force_argument(parser, "the model")
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
@@ -81,9 +105,21 @@ def predictor_params(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from facebone.data.pairs import read_pairs
+    from facebone.embeddings.embedder import Embedder
+    from facebone.system import FRSystem, save_system
+    from facebone.system.model_dir import foreign_entries
+
     require_dir(args.data, "data folder")
     started = time.perf_counter()
-    pair_list = read_pairs(args.pairs, args.data)
+    others = foreign_entries(args.out)
+    if others and not args.force:
+        raise FaceBoneError(
+            f"--out {args.out} holds files FaceBone did not write ({', '.join(others[:3])}); "
+            "choose another folder, or pass --force to replace only the model's files there"
+        )
+    check_writable(args.out, "--out")
+    pair_list = read_pairs(args.pairs, args.data, distinct=True)
     system = FRSystem(
         backbones=parse_backbone_specs(args.backbones),
         predictor=args.predictor,
@@ -104,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         "epsilon": getattr(predictor, "epsilon_", None),
         "delta": getattr(predictor, "delta_", None),
     }
-    save_system(system, args.out, extra={"dp": privacy})
+    save_system(system, args.out, extra={"dp": privacy}, force=args.force)
     result = {
         "model": str(args.out),
         "n_pairs": len(pair_list.pairs),

@@ -48,6 +48,8 @@ class PairList:
 
     pairs: list[Pair]
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    # Line numbers of rows that repeat an earlier row's two images (in either order).
+    repeated: list[int] = field(default_factory=list)
 
     @property
     def labels(self) -> np.ndarray:
@@ -59,13 +61,16 @@ class PairList:
         return list(dict.fromkeys(p for pair in self.pairs for p in (pair.image1, pair.image2)))
 
 
-def read_pairs(csv_path: str | Path, data_root: str | Path) -> PairList:
+def read_pairs(csv_path: str | Path, data_root: str | Path, distinct: bool = False) -> PairList:
     """Read a pairs CSV, keeping only pairs whose two images exist under `data_root`.
 
-    Skipped rows are counted and logged with their reason; a file with the wrong columns or a
-    bad label is an error with its line number.
+    Skipped rows are counted and logged with their reason; a file with the wrong columns, a
+    bad label or a path that leads outside `data_root` (`..`, absolute, a symlink out) is an
+    error with its line number. Repeated pairs are kept with a warning, or refused when
+    `distinct` (a training set, where a repeat would count twice in membership).
     """
     csv_path, data_root = Path(csv_path), Path(data_root)
+    real_root = data_root.resolve()
     reader = csv.reader(io.StringIO(read_text(csv_path, "pairs file")))
     header = next(reader, None)
     if header is None:
@@ -77,12 +82,28 @@ def read_pairs(csv_path: str | Path, data_root: str | Path) -> PairList:
         )
     pairs: list[Pair] = []
     skipped: list[tuple[int, str]] = []
+    first_lines: dict[tuple[str, str], int] = {}
+    repeated: list[int] = []
     for line, row in enumerate(reader, start=2):
         if not row:
             continue
         if len(row) != 3 or row[2].strip() not in {"0", "1"}:
             raise FaceBoneError(f"{csv_path}, line {line}: expected image1,image2,label(0/1)")
         image1, image2 = row[0].strip(), row[1].strip()
+        outside = [p for p in (image1, image2) if not _inside(real_root, p)]
+        if outside:
+            raise FaceBoneError(
+                f"{csv_path}, line {line}: {outside[0]} leads outside the data folder {data_root}"
+            )
+        key = (min(image1, image2), max(image1, image2))
+        if key in first_lines:
+            if distinct:
+                raise FaceBoneError(
+                    f"{csv_path}, line {line}: repeats the pair of line {first_lines[key]}; "
+                    "a training set must not repeat pairs"
+                )
+            repeated.append(line)
+        first_lines.setdefault(key, line)
         missing = [p for p in (image1, image2) if not (data_root / p).is_file()]
         if missing:
             skipped.append((line, f"missing image {missing[0]}"))
@@ -104,7 +125,21 @@ def read_pairs(csv_path: str | Path, data_root: str | Path) -> PairList:
         raise FaceBoneError(
             f"{csv_path}: none of its {len(skipped)} pairs has both images in {data_root}"
         )
-    return PairList(pairs, skipped)
+    if repeated:
+        log.warning(
+            "%s: %d rows repeat an earlier pair (first: line %d); they are used as given",
+            csv_path,
+            len(repeated),
+            repeated[0],
+        )
+    return PairList(pairs, skipped, repeated)
+
+
+def _inside(real_root: Path, relative: str) -> bool:
+    """Whether `relative` names a path under the data root, symlinks resolved."""
+    if Path(relative).is_absolute():
+        return False
+    return (real_root / relative).resolve().is_relative_to(real_root)
 
 
 def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
@@ -128,7 +163,7 @@ def split_identities(
     by_identity = _group(images)
     names = sorted(by_identity)
     rng.shuffle(names)
-    fractions_array = np.asarray(fractions, dtype=float) / sum(fractions)
+    fractions_array = np.asarray(fractions, dtype=float)
     roles: list[set[str]] = [set() for _ in fractions]
     weight = np.zeros(len(fractions))
     multi = sorted(
@@ -179,8 +214,11 @@ def make_protocol(
     max_positives_per_identity: int = 20,
 ) -> dict[str, list[Pair]]:
     """Identity-disjoint, balanced pair lists for each role in `ROLES`."""
-    if len(fractions) != len(ROLES) or min(fractions) <= 0:
-        raise FaceBoneError(f"give {len(ROLES)} positive fractions, one per role {ROLES}")
+    if len(fractions) != len(ROLES) or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise FaceBoneError(
+            f"fractions {','.join(str(f) for f in fractions)}: give {len(ROLES)} positive "
+            f"fractions adding up to 1, one per role {','.join(ROLES)}"
+        )
     identity_sets = split_identities(images, fractions, seed)
     return {
         role: make_pairs(images, identities, seed + index, max_positives_per_identity)

@@ -6,9 +6,10 @@ from facebone.errors import FaceBoneError
 
 
 def read_text(path: Path, what: str) -> str:
-    """The file's UTF-8 text; a missing or unreadable file is one sentence naming `what`."""
+    """The file's UTF-8 text, without the byte-order mark some editors put first; a missing or
+    unreadable file is one sentence naming `what`."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FaceBoneError(f"{what} {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:

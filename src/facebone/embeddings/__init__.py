@@ -1,12 +1,23 @@
-"""Embeddings of dataset images, computed once per image content and backbone, then cached."""
+"""Embeddings of dataset images, computed once per image content and backbone, then cached.
 
-from facebone.embeddings.cache import EmbeddingCache, default_cache_dir
-from facebone.embeddings.pipeline import EmbedReport, embed_images, embed_user_image
+Names are imported on first use (PEP 562), so that reading the cache's location does not
+load OpenCV and the backbones.
+"""
 
-__all__ = [
-    "EmbedReport",
-    "EmbeddingCache",
-    "default_cache_dir",
-    "embed_images",
-    "embed_user_image",
-]
+import importlib
+
+_MODULES = {
+    "EmbedReport": "facebone.embeddings.pipeline",
+    "EmbeddingCache": "facebone.embeddings.cache",
+    "default_cache_dir": "facebone.embeddings.cache",
+    "embed_images": "facebone.embeddings.pipeline",
+    "embed_user_image": "facebone.embeddings.pipeline",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str):
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_MODULES[name]), name)

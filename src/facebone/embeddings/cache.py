@@ -1,7 +1,8 @@
 """On-disk embedding cache keyed by image content hash, backbone and preprocessing version.
 
 Layout: `ROOT/<backbone cache key>/<hash[:2]>/<hash>.npy`. One small file per entry keeps
-writes atomic and lets several runs share the cache; a damaged entry is recomputed.
+writes atomic and lets several runs share the cache; a damaged entry (unreadable, or holding
+NaN, infinite or all-zero values, which no backbone produces for a face) is recomputed.
 """
 
 import hashlib
@@ -29,6 +30,17 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def embedding_problem(embedding: np.ndarray) -> str | None:
+    """Why `embedding` cannot be a face's embedding, or None if it can."""
+    if not np.issubdtype(embedding.dtype, np.floating):
+        return f"{embedding.dtype} values"
+    if not np.isfinite(embedding).all():
+        return "NaN or infinite values"
+    if not embedding.any():
+        return "all zeros"
+    return None
+
+
 class EmbeddingCache:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -39,12 +51,17 @@ class EmbeddingCache:
     def get(self, backbone_key: str, digest: str) -> np.ndarray | None:
         path = self._path(backbone_key, digest)
         try:
-            return np.load(path, allow_pickle=False)
+            embedding = np.load(path, allow_pickle=False)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as error:
             log.warning("damaged cache entry %s (%s); recomputing it", path, error)
             return None
+        problem = embedding_problem(embedding)
+        if problem:
+            log.warning("damaged cache entry %s (%s); recomputing it", path, problem)
+            return None
+        return embedding
 
     def put(self, backbone_key: str, digest: str, embedding: np.ndarray) -> None:
         buffer = io.BytesIO()

@@ -7,8 +7,8 @@ import numpy as np
 
 from facebone.backbones import Backbone, create_backbone
 from facebone.embeddings.cache import EmbeddingCache
-from facebone.embeddings.pipeline import embed_images, embed_user_image
-from facebone.faces.detect import FaceDetector
+from facebone.embeddings.pipeline import embed_faces, embed_images, embed_user_image, user_face
+from facebone.faces.detect import Face, FaceDetector
 
 
 class Embedder:
@@ -53,8 +53,28 @@ class Embedder:
             for name in self.names
         }
 
-    def photo(self, path: str | Path, convert_color: bool = False) -> dict[str, np.ndarray]:
-        return embed_user_image(path, self.backbones, self.detector, convert_color)
+    def photo(
+        self, path: str | Path, convert_color: bool = False, face: int = 1
+    ) -> dict[str, np.ndarray]:
+        """{backbone name: embedding} of face number `face` of a user's photo."""
+        return embed_user_image(path, self.backbones, self.detector, convert_color, face)
+
+    def photo_face(
+        self, path: str | Path, convert_color: bool = False, face: int = 1
+    ) -> tuple[np.ndarray, Face]:
+        """A user's photo and its face number `face`, to embed later with `embed_faces`."""
+        return user_face(path, self.detector, convert_color, face)
+
+    def embed_faces(
+        self, photos: Sequence[tuple[np.ndarray, Face]], names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """{name: (len(photos), dim)} through the backbones named in `names` only."""
+        return embed_faces(photos, [b for b in self.backbones if b.name in names])
+
+    def warm_up(self) -> None:
+        """Start what a first query would otherwise wait for (dlib's worker processes)."""
+        for backbone in self.backbones:
+            backbone.warm_up()
 
     def close(self) -> None:
         for backbone in self.backbones:

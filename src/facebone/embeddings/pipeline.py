@@ -8,14 +8,15 @@ one is embedded, since OpenCV, PIL and dlib release the GIL.
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from facebone.backbones.base import Backbone
-from facebone.embeddings.cache import EmbeddingCache, content_hash
+from facebone.embeddings.cache import EmbeddingCache, content_hash, embedding_problem
+from facebone.errors import FaceBoneError
 from facebone.faces.detect import Face, FaceDetector, find_face
 from facebone.faces.image import decode_image, read_image_bytes
 
@@ -26,12 +27,17 @@ CHUNK = 32
 
 @dataclass
 class EmbedReport:
-    """What a run did: how many images came from the cache, were computed, or fell back."""
+    """What a run did: how many images came from the cache, were computed, or fell back.
+
+    An image counts as cached only if every backbone had it; `computed_by_backbone` says
+    how many each backbone computed.
+    """
 
     n_images: int = 0
     n_cached: int = 0
     n_computed: int = 0
     n_fallback: int = 0
+    computed_by_backbone: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,11 +76,13 @@ def embed_images(
     todo = sorted(set().union(*needs.values()))
     report.n_cached = len(paths) - len(todo)
     report.n_computed = len(todo)
+    report.computed_by_backbone = {name: len(indices) for name, indices in needs.items()}
     if not todo:
         return results, report
     detector = detector or FaceDetector()
     chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
-    bar = tqdm(total=len(todo), desc="embedding", unit="img", disable=not progress)
+    names = ", ".join(b.name for b in backbones if needs[b.name])
+    bar = tqdm(total=len(todo), desc=f"embedding with {names}", unit="img", disable=not progress)
     for prepared in _prefetch(
         lambda chunk: _prepare(root, paths, chunk, detector, fallback), chunks
     ):
@@ -86,6 +94,12 @@ def embed_images(
             crops = [backbone.align(item.image, item.face) for item in items]
             embeddings = backbone.embed(crops)
             for item, embedding in zip(items, embeddings, strict=True):
+                problem = embedding_problem(embedding)
+                if problem:
+                    raise FaceBoneError(
+                        f"{root / paths[item.index]}: {backbone.name} gave an embedding with "
+                        f"{problem}"
+                    )
                 results[backbone.name][item.index] = embedding
                 if cache:
                     cache.put(backbone.cache_key, digests[item.index], embedding)
@@ -123,13 +137,30 @@ def _prefetch(work, items: list) -> Iterator:
             yield result
 
 
+def user_face(
+    path: str | Path, detector: FaceDetector, convert_color: bool = False, number: int = 1
+) -> tuple[np.ndarray, Face]:
+    """A user's photo, decoded, and its face number `number` (see `find_face`); a photo
+    without a face is an error."""
+    image = decode_image(read_image_bytes(path), str(path), convert_color)
+    return image, find_face(detector, image, str(path), fallback=False, number=number)
+
+
+def embed_faces(
+    photos: Sequence[tuple[np.ndarray, Face]], backbones: Sequence[Backbone]
+) -> dict[str, np.ndarray]:
+    """{backbone name: (len(photos), dim) embeddings}, one batch per backbone (dlib spreads
+    a batch over its workers, so the two photos of a verification are embedded at once)."""
+    return {b.name: b.embed([b.align(image, face) for image, face in photos]) for b in backbones}
+
+
 def embed_user_image(
     path: str | Path,
     backbones: Sequence[Backbone],
     detector: FaceDetector,
     convert_color: bool = False,
+    number: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Embeddings of one user-supplied photo; an image without a face is an error."""
-    image = decode_image(read_image_bytes(path), str(path), convert_color)
-    face = find_face(detector, image, str(path), fallback=False)
-    return {b.name: b.embed([b.align(image, face)])[0] for b in backbones}
+    """Embeddings of one user-supplied photo's face number `number`."""
+    embedded = embed_faces([user_face(path, detector, convert_color, number)], backbones)
+    return {name: vectors[0] for name, vectors in embedded.items()}

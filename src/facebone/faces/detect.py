@@ -89,16 +89,36 @@ def centred_face(width: int, height: int) -> Face:
     return Face(box=box, landmarks=landmarks, score=0.0, detected=False)
 
 
-def find_face(detector: FaceDetector, image: np.ndarray, name: str, fallback: bool) -> Face:
-    """The face to verify in `image`.
+def find_face(
+    detector: FaceDetector, image: np.ndarray, name: str, fallback: bool, number: int = 1
+) -> Face:
+    """The face to verify in `image`: the `number`-th in `detect`'s order (1: the face
+    covering the image centre, else the largest).
 
     Without a face: a user's upload is an error (`fallback=False`); a dataset image of a
     centred-crop dataset such as LFW may fall back to the centred face (`fallback=True`),
-    which the caller counts and logs.
+    which the caller counts and logs. A user's photo with several faces is logged, naming
+    the one used, since the answer depends on it.
     """
     faces = detector.detect(image)
+    if number > len(faces) > 0 or number < 1:
+        raise NoFaceError(f"{name}: no face number {number}; the photo has {len(faces)}")
     if faces:
-        return faces[0]
+        face = faces[number - 1]
+        if len(faces) > 1 and not fallback:
+            x, y, w, h = (round(float(v)) for v in face.box)
+            log.warning(
+                "%s: %d faces found; used face %d, the %dx%d px one at x=%d, y=%d "
+                "(faces are numbered from the one covering the centre, then by size)",
+                name,
+                len(faces),
+                number,
+                w,
+                h,
+                x,
+                y,
+            )
+        return face
     if not fallback:
         raise NoFaceError(f"{name}: no face found in the image")
     height, width = image.shape[:2]

@@ -64,7 +64,12 @@ def decode_image(data: bytes, name: str, convert_color: bool = False) -> np.ndar
             return _to_rgb(image, name, convert_color)
     except InvalidImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        # PIL refuses images over twice its own limit while opening, before our check runs.
+        raise InvalidImageError(
+            f"{name}: image is too large (more than {MAX_PIXELS // 1_000_000} megapixels)"
+        ) from None
+    except UnidentifiedImageError:
         raise InvalidImageError(f"{name}: not a readable image file") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(f"{name}: damaged image ({error})") from None

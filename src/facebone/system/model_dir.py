@@ -1,19 +1,27 @@
 """A trained system on disk: `config.json` + `predictor.safetensors`, loaded without pickle.
 
 The directory is written beside its destination and swapped in whole, so a failed save
-never leaves a mix of old and new files, and never destroys the model that was there.
+never leaves a mix of old and new files, and never destroys the model that was there. Only
+FaceBone's own files are ever replaced: a folder that also holds the user's files is refused,
+or with `force` gets the two model files replaced in place and the rest left alone.
+`config.json` holds the SHA-256 of the weights, so weights swapped in from another model of the
+same shape are refused on load instead of answering differently.
 """
 
+import hashlib
 import json
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, save
 
 import facebone
+from facebone.atomic import new_mode, write_bytes_atomic, write_text_atomic
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
@@ -23,12 +31,17 @@ from facebone.system.fr_system import FRSystem
 FORMAT = 1
 CONFIG = "config.json"
 WEIGHTS = "predictor.safetensors"
+MODEL_FILES = (CONFIG, WEIGHTS)
 
 
-def save_system(system: FRSystem, directory: str | Path, extra: dict | None = None) -> None:
+def save_system(
+    system: FRSystem, directory: str | Path, extra: dict | None = None, force: bool = False
+) -> None:
+    """Write `system` to `directory`; see the module docstring for what is replaced."""
     system.check_fitted()
     directory = Path(directory)
     predictor_config, tensors = system.predictor_.get_state()
+    weights = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
     config = {
         "format": FORMAT,
         "facebone_version": facebone.__version__,
@@ -45,23 +58,57 @@ def save_system(system: FRSystem, directory: str | Path, extra: dict | None = No
         "embedding_dim": system.embedding_dim_,
         "threshold": 0.5,
         "predictor": predictor_config,
+        "predictor_sha256": hashlib.sha256(weights).hexdigest(),
         "training_pairs_sha256": system.training_pairs_sha256_,
         "n_training_pairs": system.n_training_pairs_,
         **(extra or {}),
     }
+    text = json.dumps(config, indent=2, sort_keys=True)
+    others = foreign_entries(directory)
+    if others and not force:
+        raise FaceBoneError(
+            f"{directory} holds files FaceBone did not write ({', '.join(others[:3])}); "
+            "not overwriting it"
+        )
+    if others:
+        # Weights first: a crash in between leaves a hash mismatch, refused on load.
+        write_bytes_atomic(directory / WEIGHTS, weights)
+        write_text_atomic(directory / CONFIG, text)
+        return
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(staging / WEIGHTS))
-        (staging / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
+        # mkdtemp makes the folder private; keep a replaced model's mode, else the umask's.
+        mode = stat.S_IMODE(directory.stat().st_mode) if directory.is_dir() else None
+        os.chmod(staging, mode if mode is not None else new_mode(directory=True))
+        (staging / WEIGHTS).write_bytes(weights)
+        (staging / CONFIG).write_text(text)
         _swap_in(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def foreign_entries(directory: str | Path) -> list[str]:
+    """Names in `directory` that FaceBone did not write; a path that cannot become a model
+    directory (a file, a folder with someone else's `config.json`) is an error."""
+    directory = Path(directory)
+    if not directory.exists():
+        return []
+    if not directory.is_dir():
+        raise FaceBoneError(f"{directory} is a file, not a model directory; not overwriting it")
+    names = sorted(entry.name for entry in directory.iterdir())
+    if CONFIG in names:
+        try:
+            read_config(directory)
+        except FaceBoneError:
+            raise FaceBoneError(
+                f"{directory} is not a FaceBone model (its {CONFIG} is not one); not overwriting it"
+            ) from None
+    return [name for name in names if name not in MODEL_FILES]
+
+
 def _swap_in(staging: Path, directory: Path) -> None:
-    if directory.exists() and not (directory / CONFIG).is_file():
-        raise FaceBoneError(f"{directory} exists and is not a FaceBone model; not overwriting it")
+    """Replace `directory`, which holds at most the model files, by `staging` in two renames."""
     old = directory.with_name(f".{directory.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if directory.exists():
@@ -72,6 +119,8 @@ def _swap_in(staging: Path, directory: Path) -> None:
 
 def read_config(directory: str | Path) -> dict:
     directory = Path(directory)
+    if directory.is_file():
+        raise FaceBoneError(f"model directory {directory} is a file, not a folder")
     if not directory.is_dir():
         raise FaceBoneError(f"model directory {directory} does not exist")
     try:
@@ -94,11 +143,21 @@ def load_system(
     directory = Path(directory)
     config = read_config(directory)
     try:
-        tensors = load_file(str(directory / WEIGHTS))
+        weights = (directory / WEIGHTS).read_bytes()
+        tensors = load(weights)
     except FileNotFoundError:
         raise FaceBoneError(f"{directory} has no {WEIGHTS}") from None
     except (SafetensorError, OSError, ValueError) as error:
         raise FaceBoneError(f"{directory / WEIGHTS} is damaged ({error})") from None
+    if "predictor_sha256" not in config:
+        raise FaceBoneError(
+            f"{directory / CONFIG} holds no weights hash (saved by an older FaceBone); retrain it"
+        )
+    if config["predictor_sha256"] != hashlib.sha256(weights).hexdigest():
+        raise FaceBoneError(
+            f"{directory / WEIGHTS} is not the one this model saved (its SHA-256 differs from "
+            f"the one in {CONFIG}); retrain the model or restore its weights"
+        )
     try:
         system = FRSystem(**config["system"])
         stored_backbones = config["backbones"]
