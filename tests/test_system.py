@@ -119,7 +119,7 @@ def test_saving_over_a_model_replaces_it_whole(single, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(FaceBoneError, match="did not write .notes.txt.; not overwriting"):
+    with pytest.raises(FaceBoneError, match="did not write"):
         save_system(single, tmp_path / "other")
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
