@@ -235,3 +235,14 @@ def test_inversion_page_only_with_inversion_results(results_dir, tmp_path):
     assert demo_pages(config)[-1].title == "Model inversion"
     app = open_page("inversion", config)
     assert len(app.get("image")) == 1 and app.json[0].value == '{"sar_type1": 0.4}'
+
+
+def test_demo_command_refuses_bad_options(capsys, tmp_path, lfw_root):
+    from facebone.cli import main
+
+    assert main(["demo"]) == 2
+    assert "give --model DIR, or --data DIR" in capsys.readouterr().err
+    assert main(["demo", "--data", str(lfw_root), "--results", str(tmp_path / "none")]) == 2
+    assert "--results" in capsys.readouterr().err
+    assert main(["demo", "--model", str(tmp_path)]) == 2
+    assert "not a FaceBone model directory" in capsys.readouterr().err

@@ -198,3 +198,25 @@ def test_multi_backbone_answers_vary_per_request(multi_model, photos):
     assert all(answer["same"] is True for answer in answers)
     assert len({round(answer["probability"], 9) for answer in answers}) == 2
     assert "multi-backbone" in answers[0]["model"]
+
+
+def test_bench_serve_is_bounded_and_every_request_succeeds(sface_model, lfw_root, capsys):
+    from facebone.data.lfw import scan_lfw
+    from facebone.service.bench import bench_serve
+
+    paths = [image.path for image in scan_lfw(lfw_root)]
+    measured = bench_serve(sface_model, lfw_root, paths, requests=6, clients=3)
+    latency, load = measured["latency"], measured["throughput"]
+    assert latency["requests"] == 6 and load["requests"] == 6 and load["clients"] == 3
+    assert latency["failed"] == 0 and load["failed"] == 0
+    assert 0 < latency["server_median_ms"] <= latency["median_ms"] <= latency["p95_ms"]
+    assert load["requests_per_s"] > 0
+    assert main(["bench", "--data", str(lfw_root), "--serve"]) == 2
+    assert "--serve needs --model" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_short_api_key(capsys, sface_model, tmp_path):
+    (tmp_path / "key").write_text("short\n")
+    argv = ["serve", "--model", str(sface_model), "--api-key-file", str(tmp_path / "key")]
+    assert main(argv) == 2
+    assert "shorter than 16 characters" in capsys.readouterr().err

@@ -61,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.system.model_dir import read_config
 
     _check(args)
+    if args.model is not None:
+        read_config(args.model)
     attacks = tuple(parse_attack_names(args.attacks)) if args.attacks else DEFAULT_ATTACKS
     bind(HOST, args.port).close()  # a busy port is a clear error here, not in Streamlit
     model, default_model = args.model, False
@@ -71,8 +73,6 @@ def _run(args: argparse.Namespace) -> int:
         model = prepare_systems(args.data, args.workdir, open_cache(args))["defended"]
         default_model = True
         print(f"verifying with the default system (SFace + cosine predictor) in {model}")
-    else:
-        read_config(model)
     config = DemoConfig(
         model=model,
         default_model=default_model,

@@ -8,14 +8,16 @@ from facebone.errors import FaceBoneError
 
 DIAGRAM = """
 digraph {
-  rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname=Helvetica];
-  photos [label="two photos"]; detect [label="detect + align\\n(YuNet, 5 points)"];
-  sface [label="SFace"]; dlib [label="dlib ResNet"];
-  draw [label="backbone drawn\\nper query", shape=diamond, fillcolor="#fff4d6"];
-  predictor [label="predictor\\n(cosine / nn / DP-SGD nn)"];
-  decision [label="P(same) >= 0.5 ?\\nsame / different", fillcolor="#e3f5e1"];
+  rankdir=TB; nodesep=0.5; ranksep=0.35;
+  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", fontname=Helvetica, fontsize=12];
+  photos [label="two photos"];
+  detect [label="detect + align (YuNet, five landmarks)"];
+  sface [label="SFace embedder"]; dlib [label="dlib ResNet embedder"];
+  draw [label="multi-backbone: one backbone drawn per query", fillcolor="#fff4d6"];
+  predictor [label="predictor: cosine, nn, or nn trained with DP-SGD"];
+  decision [label="P(same) >= 0.5: same person / different people", fillcolor="#e3f5e1"];
   photos -> detect; detect -> sface; detect -> dlib; sface -> draw; dlib -> draw;
-  draw -> predictor [label="embedding pair"]; predictor -> decision;
+  draw -> predictor [label=" embedding pair", fontsize=10]; predictor -> decision;
 }
 """
 
