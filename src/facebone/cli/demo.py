@@ -90,6 +90,8 @@ def _run(args: argparse.Namespace) -> int:
         "--server.headless", "true", "--server.maxUploadSize", "10",
         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
+        # A bug shows a generic message in the page; its traceback goes to this terminal.
+        "--client.showErrorDetails", "none",
         "--", *config.to_argv(),
     ]
     # fmt: on
