@@ -3,6 +3,9 @@
 Timing belongs here, not in tests: `facebone bench` prints what the README reports.
 """
 
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from facebone.backbones import Backbone, create_backbone
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings import EmbeddingCache, embed_images
 from facebone.embeddings.embedder import Embedder
+from facebone.errors import FaceBoneError
 from facebone.faces.detect import FaceDetector, find_face
 from facebone.faces.image import load_image
 from facebone.metrics import verification_metrics
@@ -58,6 +62,7 @@ def _crop(backbone: Backbone, detector: FaceDetector, path: Path) -> np.ndarray:
 def bench_verify(system: FRSystem, root: Path, paths: list[str], repeats: int = 20) -> dict:
     """Latency of `verify` on pairs of photos the system has not seen before, in ms."""
     pairs = list(zip(paths[0::2], paths[1::2], strict=False))[: repeats + 1]
+    system.embedder_.warm_up()
     system.verify(root / pairs[0][0], root / pairs[0][1])
     timings = []
     for first, second in pairs[1:]:
@@ -70,6 +75,36 @@ def bench_verify(system: FRSystem, root: Path, paths: list[str], repeats: int = 
         "pairs": len(timings),
         "backbones": list(system.backbones),
     }
+
+
+def bench_startup(runs: int) -> dict:
+    """`facebone --help` in a fresh interpreter: what every command pays before it starts."""
+    timings = [_run_facebone(["--help"]) for _ in range(runs)]
+    return {"median_ms": round(statistics.median(timings)), "runs": runs}
+
+
+def bench_cli_verify(model: Path, root: Path, paths: list[str], runs: int) -> dict:
+    """`facebone verify` of two new photos, end to end in a fresh process each time: start-up,
+    model load, detection and embedding of both photos."""
+    pairs = list(zip(paths[0::2], paths[1::2], strict=False))[:runs]
+    timings = [
+        _run_facebone(["verify", str(root / first), str(root / second), "--model", str(model)])
+        for first, second in pairs
+    ]
+    return {"median_ms": round(statistics.median(timings)), "runs": len(timings)}
+
+
+def _run_facebone(argv: list[str]) -> float:
+    """Milliseconds `python -m facebone ARGV` takes; a failure is an error with its message."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "facebone", *argv], capture_output=True, text=True, check=False
+    )
+    elapsed = (time.perf_counter() - start) * 1000
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise FaceBoneError(f"facebone {argv[0]} failed while timing it: {last}")
+    return elapsed
 
 
 def bench_train_evaluate(

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 
 from facebone.assets import file_sha256
 from facebone.backbones.base import Backbone, batches
@@ -25,6 +23,8 @@ def load_dynamic_batch_model(path: Path) -> bytes:
     Some exports (SFace among them) declare batch size 1 and list every weight as an input,
     which blocks batching and makes onnxruntime warn once per weight.
     """
+    import onnx  # here, not at the top: every CLI start loads this module, few use ONNX
+
     try:
         model = onnx.load(str(path))
     except Exception as error:
@@ -68,6 +68,8 @@ class OnnxBackbone(Backbone):
             raise FaceBoneError(f"{path}: color must be 'rgb' or 'bgr', not {self.color!r}")
         self.batch_size = batch_size
         self.weights_id = file_sha256(path)
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # Idle onnxruntime threads otherwise spin for a while after each run, stealing the

@@ -1,6 +1,7 @@
 """`facebone bench`: speed on this machine, of backbones, verification and training."""
 
 import argparse
+import logging
 import os
 import platform
 from pathlib import Path
@@ -17,19 +18,27 @@ from facebone.cli.common import (
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
 
+log = logging.getLogger(__name__)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="measure speed on this machine",
         description=(
-            "Images per second per backbone, end to end and model only, without cache; with "
-            "--model, verify latency; with --pairs-dir, cached train + evaluate time."
+            "Start-up (facebone --help in a fresh process); images per second per backbone, "
+            "end to end and model only, without cache; with --model, verify latency in process "
+            "and end to end through the CLI; with --pairs-dir, cached train + evaluate time."
         ),
     )
     add_data_argument(parser)
-    parser.add_argument("--backbones", default="sface,dlib", help="comma-separated backbones")
+    parser.add_argument(
+        "--backbones", default="sface,dlib", help="comma-separated backbones ('' for none)"
+    )
     parser.add_argument("--images", type=int, default=200, help="images to time (default 200)")
+    parser.add_argument(
+        "--runs", type=int, default=7, help="fresh processes timed per CLI measure (median)"
+    )
     parser.add_argument("--model", type=Path, help="model directory: time verify on new photos")
     parser.add_argument(
         "--pairs-dir",
@@ -50,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from facebone.benchmark import (
         bench_backbone,
+        bench_cli_verify,
         bench_sface_onnxruntime,
+        bench_startup,
         bench_train_evaluate,
         bench_verify,
     )
@@ -62,13 +73,15 @@ def _run(args: argparse.Namespace) -> int:
     require_dir(args.data, "data folder")
     if args.serve:
         return _run_serve(args)
-    if args.images < 1:
-        raise FaceBoneError("--images must be at least 1")
-    paths = [image.path for image in scan_lfw(args.data)][: args.images]
+    if args.images < 1 or args.runs < 1:
+        raise FaceBoneError("--images and --runs must be at least 1")
+    paths = [image.path for image in scan_lfw(args.data)][: max(args.images, 2 * args.runs)]
     detector = FaceDetector()
-    results: dict = {"backbones": {}}
-    lines = []
-    for backbone in create_backbones(args.backbones):
+    log.info("measuring start-up: facebone --help, %d fresh processes", args.runs)
+    results: dict = {"startup": bench_startup(args.runs), "backbones": {}}
+    lines = [f"start-up (facebone --help): {results['startup']['median_ms']} ms median"]
+    for backbone in create_backbones(args.backbones) if args.backbones else []:
+        log.info("measuring %s on %d images, end to end and model only", backbone.name, len(paths))
         try:
             measured = bench_backbone(backbone, args.data, paths, detector)
         finally:
@@ -83,13 +96,18 @@ def _run(args: argparse.Namespace) -> int:
             f"{measured['model_images_per_s']} model only (batch {measured['batch_size']})"
         )
     if args.model:
+        log.info("measuring verify of new photos with %s, in process", args.model)
         system = load_system(args.model, open_cache(args), progress=False)
         try:
             results["verify"] = bench_verify(system, args.data, paths)
         finally:
             system.embedder_.close()
         lines.append(f"verify: {results['verify']['median_ms']} ms median on new photos")
+        log.info("measuring facebone verify end to end, %d fresh processes", args.runs)
+        results["verify_cli"] = bench_cli_verify(args.model, args.data, paths, args.runs)
+        lines.append(f"facebone verify, end to end: {results['verify_cli']['median_ms']} ms median")
     if args.pairs_dir:
+        log.info("measuring cached train + evaluate on %s", args.pairs_dir)
         train = read_pairs(args.pairs_dir / "target_train.csv", args.data).pairs
         test = read_pairs(args.pairs_dir / "target_test.csv", args.data).pairs
         results["train_evaluate"] = bench_train_evaluate(
