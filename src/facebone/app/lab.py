@@ -8,6 +8,7 @@ work folder and are retrained only when their training pairs change.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -163,14 +164,17 @@ class AttackLab:
             for role, system in self.systems.items()
         }
 
+    @cached_property
+    def _member_images(self) -> dict[str, str]:
+        """{content hash: path} of the member pairs' images."""
+        return {
+            content_hash(read_image_bytes(self.data / path)): path
+            for pair in self.pairs.members
+            for path in (pair.image1, pair.image2)
+        }
+
     def is_member_pair(self, first: bytes, second: bytes) -> bool:
         """Are two uploaded files exactly the two images of a member pair (in either order)?"""
-        if not hasattr(self, "_member_images"):
-            self._member_images = {
-                content_hash(read_image_bytes(self.data / path)): path
-                for pair in self.pairs.members
-                for path in (pair.image1, pair.image2)
-            }
         found = {self._member_images.get(content_hash(data)) for data in (first, second)}
         return any(found == {pair.image1, pair.image2} for pair in self.pairs.members)
 

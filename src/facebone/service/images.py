@@ -11,10 +11,10 @@ from facebone.uploads import MAX_UPLOAD_BYTES
 
 
 def _usage(names: tuple[str, ...]) -> str:
-    fields = " and ".join(names)
+    example = ", ".join(f'"{name}": "<base64>"' for name in names)
     return (
-        f"send {fields} as multipart file fields, or as base64 strings in a JSON object "
-        f"{{{', '.join(f'{n!r}: ...' for n in names)}}}".replace("'", '"')
+        f"send {' and '.join(names)} as multipart file fields, or as base64 strings in a JSON "
+        f"object {{{example}}}"
     )
 
 
