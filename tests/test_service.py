@@ -210,7 +210,7 @@ def test_bench_serve_is_bounded_and_every_request_succeeds(sface_model, lfw_root
     assert latency["requests"] == 6 and load["requests"] == 6 and load["clients"] == 3
     assert latency["failed"] == 0 and load["failed"] == 0
     assert 0 < latency["server_median_ms"] <= latency["median_ms"] <= latency["p95_ms"]
-    assert load["requests_per_s"] > 0
+    assert load["requests_per_s"] > 0 and "sface" in measured["model"]
     assert main(["bench", "--data", str(lfw_root), "--serve"]) == 2
     assert "--serve needs --model" in capsys.readouterr().err
 

@@ -133,6 +133,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     emit(
         {"serve": measured},
         args.json,
+        f"server: {measured['model']}, {measured['cpus']} CPUs\n"
         f"POST /verify, warm, new photos: {latency['median_ms']} ms median, "
         f"{latency['p95_ms']} ms p95 ({latency['requests']} requests, {latency['failed']} failed)\n"
         f"{load['clients']} concurrent clients: {load['requests_per_s']} requests/s, "

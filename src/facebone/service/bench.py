@@ -42,6 +42,7 @@ def bench_serve(
     )
     with running_server(model) as url:
         with httpx.Client(base_url=url, timeout=30) as client:
+            model = client.get("/healthz").json()["model"]
             for pair in warm:
                 _post(client, pair)
             answers = [_post(client, pair) for pair in sequential]
@@ -58,6 +59,7 @@ def bench_serve(
             "clients": clients,
             "requests_per_s": round(len(loaded) / wall, 1),
         },
+        "model": model,
         "cpus": os.cpu_count(),
     }
 
