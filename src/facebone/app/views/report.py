@@ -63,7 +63,8 @@ def _frontier(points: list[FrontierPoint]) -> None:
         .mark_rule(strokeDash=[4, 4])
         .encode(y="acc:Q")
     )
-    st.altair_chart(dots + labels + goal_x + goal_y, width="stretch")
+    chart = (dots + labels + goal_x + goal_y).properties(height=420)
+    st.altair_chart(chart, width="stretch")
     st.dataframe(rows, hide_index=True)
 
 
