@@ -1,8 +1,9 @@
 """Photos that people send to the web demo and the REST API: limits, checks, a private folder.
 
 An upload is written only inside a temporary folder that is deleted as soon as the request (API)
-or the page run (demo) that needed it ends. It never reaches the embedding cache: the code that
-embeds uploads reads photos through `Embedder.photo`, which does not cache.
+or the page run (demo) that needed it ends. It never reaches the embedding cache: uploads are
+embedded through `Embedder.photo`, which does not cache, or by the demo's attack lab, whose
+cache is read-only.
 """
 
 import io
