@@ -22,7 +22,9 @@ def model_lock() -> threading.Lock:
 @st.cache_resource(show_spinner="Loading the model ...")
 def verification_system(model: str) -> FRSystem:
     # A person's photos are never cached.
-    return load_system(Path(model), cache=None, progress=False)
+    system = load_system(Path(model), cache=None, progress=False)
+    system.embedder_.warm_up()
+    return system
 
 
 @st.cache_resource(show_spinner="Listing the people in the data ...")

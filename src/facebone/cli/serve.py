@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     # Photos sent to the service are never cached.
     system = load_system(args.model, cache=None, progress=False)
     try:
+        system.embedder_.warm_up()  # the first request must not wait for dlib's workers
         app = create_app(system, ServiceSettings(args.max_concurrent, api_key))
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host

@@ -7,7 +7,7 @@ import streamlit as st
 
 from facebone.app import resources
 from facebone.app.config import DemoConfig
-from facebone.app.photos import Photo, aligned_faces, face_thumbnail, model_input, read_photo
+from facebone.app.photos import Photo, aligned_faces, face_thumbnail, read_photo
 from facebone.errors import FaceBoneError
 from facebone.faces.image import read_image_bytes
 from facebone.system.fr_system import THRESHOLD
@@ -55,24 +55,21 @@ def render(config: DemoConfig) -> None:
         st.info("Give two photos, each with a face, to compare them.")
         return
     with UploadFolder() as folder:
-        paths = [
-            folder.save(model_input(photo, choice), photo.name)
-            for photo, choice in zip(photos, choices, strict=True)
-        ]
+        paths = [folder.save(photo.data, photo.name) for photo in photos]
         try:
             with lock:
                 start = time.perf_counter()
-                answer = system.verify(paths[0], paths[1], convert_color)
+                answer = system.verify(
+                    paths[0], paths[1], convert_color, faces=(choices[0] + 1, choices[1] + 1)
+                )
                 elapsed_ms = (time.perf_counter() - start) * 1000
-                seen = [
-                    aligned_faces(
-                        path, system.embedder_.backbones, system.embedder_.detector, convert_color
-                    )
-                    for path in paths
-                ]
         except FaceBoneError as error:
             st.error(str(error))
             return
+    seen = [
+        aligned_faces(photo, choice, system.embedder_.backbones)
+        for photo, choice in zip(photos, choices, strict=True)
+    ]
     st.subheader("Decision")
     verdict = "Same person" if answer.same else "Different people"
     relation = ">=" if answer.same else "<"
