@@ -11,9 +11,8 @@ from facebone.app.config import DemoConfig
 from facebone.app.results import read_results
 from facebone.app.views import demo_pages
 from facebone.errors import FaceBoneError
-from web_images import BLAIR, POWELL, no_face, too_many_pixels, two_faces
+from web_images import BLAIR, BLAIR_OTHER, POWELL, no_face, too_many_pixels, two_faces
 
-BLAIR_OTHER = "Tony_Blair/Tony_Blair_0012.jpg"
 JPEG = "image/jpeg"
 
 

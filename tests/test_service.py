@@ -15,7 +15,16 @@ from facebone.embeddings.embedder import Embedder
 from facebone.service.process import running_server
 from facebone.system import FRSystem, load_system, save_system
 from facebone.uploads import MAX_UPLOAD_BYTES
-from web_images import BLAIR, POWELL, gray_face, large_face, no_face, too_many_pixels
+from web_images import (
+    BLAIR,
+    BLAIR_OTHER,
+    POWELL,
+    gray_face,
+    large_face,
+    no_face,
+    too_many_pixels,
+    two_faces,
+)
 
 API_KEY = "k" * 24
 
@@ -56,6 +65,15 @@ def test_verify_answers_same_and_different_people(server, photos):
     assert different.json()["same"] is False and different.json()["probability"] < 0.5
     assert same.json()["threshold"] == 0.5 and "sface" in same.json()["model"]
     assert 0 < same.json()["time_ms"] < 5000
+
+
+def test_face_numbers_pick_the_face_in_a_photo_of_several(server, photos, lfw_root):
+    """Blair and Powell side by side: against another photo of Blair, one face matches."""
+    both, blair = two_faces(lfw_root), (lfw_root / BLAIR_OTHER).read_bytes()
+    answers = [verify(server, both, blair, params={"face1": n}).json()["same"] for n in (1, 2)]
+    assert sorted(answers) == [False, True]
+    assert_error(verify(server, both, blair, params={"face1": 9}), 422, "no face number 9")
+    assert_error(verify(server, both, blair, params={"face2": 0}), 422, "face2")
 
 
 def test_base64_json_gives_the_multipart_answer(server, photos):

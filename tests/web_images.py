@@ -7,6 +7,7 @@ from PIL import Image
 
 POWELL = ("Colin_Powell/Colin_Powell_0009.jpg", "Colin_Powell/Colin_Powell_0011.jpg")
 BLAIR = "Tony_Blair/Tony_Blair_0005.jpg"
+BLAIR_OTHER = "Tony_Blair/Tony_Blair_0012.jpg"
 
 
 def encode(image: Image.Image, kind: str = "PNG", **options) -> bytes:

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,6 +26,10 @@ from facebone.system.summary import describe_system
 from facebone.uploads import MAX_UPLOAD_BYTES, UploadFolder, UploadTooLargeError
 
 log = logging.getLogger(__name__)
+
+FACE_NUMBER = (
+    "which face of a photo with several: 1 covers the centre (else the largest), then by size"
+)
 
 # Two images of at most 10 MB each, base64 (4/3 larger), and the JSON or multipart framing.
 MAX_BODY_BYTES = 3 * MAX_UPLOAD_BYTES
@@ -112,18 +116,20 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
     def require_key(x_api_key: str | None = Header(None)) -> None:
         check_api_key(settings.api_key, x_api_key)
 
-    def verify_photos(images: dict[str, bytes], convert_color: bool) -> Verification:
+    def verify_photos(
+        images: dict[str, bytes], convert_color: bool, faces: tuple[int, int]
+    ) -> Verification:
         with UploadFolder() as folder:
             first = folder.save(images["img1"], "img1")
             second = folder.save(images["img2"], "img2")
             with model_lock:
-                return system.verify(first, second, convert_color)
+                return system.verify(first, second, convert_color, faces)
 
-    def embed_photo(data: bytes, convert_color: bool) -> dict[str, list[float]]:
+    def embed_photo(data: bytes, convert_color: bool, face: int) -> dict[str, list[float]]:
         with UploadFolder() as folder:
             path = folder.save(data, "img")
             with model_lock:
-                embeddings = system.embedder_.photo(path, convert_color)
+                embeddings = system.embedder_.photo(path, convert_color, face)
         return {name: vector.tolist() for name, vector in embeddings.items()}
 
     @app.get("/healthz")
@@ -137,12 +143,17 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
         dependencies=[Depends(require_key)],
         openapi_extra=_image_body(("img1", "img2")),
     )
-    async def verify(request: Request, convert_color: bool = False) -> VerifyAnswer:
+    async def verify(
+        request: Request,
+        convert_color: bool = False,
+        face1: int = Query(1, ge=1, description=FACE_NUMBER),
+        face2: int = Query(1, ge=1, description=FACE_NUMBER),
+    ) -> VerifyAnswer:
         """Do the faces in img1 and img2 show the same person?"""
         with gate:
             start = time.perf_counter()
             images = await read_images(request, ("img1", "img2"))
-            answer = await run_in_threadpool(verify_photos, images, convert_color)
+            answer = await run_in_threadpool(verify_photos, images, convert_color, (face1, face2))
             return VerifyAnswer(
                 same=answer.same,
                 probability=answer.probability,
@@ -158,12 +169,16 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
         dependencies=[Depends(require_key)],
         openapi_extra=_image_body(("img",)),
     )
-    async def embed(request: Request, convert_color: bool = False) -> EmbedAnswer:
+    async def embed(
+        request: Request,
+        convert_color: bool = False,
+        face: int = Query(1, ge=1, description=FACE_NUMBER),
+    ) -> EmbedAnswer:
         """The face's embedding through each backbone of the system."""
         with gate:
             start = time.perf_counter()
             images = await read_images(request, ("img",))
-            embeddings = await run_in_threadpool(embed_photo, images["img"], convert_color)
+            embeddings = await run_in_threadpool(embed_photo, images["img"], convert_color, face)
             return EmbedAnswer(
                 embeddings=embeddings,
                 model=model,
