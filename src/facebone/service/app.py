@@ -113,7 +113,7 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
     model_lock = threading.Lock()
     model = describe_system(system)
 
-    def require_key(x_api_key: str | None = Header(None)) -> None:
+    async def require_key(x_api_key: str | None = Header(None)) -> None:
         check_api_key(settings.api_key, x_api_key)
 
     def verify_photos(
