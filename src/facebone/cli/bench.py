@@ -102,7 +102,13 @@ def _run(args: argparse.Namespace) -> int:
             results["verify"] = bench_verify(system, args.data, paths)
         finally:
             system.embedder_.close()
-        lines.append(f"verify: {results['verify']['median_ms']} ms median on new photos")
+        by_backbone = ", ".join(
+            f"{name} {ms} ms" for name, ms in results["verify"]["median_ms_by_backbone"].items()
+        )
+        lines.append(
+            f"verify: {results['verify']['median_ms']} ms median on new photos "
+            f"(answered by {by_backbone})"
+        )
         log.info("measuring facebone verify end to end, %d fresh processes", args.runs)
         results["verify_cli"] = bench_cli_verify(args.model, args.data, paths, args.runs)
         lines.append(f"facebone verify, end to end: {results['verify_cli']['median_ms']} ms median")
