@@ -209,9 +209,12 @@ def run_membership_attacks(
     attacks: Sequence[str] = DEFAULT_ATTACKS,
     seed: int = 0,
     progress: bool = True,
+    n_shadows: int | None = None,
+    queries: int | None = None,
+    shadow_size: int | None = None,
 ) -> dict[str, Any]:
     """Fit each attack on the attacker's pairs, score the candidates, and evaluate at `level`
-    ("pair" or "identity"; see `evaluate_membership_attacks`).
+    ("pair" or "identity"; see `evaluate_membership_attacks` for the other options).
 
     Returns `{"level": ..., "seed": ..., "attacks": {name: evaluate_scores(...)}}`, which is
     JSON-serialisable.
@@ -227,5 +230,8 @@ def run_membership_attacks(
         seed=seed,
         progress=progress,
         log_level=logging.INFO,
+        n_shadows=n_shadows,
+        queries=queries,
+        shadow_size=shadow_size,
     )
     return {"level": level, "seed": seed, "attacks": results[level]}

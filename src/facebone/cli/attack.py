@@ -45,6 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         names=ATTACK_NAMES,
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shadow systems")
+    parser.add_argument(
+        "--shadows",
+        type=int,
+        help="shadow systems per shadow-based attack (default: each attack's own: 64 for "
+        "lira-online, 16 for lira, 4 for the black-box and label-only attacks)",
+    )
+    parser.add_argument(
+        "--queries",
+        type=int,
+        help="ask each pair this many times (both image orders in turn) and average; "
+        "default 16 when two answers to the same pair differ, else 1",
+    )
     parser.add_argument("--plot", type=Path, help="write a log-scale ROC plot (PNG, PDF, SVG)")
     add_cache_argument(parser)
     add_json_argument(parser)
@@ -76,6 +88,9 @@ def _run(args: argparse.Namespace) -> int:
             attacks=attacks,
             seed=args.seed,
             progress=not args.json,
+            n_shadows=args.shadows,
+            queries=args.queries,
+            shadow_size=system.n_training_pairs_,
         )
     finally:
         system.embedder_.close()
@@ -84,12 +99,14 @@ def _run(args: argparse.Namespace) -> int:
     lines = [
         f"membership at {args.level} level ({first['n_members']} member, "
         f"{first['n_nonmembers']} non-member {counted})",
-        f"{'attack':<13} {'AUC':>6} {'bal.acc':>8} {'adv.':>6} {'TPR@1%':>7} {'TPR@0.1%':>9}",
+        f"{'attack':<13} {'AUC':>6} {'bal.acc':>8} {'adv.':>6} {'TPR@1%':>7} {'TPR@0.1%':>9}"
+        f" {'shadows':>8} {'queries':>8}",
     ]
     for name, m in results["attacks"].items():
         lines.append(
             f"{name:<13} {m['auc']:6.3f} {m['balanced_accuracy']:8.3f} {m['advantage']:6.3f} "
             f"{m['tpr_at_fpr']['0.01']:7.1%} {m['tpr_at_fpr']['0.001']:9.1%}"
+            f" {m['shadows']:8d} {m['queries']:8d}"
         )
     if args.plot:
         lines.append(f"ROC plot: {plot_roc(results, args.plot)}")

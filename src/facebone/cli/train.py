@@ -21,7 +21,16 @@ from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
 
 # nn-only options: each flag's destination is the NNPredictor argument of the same name.
-NN_OPTIONS = ("epochs", "hidden", "weight_decay", "lr", "dp_epsilon", "dp_delta", "max_grad_norm")
+NN_OPTIONS = (
+    "epochs",
+    "hidden",
+    "weight_decay",
+    "lr",
+    "dp_epsilon",
+    "dp_delta",
+    "max_grad_norm",
+    "relax_alpha",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=LazyNames("facebone.system", "MITIGATIONS"),
         default="none",
         metavar="NAME",
-        help="none: one backbone; multi: several backbones, one drawn per query (%(choices)s)",
+        help="none: one backbone; multi: several backbones, one drawn per query; "
+        "split-distill: teachers on identity-disjoint shards, one distilled nn deployed "
+        "(%(choices)s)",
     )
     parser.add_argument(
         "--assign",
@@ -76,6 +87,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_nn_option(nn_group, "--dp-epsilon", type=float, help="train with DP-SGD (Opacus) to this ε")
     add_nn_option(nn_group, "--dp-delta", type=float, help="DP δ (default: below 1/n)")
     add_nn_option(nn_group, "--max-grad-norm", type=float, help="DP-SGD clipping norm")
+    add_nn_option(
+        nn_group,
+        "--relax-loss",
+        dest="relax_alpha",
+        type=float,
+        metavar="ALPHA",
+        help="train with RelaxLoss, holding member losses near ALPHA",
+    )
+    distill_group = parser.add_argument_group("split-distill")
+    distill_group.add_argument(
+        "--shards",
+        type=int,
+        default=4,
+        help="identity-disjoint shards, one teacher each (default 4)",
+    )
+    distill_group.add_argument(
+        "--teacher",
+        choices=("cosine", "nn"),
+        default="cosine",
+        help="predictor of each shard's teacher (%(choices)s; default cosine)",
+    )
+    distill_group.add_argument(
+        "--distill-factor",
+        type=float,
+        default=4.0,
+        help="distillation set size as a multiple of the training pairs (default 4)",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the backbone assignment and the nn weights"
     )
@@ -129,6 +167,9 @@ def _run(args: argparse.Namespace) -> int:
         infer=args.infer,
         fixed_backbone=args.fixed_backbone,
         seed=args.seed,
+        shards=args.shards,
+        teacher=args.teacher,
+        distill_factor=args.distill_factor,
     )
     embedder = Embedder(system.backbones, open_cache(args), progress=not args.json)
     try:

@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="in photos with several faces, which one to use: N for both photos, N,M for each "
         "(1: the face covering the centre, else the largest; default 1)",
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also say which backbone answered (hidden by default for multi-backbone systems: "
+        "it tells an attacker which model it is probing)",
+    )
     add_convert_color_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
@@ -55,9 +61,10 @@ def _run(args: argparse.Namespace) -> int:
         answer = system.verify(args.image1, args.image2, args.convert_color, args.face)
     finally:
         system.embedder_.close()
-    result = {"same": answer.same, "probability": answer.probability, "backbone": answer.backbone}
-    verdict = "same person" if answer.same else "different people"
-    emit(
-        result, args.json, f"{verdict} (p={answer.probability:.3f}, answered by {answer.backbone})"
-    )
+    result = {"same": answer.same, "probability": answer.probability}
+    text = f"{'same person' if answer.same else 'different people'} (p={answer.probability:.3f}"
+    if args.explain or len(system.backbones) == 1:
+        result["backbone"] = answer.backbone
+        text += f", answered by {answer.backbone}"
+    emit(result, args.json, text + ")")
     return 0

@@ -1,14 +1,17 @@
 """Privacy experiments: defenses compared on the same splits, and where leakage appears.
 
 `defenses.py` names the deployable configurations, `regimes.py` the training recipes,
-`runner.py` trains, measures and attacks each (regime, defense), `leakage.py` maps the
+`dp_tuning.py` tunes DP-SGD on the attacker's pairs, `runner.py` trains, measures and attacks
+each (regime, defense, seed), `statistics.py` gives means over seeds and chance bands,
+`verdict.py` judges the goal, `canaries.py` audits planted canaries, `leakage.py` maps the
 undefended nn predictor over training-set sizes and lengths, and `report.py` writes the
 markdown report and plots.
 """
 
 from facebone.experiments.defenses import DEFENSES, Defense, get_defense, list_defenses
 from facebone.experiments.regimes import REGIMES, Regime, get_regime, list_regimes
-from facebone.experiments.runner import GOAL, compare, save_results
+from facebone.experiments.runner import compare, save_results
+from facebone.experiments.verdict import GOAL
 
 __all__ = [
     "DEFENSES",

@@ -10,10 +10,16 @@ nn-based defense is compared under the same training recipe.
   (`multi-rr-random` is the original prototype's), and every inference policy with `all`
   assignment (`multi-all-random`, `multi-all-fixed` answering through SFace,
   `multi-all-ensemble`).
-- `dp-eps<E>`: SFace + nn trained with DP-SGD (Opacus) to epsilon E at delta <= 1/n.
+- `dp-eps<E>`: SFace + nn trained with DP-SGD (Opacus) to epsilon E at delta <= 1/n, its
+  clipping norm and epochs tuned for utility on the attacker's pairs (`dp_tuning.py`).
+- `relaxloss`: SFace + nn trained with RelaxLoss (alpha 0.5).
+- `split-distill-<teacher>`: SFace + dlib, identity-disjoint shards with cosine or nn
+  teachers, distilled into one nn on a set 4 times larger; ensemble inference.
 - `cosine`: SFace + the cosine predictor, a one-parameter calibrated threshold.
 - `multi-cosine`: SFace + dlib, cosine predictor with a threshold per backbone, `all`
   assignment, random inference.
+- `cosine-fusion`: SFace + dlib, calibrated cosine scores fused (mean probability over both
+  backbones): deterministic, and a handful of parameters.
 """
 
 from __future__ import annotations
@@ -39,10 +45,15 @@ class Defense:
     assign: str = "all"
     infer: str = "random"
     fixed_backbone: str | None = None
+    system_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uses_nn(self) -> bool:
         return self.predictor == "nn"
+
+    @property
+    def dp_epsilon(self) -> float | None:
+        return self.predictor_params.get("dp_epsilon")
 
     def system_params(self, nn_params: dict[str, Any], seed: int) -> dict[str, Any]:
         """`FRSystem(**...)` options: the regime's nn options under the defense's own."""
@@ -56,6 +67,7 @@ class Defense:
             "infer": self.infer,
             "fixed_backbone": self.fixed_backbone,
             "seed": seed,
+            **self.system_options,
         }
 
 
@@ -77,8 +89,25 @@ def _multi(assign: str, infer: str, short: str) -> Defense:
 def _dp(epsilon: float) -> Defense:
     return Defense(
         name=f"dp-eps{epsilon:g}",
-        description=f"SFace + nn trained with DP-SGD (Opacus) to epsilon {epsilon:g}",
+        description=(
+            f"SFace + nn trained with DP-SGD (Opacus) to epsilon {epsilon:g}, clipping norm "
+            "and epochs tuned on the attacker's pairs"
+        ),
         predictor_params={"dp_epsilon": float(epsilon)},
+    )
+
+
+def _split_distill(teacher: str) -> Defense:
+    return Defense(
+        name=f"split-distill-{teacher}",
+        description=(
+            f"SFace + dlib, 4 identity-disjoint shards with {teacher} teachers, distilled into "
+            "one nn on 4x as many pairs from the members' images; ensemble inference"
+        ),
+        backbones=TWO_BACKBONES,
+        mitigation="split-distill",
+        infer="ensemble",
+        system_options={"shards": 4, "teacher": teacher, "distill_factor": 4.0},
     )
 
 
@@ -92,7 +121,15 @@ DEFENSES: dict[str, Defense] = {
         _multi("all", "fixed", "all"),
         _multi("all", "ensemble", "all"),
         _dp(1.0),
+        _dp(4.0),
         _dp(8.0),
+        Defense(
+            "relaxloss",
+            "SFace + nn trained with RelaxLoss, alpha 0.5",
+            predictor_params={"relax_alpha": 0.5},
+        ),
+        _split_distill("cosine"),
+        _split_distill("nn"),
         Defense("cosine", "SFace + cosine predictor (a calibrated threshold)", predictor="cosine"),
         Defense(
             "multi-cosine",
@@ -101,8 +138,17 @@ DEFENSES: dict[str, Defense] = {
             predictor="cosine",
             mitigation="multi",
         ),
+        Defense(
+            "cosine-fusion",
+            "SFace + dlib, calibrated cosine scores fused (mean over both backbones)",
+            backbones=TWO_BACKBONES,
+            predictor="cosine",
+            mitigation="multi",
+            infer="ensemble",
+        ),
     )
 }
+
 
 UNDEFENDED = "none"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import UNDEFENDED, get_defense
 from facebone.experiments.regimes import Regime
 from facebone.experiments.runner import (
+    Configuration,
     check_protocol,
     check_shadows,
     evaluate_configurations,
@@ -87,7 +88,7 @@ def cell_regime(size: int | None, epochs: int, weight_decay: float) -> Regime:
 
 def leakage_map(
     root: str | Path,
-    protocol: Mapping[str, Sequence[Pair]],
+    protocol_for: Callable[[int], Mapping[str, Sequence[Pair]]],
     sizes: Sequence[int | None] = DEFAULT_SIZES,
     epochs: Sequence[int] = DEFAULT_EPOCHS,
     attacks: Sequence[str] = DEFAULT_ATTACKS,
@@ -99,7 +100,9 @@ def leakage_map(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Attack the undefended system at every (size, epochs); JSON-serialisable results with
-    `cells[size label][str(epochs)]` holding one run each (see `runner.evaluate_system`)."""
+    `cells[size label][str(epochs)]` holding one run each (see `runner.evaluate_system`), on
+    the splits of `protocol_for(seed)`."""
+    protocol = protocol_for(seed)
     check_protocol(protocol)
     attack_list = check_attack_names(attacks)
     n_shadows = check_shadows(n_shadows)
@@ -111,16 +114,15 @@ def leakage_map(
     started = time.perf_counter()
     steps = [(s, e) for s in sizes for e in epochs]
     configurations = [
-        (regime.description, regime, defense)
+        Configuration(regime.description, regime, defense, seed)
         for regime in (cell_regime(s, e, weight_decay) for s, e in steps)
     ]
     evaluated = evaluate_configurations(
         root,
-        protocol,
+        lambda _: protocol,
         configurations,
         attack_list,
         n_shadows,
-        seed,
         cache=cache,
         progress=progress,
         threads=threads,

@@ -15,7 +15,7 @@ import numpy as np
 
 from facebone.atomic import atomic_path, write_text_atomic
 from facebone.attacks.plot import draw_rocs
-from facebone.experiments.runner import LEVELS
+from facebone.attacks.runner import LEVELS
 
 
 def _pct(value: float | None) -> str:
@@ -46,237 +46,317 @@ def _save(figure, path: Path) -> Path:
 # ---- the comparison --------------------------------------------------------------------------
 
 
-def _utility_rows(runs: dict[str, dict]) -> list[list[str]]:
-    rows = []
-    for defense, run in runs.items():
-        utility, privacy, timing = run["utility"], run["privacy"], run["timings"]
-        rows.append(
-            [
-                f"`{defense}`",
-                _num(utility["accuracy"]),
-                _num(run["train_accuracy"]),
-                _num(utility["auc"], 4),
-                _num(utility["tar_at_far"]["0.01"]),
-                _num(utility["tar_at_far"]["0.001"]),
-                _num(privacy["epsilon"], 2),
-                "-" if privacy["delta"] is None else f"{privacy['delta']:g}",
-                f"{timing['train_s']:.1f}",
-                f"{timing['attack_s']:.1f}",
-            ]
-        )
-    return rows
+def _ms(entry: dict[str, float], digits: int = 3, percent: bool = False) -> str:
+    """`mean ± sd` (the sd only over several seeds)."""
+    if percent:
+        text = f"{100 * entry['mean']:.1f}%"
+        return text + (f" ± {100 * entry['sd']:.1f}" if entry.get("n", 1) > 1 else "")
+    text = f"{entry['mean']:.{digits}f}"
+    return text + (f" ± {entry['sd']:.{digits}f}" if entry.get("n", 1) > 1 else "")
 
 
-def _attack_rows(runs: dict[str, dict], level: str, attacks: Sequence[str]) -> list[list[str]]:
-    rows = []
-    for defense, run in runs.items():
-        best = run["best"][level]
-        rows.append(
-            [f"`{defense}`"]
-            + [_attack_cell(run["attacks"][level][a]) for a in attacks]
-            + [f"{best['attack']}: {_num(best['balanced_accuracy'])} / {_num(best['advantage'])}"]
-        )
-    return rows
-
-
-def _goal_lines(results: dict[str, Any]) -> list[str]:
+def verdict_lines(results: dict[str, Any]) -> list[str]:
+    """The plain statement of which defenses meet the goal, and the recommendation."""
     goal = results["goal"]
     criteria = goal["criteria"]
-    regimes = list(results["runs"])
     lines = [
-        "## Goal",
-        "",
-        f"A defended configuration meets the goal when, in every regime run ({', '.join(regimes)}),"
-        f" its utility accuracy is at least {criteria['min_accuracy']}, and the strongest attack"
-        f" (every attack, pair and identity level) has ROC AUC at most {criteria['max_auc']} and"
-        f" TPR at 1% FPR at most {_pct(criteria['max_tpr_at_1pct_fpr'])}.",
+        f"Goal: accuracy >= {criteria['min_accuracy']} on identity-disjoint pairs; against "
+        f"every attack at pair and identity level AUC <= {criteria['max_auc']}, TPR at 1% FPR "
+        f"<= {100 * criteria['max_tpr_at_fpr']['0.01']:g}%, TPR at 0.1% FPR <= "
+        f"{100 * criteria['max_tpr_at_fpr']['0.001']:g}%; canary TPR at 1% FPR <= "
+        f"{100 * criteria['max_canary_tpr_at_1pct_fpr']:g}%; in every regime, as means over "
+        "seeds.",
         "",
     ]
-    best = goal["best_defense"]
-    if best is None:
-        lines.append(
-            "**No defended configuration meets the goal as stated.** The table says which part "
-            "each one misses."
-        )
-    else:
-        others = [d for d in goal["meeting"] if d != best]
-        lines.append(
-            f"**Best defended configuration: `{best}`** "
-            f"(worst-regime accuracy {goal['defenses'][best]['min_accuracy']:.3f})."
-            + (f" Also meeting the goal: {', '.join(f'`{d}`' for d in others)}." if others else "")
-        )
-    lines.append("")
-    noisy = goal["best_within_chance"]
+    meeting = goal["meeting"]
+    failing = [d for d in goal["defenses"] if d not in meeting]
     lines.append(
-        "Allowing for measurement noise (an attack figure above the goal but below what the "
-        f"strongest attack at chance reaches with probability {1 - goal['chance_alpha']:.0%} on "
-        "these members and non-members): "
-        + (
-            f"best `{noisy}`; meeting: "
-            + ", ".join(f"`{d}`" for d in goal["meeting_within_chance"])
-            + "."
-            if noisy
-            else "still no defended configuration."
-        )
+        "**Meet the goal:** " + (", ".join(f"`{d}`" for d in meeting) or "no defense") + "."
     )
-    multi = [d for d in goal["defenses"] if d.startswith("multi-")]
-    if multi:
-        passing = [d for d in multi if goal["defenses"][d]["meets"]]
-        lines.append(
-            "Multi-backbone mitigation: "
-            + (
-                f"{', '.join(f'`{d}`' for d in passing)} meet the goal."
-                if passing
-                else "no multi-backbone variant meets the goal."
-            )
-        )
+    lines.append("**Do not:** " + (", ".join(f"`{d}`" for d in failing) or "none") + ".")
+    best = goal["best_defense"]
+    lines.append(f"**Recommended:** `{best}`." if best else "**Recommended:** none meets the goal.")
     lines.append("")
-    header = [
-        "defense",
-        *[f"{r}: acc / max AUC / max TPR@1%" for r in regimes],
-        "meets",
-        "within chance",
-        "misses beyond chance",
-    ]
+    return lines
+
+
+def _verdict_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for defense, entry in goal["defenses"].items():
-        cells = []
-        for regime in regimes:
-            figures = entry["regimes"].get(regime)
-            cells.append(
-                "-"
-                if figures is None
-                else f"{figures['accuracy']:.3f} / {figures['max_auc']:.3f} / "
-                f"{_pct(figures['max_tpr_at_1pct_fpr'])}"
+    for defense, entry in results["goal"]["defenses"].items():
+        for regime, judged in entry["regimes"].items():
+            summary = results["summary"][regime][defense]
+            worst = judged["worst"]
+            canary = results.get("canaries", {}).get(regime, {}).get(defense)
+            rows.append(
+                [
+                    f"`{defense}`",
+                    regime,
+                    _ms(summary["accuracy"]),
+                    f"{_ms(worst['auc'])} ({worst['auc']['attack']}, {worst['auc']['level']})",
+                    _ms(worst["0.01"], percent=True),
+                    _ms(worst["0.001"], percent=True),
+                    "-" if canary is None else _ms(canary["tpr_at_fpr"]["0.01"], percent=True),
+                    "yes" if judged["meets"] else "no",
+                    "yes" if judged["meets_within_chance"] else "no",
+                ]
             )
-        beyond = [
-            f"{regime}: {reason}"
-            for regime, figures in entry["regimes"].items()
-            for reason in figures["fails_beyond_chance"]
-        ]
-        rows.append(
-            [
-                f"`{defense}`",
-                *cells,
-                "yes" if entry["meets"] else "no",
-                "yes" if entry["meets_within_chance"] else "no",
-                "; ".join(beyond[:3]) + (f"; +{len(beyond) - 3} more" if len(beyond) > 3 else ""),
-            ]
-        )
-    return lines + _table(header, rows)
+    return rows
+
+
+def _chance_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for regime, by_defense in results["summary"].items():
+        entry = next(iter(by_defense.values()))
+        for level, data in entry["levels"].items():
+            chance = data["chance"]
+            rows.append(
+                [
+                    regime,
+                    level,
+                    str(len(entry["seeds"])),
+                    f"{data['n_members']} / {data['n_nonmembers']}",
+                    f"{chance['auc']:.3f}",
+                    _pct(chance["tpr_at_fpr"]["0.01"]),
+                    _pct(chance["tpr_at_fpr"]["0.001"]),
+                ]
+            )
+    return rows
+
+
+def _attack_rows(results: dict[str, Any], regime: str, level: str) -> list[list[str]]:
+    rows = []
+    for defense, entry in results["summary"][regime].items():
+        for name, metrics in entry["levels"][level]["attacks"].items():
+            rows.append(
+                [
+                    f"`{defense}`",
+                    name,
+                    _ms(metrics["auc"]),
+                    _ms(metrics["advantage"]),
+                    _ms(metrics["tpr_at_fpr"]["0.01"], percent=True),
+                    _ms(metrics["tpr_at_fpr"]["0.001"], percent=True),
+                    str(metrics["shadows"]),
+                    str(metrics["queries"]),
+                ]
+            )
+    return rows
+
+
+def _utility_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for regime, by_defense in results["summary"].items():
+        for defense, entry in by_defense.items():
+            tuning = [r["privacy"]["tuning"] for r in results["runs"][regime][defense]]
+            dp = "-"
+            if entry["epsilon"] is not None:
+                dp = f"ε {entry['epsilon']['mean']:.2f}, δ {entry['delta']:g}"
+                if tuning[0]:
+                    dp += f"; clip {tuning[0]['max_grad_norm']:g}, {tuning[0]['epochs']} epochs"
+            rows.append(
+                [
+                    f"`{defense}`",
+                    regime,
+                    _ms(entry["accuracy"]),
+                    _ms(entry["train_accuracy"]),
+                    _ms(entry["utility_auc"], 4),
+                    dp,
+                    f"{entry['time_s']['mean']:.0f} s",
+                ]
+            )
+    return rows
+
+
+def _canary_rows(canaries: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for regime, by_defense in canaries.items():
+        for defense, entry in by_defense.items():
+            rows.append(
+                [
+                    f"`{defense}`",
+                    regime,
+                    _ms(entry["auc"]),
+                    _ms(entry["tpr_at_fpr"]["0.01"], percent=True),
+                    _ms(entry["tpr_at_fpr"]["0.001"], percent=True),
+                    _ms(entry["by_kind"]["mislabeled"]["0.01"], percent=True),
+                    _ms(entry["by_kind"]["atypical"]["0.01"], percent=True),
+                    f"{entry['n_canaries']} x {entry['n_targets']}",
+                ]
+            )
+    return rows
+
+
+CANARY_HEADER = (
+    "defense",
+    "regime",
+    "canary AUC",
+    "TPR@1%FPR",
+    "TPR@0.1%FPR",
+    "mislabeled TPR@1%",
+    "atypical TPR@1%",
+    "canaries x targets",
+)
 
 
 def compare_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
-    attacks = results["attacks"]
-    shadows = results["n_shadows"]
+    seeds = ", ".join(f"{r}: {', '.join(map(str, s))}" for r, s in results["seeds"].items())
     lines = [
-        "# FaceBone: defenses compared on the same splits",
+        "# FaceBone defense comparison",
         "",
-        f"Data `{results['data']}`, seed {results['seed']}, pairs per role: "
-        + ", ".join(f"{role} {n}" for role, n in results["protocol"].items())
-        + f". Attacks: {', '.join(attacks)}; shadows per shadow-based attack: "
-        + ("each attack's default" if shadows is None else str(shadows))
-        + f". Total run time {results['timings']['total_s']:.0f} s "
+        *verdict_lines(results),
+        f"Split seeds ({seeds}); attacks: {', '.join(results['attacks'])}; figures are means "
+        f"± sd over seeds; {results['timings']['total_s']:.0f} s in all "
         f"({results['torch_threads']} torch thread).",
         "",
-        "Members are exactly the target's training pairs; non-members are target_test pairs "
-        "(identity-disjoint from members and from the attacker's pairs). Attacks are trained "
-        "only on shadows of the attacker's pairs. At identity level a person's score is the mean "
-        "score of their candidate pairs; non-member people are those of a target_test subset "
-        "drawn like the training set, so both sides have as many pairs per person.",
+        "## Verdict (strongest attack over both levels)",
         "",
-    ]
-    lines += _goal_lines(results)
-    lines += ["## Defenses", ""]
-    lines += _table(
-        ["defense", "configuration"],
-        [[f"`{name}`", d["description"]] for name, d in results["defenses"].items()],
-    )
-    for regime, runs in results["runs"].items():
-        info = results["regimes"][regime]
-        any_run = next(iter(runs.values()))
-        lines += [
-            f"## Regime `{regime}`: {info['description']}",
-            "",
-            f"{any_run['n_train']} training pairs (members), {any_run['n_test']} non-member "
-            f"pairs, attacker pairs {any_run['n_attacker']} (each shadow trains on about half). "
-            f"nn options: {info['nn_params'] or 'defaults'}.",
-            "",
-            "### Utility on target_test",
-            "",
-        ]
-        lines += _table(
-            [
+        *_table(
+            (
                 "defense",
+                "regime",
                 "accuracy",
-                "train acc",
-                "ROC AUC",
-                "TAR@FAR1e-2",
-                "TAR@FAR1e-3",
-                "DP ε",
-                "DP δ",
-                "train s",
-                "attack s",
-            ],
-            _utility_rows(runs),
-        )
+                "strongest AUC",
+                "TPR@1%FPR",
+                "TPR@0.1%FPR",
+                "canary TPR@1%",
+                "meets goal",
+                "within chance",
+            ),
+            _verdict_rows(results),
+        ),
+        "## Chance band (strongest of all attack evaluations at chance, p = 0.05)",
+        "",
+        *_table(
+            ("regime", "level", "seeds", "members / non-members", "AUC", "TPR@1%", "TPR@0.1%"),
+            _chance_rows(results),
+        ),
+        "## Utility",
+        "",
+        *_table(
+            ("defense", "regime", "accuracy", "train accuracy", "AUC", "DP", "time / seed"),
+            _utility_rows(results),
+        ),
+    ]
+    if results.get("canaries"):
+        lines += ["## Canary audit", "", *_table(CANARY_HEADER, _canary_rows(results["canaries"]))]
+    for regime in results["summary"]:
         for level in LEVELS:
-            chance = any_run["chance"][level]
-            n_in = any_run["attacks"][level][attacks[0]]["n_members"]
-            n_out = any_run["attacks"][level][attacks[0]]["n_nonmembers"]
             lines += [
-                f"### Attacks, {level} level ({n_in} members, {n_out} non-members)",
+                f"## Attacks, {regime} regime, {level} level",
                 "",
-                "Each cell: ROC AUC / TPR at 1% FPR / TPR at 0.1% FPR. The strongest of all "
-                f"attacks at chance stays below AUC {chance['auc']:.3f}, TPR@1%FPR "
-                f"{_pct(chance['tpr_at_fpr']['0.01'])}, TPR@0.1%FPR "
-                f"{_pct(chance['tpr_at_fpr']['0.001'])} (95%, Bonferroni over attacks and "
-                "levels). Last column: the strongest attack's balanced accuracy (at its "
-                "shadow-chosen cut) / advantage.",
-                "",
+                *_table(
+                    (
+                        "defense",
+                        "attack",
+                        "AUC",
+                        "advantage",
+                        "TPR@1%",
+                        "TPR@0.1%",
+                        "shadows",
+                        "queries",
+                    ),
+                    _attack_rows(results, regime, level),
+                ),
             ]
-            lines += _table(
-                ["defense", *attacks, "best: bal. acc / adv."],
-                _attack_rows(runs, level, attacks),
-            )
+    why = results["goal"]["defenses"]
+    lines += ["## Why each defense fails", ""]
+    for defense, entry in why.items():
+        for regime, judged in entry["regimes"].items():
+            if judged["fails"]:
+                shown = "; ".join(judged["fails"][:4])
+                more = len(judged["fails"]) - 4
+                lines.append(
+                    f"- `{defense}` ({regime}): {shown}" + (f"; {more} more" if more > 0 else "")
+                )
+    lines.append("")
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     return "\n".join(lines)
 
 
 def plot_best_rocs(results: dict[str, Any], regime: str, path: Path) -> Path:
-    """One panel per level: each defense's strongest attack (by AUC), log FPR axis."""
+    """One panel per level: each defense's strongest attack (by mean AUC), its ROC on the
+    first seed, log FPR axis."""
     from matplotlib.figure import Figure
 
-    runs = results["runs"][regime]
-    figure = Figure(figsize=(11, 5))
+    figure = Figure(figsize=(11, 5.5))
     for axes, level in zip(figure.subplots(1, 2), LEVELS, strict=True):
         curves = {}
-        for defense, run in runs.items():
-            best = run["best"][level]["attack"]
-            metrics = run["attacks"][level][best]
-            curves[f"{defense}: {best} (AUC {metrics['auc']:.2f})"] = metrics
+        for defense, entry in results["summary"][regime].items():
+            attacks = entry["levels"][level]["attacks"]
+            best = max(attacks, key=lambda a: attacks[a]["auc"]["mean"])
+            first_run = results["runs"][regime][defense][0]
+            curves[f"{defense}: {best} ({attacks[best]['auc']['mean']:.2f})"] = first_run[
+                "attacks"
+            ][level][best]
         draw_rocs(
             axes,
             curves,
-            f"regime {regime}, {level} level: strongest attack per defense",
-            # Upper left is where no ROC goes (low FPR, high TPR); the low-FPR tail stays visible.
+            f"{regime} regime, {level} level: strongest attack per defense",
             legend_loc="upper left",
-            legend_size="x-small",
+            legend_size="xx-small",
         )
     figure.tight_layout()
     return _save(figure, path)
 
 
+def plot_frontier(results: dict[str, Any], path: Path) -> Path:
+    """Accuracy against the strongest attack's AUC per defense and regime, goal shaded."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 5.5))
+    axes = figure.subplots()
+    criteria = results["goal"]["criteria"]
+    axes.axvspan(0.45, criteria["max_auc"], ymin=0, ymax=1, color="tab:green", alpha=0.08)
+    axes.axhline(criteria["min_accuracy"], color="tab:green", linestyle="--", linewidth=0.8)
+    axes.axvline(criteria["max_auc"], color="tab:green", linestyle="--", linewidth=0.8)
+    markers = {"default": "o", "leaking": "s"}
+    for point in results["frontier"]:
+        axes.scatter(
+            point["attack_auc"],
+            point["accuracy"],
+            marker=markers.get(point["regime"], "^"),
+            color="tab:green" if point["meets_goal"] else "tab:red",
+        )
+        axes.annotate(
+            f"{point['defense']} ({point['regime'][0]})",
+            (point["attack_auc"], point["accuracy"]),
+            fontsize=6,
+            xytext=(3, 2),
+            textcoords="offset points",
+        )
+    axes.set_xlabel("strongest attack AUC (mean over seeds)")
+    axes.set_ylabel("accuracy on identity-disjoint test pairs")
+    axes.set_title("privacy-utility frontier (green: meets the goal; o default, s leaking)")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def write_compare_report(results: dict[str, Any], out: str | Path) -> list[Path]:
-    """`report.md` and one ROC plot per regime into `out`; returns the paths written."""
+    """`report.md`, one ROC plot per regime and the frontier into `out`; the paths written."""
     out = Path(out)
     plots = [
-        plot_best_rocs(results, regime, out / f"roc-{regime}.png") for regime in results["runs"]
+        plot_best_rocs(results, regime, out / f"roc-{regime}.png") for regime in results["summary"]
     ]
+    plots.append(plot_frontier(results, out / "frontier.png"))
     report = out / "report.md"
     write_text_atomic(report, compare_markdown(results, [p.name for p in plots]))
     return [report, *plots]
+
+
+def write_canary_report(results: dict[str, Any], out: str | Path) -> list[Path]:
+    """`report.md` of `facebone experiment canaries`."""
+    report = Path(out) / "report.md"
+    lines = [
+        "# FaceBone canary audit",
+        "",
+        f"Split seeds {', '.join(map(str, results['seeds']))}; "
+        f"{results['timings']['total_s']:.0f} s.",
+        "",
+        *_table(CANARY_HEADER, _canary_rows(results["canaries"])),
+    ]
+    write_text_atomic(report, "\n".join(lines))
+    return [report]
 
 
 # ---- the leakage map ---------------------------------------------------------------------------

@@ -12,41 +12,61 @@ from __future__ import annotations
 
 import json
 import logging
-import math
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from scipy import stats
 from tqdm import tqdm
 
 import facebone
 from facebone.atomic import write_text_atomic
 from facebone.attacks import check_attack_names, list_attacks
-from facebone.attacks.metrics import LOW_FPRS
 from facebone.attacks.runner import LEVELS, evaluate_membership_attacks
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
-from facebone.experiments.defenses import UNDEFENDED, Defense, get_defense, list_defenses
+from facebone.experiments.canaries import DEFAULT_CANARIES, DEFAULT_TARGETS, audit_defenses
+from facebone.experiments.defenses import Defense, get_defense, list_defenses
+from facebone.experiments.dp_tuning import tune_dp
 from facebone.experiments.regimes import Regime, get_regime, list_regimes
+from facebone.experiments.verdict import frontier, judge, summarise_runs
 from facebone.metrics import verification_metrics
 from facebone.system import FRSystem
 
 log = logging.getLogger(__name__)
 
-# The issue's goal for a defended system, in every regime.
-GOAL = {"min_accuracy": 0.99, "max_auc": 0.55, "max_tpr_at_1pct_fpr": 0.02}
-# Chance bounds hold for the strongest attack with probability about 1 - CHANCE_ALPHA.
-CHANCE_ALPHA = 0.05
-# Shadows per shadow-based attack in a full comparison: LiRA's default of 16 (plus 4 for the
-# black-box attacks) would take most of the 10-minute budget over 20 configurations alone.
-DEFAULT_SHADOWS = 4
+# Shadows per shadow-based attack in a comparison: None keeps each attack's own default
+# (64 for online LiRA, 16 for offline LiRA, 4 for the black-box and label-only attacks).
+DEFAULT_SHADOWS = None
+# Split seeds per regime: with 100 members a leak-free model's AUC scatters by about +-0.03
+# from seed to seed, so the leaking regime gets five.
+DEFAULT_SEEDS = {"default": (0, 1, 2), "leaking": (0, 1, 2, 3, 4)}
+# `experiment compare --quick`: the defenses that matter most, one seed per regime, the
+# strongest attacks with fewer shadows, a small canary audit. Its figures are a preview: one
+# seed, and online LiRA with 16 shadows is weaker than with 64.
+QUICK: dict[str, Any] = {
+    "defenses": (
+        "none",
+        "multi-rr-random",
+        "multi-all-random",
+        "dp-eps8",
+        "cosine",
+        "cosine-fusion",
+    ),
+    "seeds": {"default": (0,), "leaking": (0,)},
+    "attacks": ("lira-online", "lira", "blackbox-gb"),
+    "n_shadows": 16,
+    "n_canaries": 16,
+    "n_canary_targets": 8,
+}
 
 
 @contextmanager
@@ -81,28 +101,6 @@ class EmbedderPool:
         self._embedders.clear()
 
 
-def chance_bounds(
-    n_members: int, n_nonmembers: int, n_tests: int, alpha: float = CHANCE_ALPHA
-) -> dict[str, Any]:
-    """What the strongest of `n_tests` attack evaluations at chance stays below with
-    probability about 1 - alpha (Bonferroni, so conservative for correlated attacks).
-
-    AUC: the null Mann-Whitney AUC, normal approximation. TPR at FPR f: with k = floor(f * n)
-    false positives allowed among n non-members, the best threshold is the (k+1)-th highest
-    non-member score; under the null a member lies above it with probability
-    Beta(k+1, n-k), so the number of members above is beta-binomial. With 100 members and
-    ~100 non-members a chance attack reaches a few percent TPR at 1% FPR.
-    """
-    level = 1.0 - alpha / max(n_tests, 1)
-    sd = math.sqrt((n_members + n_nonmembers + 1) / (12.0 * n_members * n_nonmembers))
-    tpr = {}
-    for fpr in LOW_FPRS:
-        k = math.floor(fpr * n_nonmembers + 1e-12)
-        count = stats.betabinom.ppf(level, n_members, k + 1, n_nonmembers - k)
-        tpr[str(fpr)] = float(count) / n_members
-    return {"auc": 0.5 + float(stats.norm.ppf(level)) * sd, "tpr_at_fpr": tpr}
-
-
 def _best(attacks: Mapping[str, dict]) -> dict[str, Any]:
     name = max(attacks, key=lambda a: (attacks[a]["auc"], a))
     return {
@@ -133,17 +131,22 @@ def evaluate_system(
 ) -> dict[str, Any]:
     """Train one target (`FRSystem(**params)`) on `training`, measure utility on `test`, and
     attack it with `training` as members and `test` as non-members (at identity level, the
-    people of `identity_test`, a subset of `test` drawn like `training`; default all)."""
+    people of `identity_test`, a subset of `test` drawn like `training`; default all).
+
+    A DP-SGD target has its clipping norm and epochs tuned first, on the attacker's pairs
+    only (`dp_tuning.tune_dp`); shadows are trained with the tuned options too.
+    """
     started = time.perf_counter()
     embedder = embedders.get(params["backbones"])
+    tuning = None
+    if params["predictor_params"].get("dp_epsilon") is not None:
+        params, tuning = tune_dp(params, embedder, root, attacker, seed)
     system = FRSystem(**params).fit(embedder, root, training)
     train_s = time.perf_counter() - started
-    test_labels = pair_labels(test)
-    utility = verification_metrics(test_labels, system.predict_proba(root, test))
-    train_labels = pair_labels(training)
-    train_accuracy = verification_metrics(train_labels, system.predict_proba(root, training))[
-        "accuracy"
-    ]
+    utility = verification_metrics(pair_labels(test), system.predict_proba(root, test))
+    train_accuracy = verification_metrics(
+        pair_labels(training), system.predict_proba(root, training)
+    )["accuracy"]
     system.reset_query_stream(seed)  # the attacker meets the system as deployed
     predictor = system.predictor_
     epsilon = getattr(predictor, "epsilon_", None)
@@ -152,6 +155,7 @@ def evaluate_system(
         "epsilon": epsilon,
         "delta": getattr(predictor, "delta_", None),
         "noise_multiplier": getattr(predictor, "noise_multiplier_", None),
+        "tuning": tuning,
     }
     attack_start = time.perf_counter()
     results, attack_seconds = evaluate_membership_attacks(
@@ -168,11 +172,9 @@ def evaluate_system(
         on_attack=on_attack,
         shadow_size=len(training),
     )
-    n_tests = len(results["pair"]) * len(LEVELS)
-    n_member_people = results["identity"][attacks[0]]["n_members"]
-    n_nonmember_people = results["identity"][attacks[0]]["n_nonmembers"]
     return {
         "system": params,
+        "seed": seed,
         "n_train": len(training),
         "n_attacker": len(attacker),
         "n_test": len(test),
@@ -183,11 +185,6 @@ def evaluate_system(
         "privacy": privacy,
         "attacks": results,
         "best": {level: _best(results[level]) for level in LEVELS},
-        "chance": {
-            # The goal takes the strongest of every attack at both levels.
-            "pair": chance_bounds(len(training), len(test), n_tests),
-            "identity": chance_bounds(n_member_people, n_nonmember_people, n_tests),
-        },
         "timings": {
             "train_s": train_s,
             "attack_s": time.perf_counter() - attack_start,
@@ -197,65 +194,260 @@ def evaluate_system(
     }
 
 
-def evaluate_configurations(
+@dataclass(frozen=True)
+class Configuration:
+    """One target to train and attack: a defense in a regime on one split seed."""
+
+    label: str
+    regime: Regime
+    defense: Defense
+    seed: int
+
+
+def evaluate_configuration(
     root: str | Path,
     protocol: Mapping[str, Sequence[Pair]],
-    configurations: Sequence[tuple[str, Regime, Defense]],
+    config: Configuration,
     attacks: Sequence[str],
     n_shadows: int | None,
-    seed: int,
+    embedders: EmbedderPool,
+    on_attack: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """`evaluate_system` for one configuration on `protocol`: the regime's subset of
+    target_train is trained on (the members), target_test gives utility and the non-members
+    (at identity level, the regime's subset of it, drawn like the members), and the regime's
+    subset of the attacker's pairs trains the shadows."""
+    regime, seed = config.regime, config.seed
+    training = regime.training_pairs(protocol["target_train"], seed)
+    run = evaluate_system(
+        config.defense.system_params(regime.nn_params, seed),
+        embedders,
+        root,
+        training,
+        protocol["target_test"],
+        regime.attacker_pairs(protocol["attacker"], len(training), seed),
+        attacks,
+        n_shadows,
+        seed,
+        identity_test=regime.training_pairs(protocol["target_test"], seed),
+        on_attack=on_attack,
+    )
+    log.info(
+        "%s: accuracy %.3f (train %.3f); best attack AUC pair %.3f (%s), identity %.3f (%s); "
+        "%.1f s",
+        config.label,
+        run["utility"]["accuracy"],
+        run["train_accuracy"],
+        run["best"]["pair"]["auc"],
+        run["best"]["pair"]["attack"],
+        run["best"]["identity"]["auc"],
+        run["best"]["identity"]["attack"],
+        run["timings"]["total_s"],
+    )
+    return run
+
+
+_WORKER: dict[str, EmbedderPool] = {}
+
+
+def _start_worker(cache: EmbeddingCache | None) -> None:
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+    _WORKER["embedders"] = EmbedderPool(cache, progress=False)
+
+
+def _run_in_worker(
+    root: str | Path,
+    protocol: Mapping[str, Sequence[Pair]],
+    config: Configuration,
+    attacks: Sequence[str],
+    n_shadows: int | None,
+) -> dict[str, Any]:
+    return evaluate_configuration(root, protocol, config, attacks, n_shadows, _WORKER["embedders"])
+
+
+def evaluate_configurations(
+    root: str | Path,
+    protocol_for: Callable[[int], Mapping[str, Sequence[Pair]]],
+    configurations: Sequence[Configuration],
+    attacks: Sequence[str],
+    n_shadows: int | None,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
     threads: int = 1,
     desc: str = "systems",
     unit: str = "run",
+    embedders: EmbedderPool | None = None,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
-    """`evaluate_system` for each `(label, regime, defense)`, in order, on the protocol's
-    splits: the regime's subset of target_train is trained on (the members), target_test
-    gives utility and the non-members (at identity level, the regime's subset of it, drawn
-    like the members), and the regime's subset of the attacker's pairs trains the shadows.
+    """`evaluate_configuration` for each configuration on the splits of its seed
+    (`protocol_for(seed)`); one run per configuration, in order.
 
-    Embedders are shared between configurations and closed at the end; training runs with
-    `threads` torch threads (restored afterwards). Returns one run per configuration.
+    With `workers` > 1 the configurations run in that many processes (each seeded run gives
+    the same figures wherever it runs); otherwise here, with embedders shared between
+    configurations (from `embedders`, else a pool closed at the end) and `threads` torch
+    threads (restored afterwards).
     """
-    runs: list[dict[str, Any]] = []
-    embedders = EmbedderPool(cache, progress)
-    bar = tqdm(configurations, desc=desc, unit=unit, disable=not progress)
+    bar = tqdm(total=len(configurations), desc=desc, unit=unit, disable=not progress)
     try:
-        with torch_threads(threads):
-            for label, regime, defense in bar:
-                bar.set_postfix_str(label)
-                training = regime.training_pairs(protocol["target_train"], seed)
-                run = evaluate_system(
-                    defense.system_params(regime.nn_params, seed),
-                    embedders,
-                    root,
-                    training,
-                    protocol["target_test"],
-                    regime.attacker_pairs(protocol["attacker"], len(training), seed),
-                    attacks,
-                    n_shadows,
-                    seed,
-                    identity_test=regime.training_pairs(protocol["target_test"], seed),
-                    on_attack=lambda name, label=label: bar.set_postfix_str(f"{label} {name}"),
-                )
-                log.info(
-                    "%s: accuracy %.3f (train %.3f); best attack AUC pair %.3f (%s), "
-                    "identity %.3f (%s); %.1f s",
-                    label,
-                    run["utility"]["accuracy"],
-                    run["train_accuracy"],
-                    run["best"]["pair"]["auc"],
-                    run["best"]["pair"]["attack"],
-                    run["best"]["identity"]["auc"],
-                    run["best"]["identity"]["attack"],
-                    run["timings"]["total_s"],
-                )
-                runs.append(run)
+        if workers > 1:
+            return _evaluate_in_processes(
+                root, protocol_for, configurations, attacks, n_shadows, cache, workers, bar
+            )
+        own_pool = embedders is None
+        pool = EmbedderPool(cache, progress) if embedders is None else embedders
+        runs = []
+        try:
+            with torch_threads(threads):
+                for config in configurations:
+                    bar.set_postfix_str(config.label)
+                    runs.append(
+                        evaluate_configuration(
+                            root,
+                            protocol_for(config.seed),
+                            config,
+                            attacks,
+                            n_shadows,
+                            pool,
+                            on_attack=lambda name, label=config.label: bar.set_postfix_str(
+                                f"{label} {name}"
+                            ),
+                        )
+                    )
+                    bar.update()
+        finally:
+            if own_pool:
+                pool.close()
+        return runs
     finally:
         bar.close()
+
+
+def _evaluate_in_processes(
+    root: str | Path,
+    protocol_for: Callable[[int], Mapping[str, Sequence[Pair]]],
+    configurations: Sequence[Configuration],
+    attacks: Sequence[str],
+    n_shadows: int | None,
+    cache: EmbeddingCache | None,
+    workers: int,
+    bar: tqdm,
+) -> list[dict[str, Any]]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, _start_worker, (cache,)) as executor:
+        futures = {
+            executor.submit(
+                _run_in_worker, root, protocol_for(c.seed), c, attacks, n_shadows
+            ): index
+            for index, c in enumerate(configurations)
+        }
+        runs: list[dict[str, Any] | None] = [None] * len(configurations)
+        for future in as_completed(futures):
+            index = futures[future]
+            runs[index] = future.result()
+            bar.set_postfix_str(configurations[index].label)
+            bar.update()
+    return [run for run in runs if run is not None]
+
+
+def compare(
+    root: str | Path,
+    protocol_for: Callable[[int], Mapping[str, Sequence[Pair]]],
+    defenses: Sequence[str] | None = None,
+    regimes: Sequence[str] | None = None,
+    attacks: Sequence[str] | None = None,
+    n_shadows: int | None = DEFAULT_SHADOWS,
+    seeds: Mapping[str, Sequence[int]] | None = None,
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+    threads: int = 1,
+    n_canaries: int = DEFAULT_CANARIES,
+    n_canary_targets: int = DEFAULT_TARGETS,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Every defense in every regime on each of the regime's split seeds (`seeds[regime]`,
+    default `DEFAULT_SEEDS`), and the canary audit of each on the regime's first seed
+    (`n_canaries=0` skips it); JSON-serialisable results with every run, the figures over
+    seeds (`summary`), the canary figures, the goal verdict and the privacy-utility
+    frontier. `workers` processes train and attack the configurations side by side."""
+    defense_list = [get_defense(d) for d in dict.fromkeys(defenses or list_defenses())]
+    regime_list = [get_regime(r) for r in dict.fromkeys(regimes or list_regimes())]
+    attack_list = check_attack_names(attacks or list_attacks())
+    n_shadows = check_shadows(n_shadows)
+    seed_lists = {r.name: list((seeds or DEFAULT_SEEDS)[r.name]) for r in regime_list}
+    started = time.perf_counter()
+    protocols: dict[int, Mapping[str, Sequence[Pair]]] = {}
+
+    def protocol_of(seed: int) -> Mapping[str, Sequence[Pair]]:
+        if seed not in protocols:
+            protocols[seed] = protocol_for(seed)
+            check_protocol(protocols[seed])
+        return protocols[seed]
+
+    configurations = [
+        Configuration(f"{r.name}/{d.name}/seed{seed}", r, d, seed)
+        for r in regime_list
+        for seed in seed_lists[r.name]
+        for d in defense_list
+    ]
+    embedders = EmbedderPool(cache, progress)
+    try:
+        evaluated = evaluate_configurations(
+            root,
+            protocol_of,
+            configurations,
+            attack_list,
+            n_shadows,
+            progress=progress,
+            threads=threads,
+            desc="compare",
+            unit="run",
+            embedders=embedders,
+            workers=workers,
+        )
+        canaries = {}
+        if n_canaries:
+            with torch_threads(threads):
+                canaries = audit_defenses(
+                    root,
+                    protocol_of,
+                    [(r, d, seed_lists[r.name][:1]) for r in regime_list for d in defense_list],
+                    embedders.get,
+                    n_canaries,
+                    n_canary_targets,
+                    progress,
+                )
+    finally:
         embedders.close()
-    return runs
+    runs: dict[str, dict[str, list[dict]]] = {}
+    for config, run in zip(configurations, evaluated, strict=True):
+        runs.setdefault(config.regime.name, {}).setdefault(config.defense.name, []).append(run)
+    summary = {
+        regime: {defense: summarise_runs(seed_runs) for defense, seed_runs in by_defense.items()}
+        for regime, by_defense in runs.items()
+    }
+    goal = judge(summary, canaries)
+    return {
+        "experiment": "compare",
+        "facebone_version": facebone.__version__,
+        "data": str(root),
+        "seeds": seed_lists,
+        "protocol": {
+            str(seed): {r: len(p) for r, p in pr.items()} for seed, pr in protocols.items()
+        },
+        "attacks": attack_list,
+        "n_shadows": n_shadows,
+        "torch_threads": threads,
+        "workers": workers,
+        "defenses": {d.name: describe_defense(d) for d in defense_list},
+        "regimes": {r.name: describe_regime(r) for r in regime_list},
+        "runs": runs,
+        "summary": summary,
+        "canaries": canaries,
+        "goal": goal,
+        "frontier": frontier(summary, goal),
+        "timings": {"total_s": time.perf_counter() - started},
+    }
 
 
 def check_shadows(n_shadows: int | None) -> int | None:
@@ -268,136 +460,6 @@ def check_protocol(protocol: Mapping[str, Sequence[Pair]]) -> None:
     missing = [r for r in ("target_train", "target_test", "attacker") if not protocol.get(r)]
     if missing:
         raise FaceBoneError(f"the pair protocol has no {', '.join(missing)} pairs")
-
-
-def meets_goal(run: dict[str, Any]) -> dict[str, Any]:
-    """The goal's figures for one run: the worst case over attacks and levels.
-
-    `meets` is the goal as stated. `meets_within_chance` also accepts an attack figure above
-    the goal but below what the strongest attack at chance reaches on this many members and
-    non-members (`run["chance"]`), where the measurement cannot tell the two apart.
-    """
-    accuracy = run["utility"]["accuracy"]
-    fails, beyond_chance = [], []
-    if accuracy < GOAL["min_accuracy"]:
-        fails.append(f"accuracy {accuracy:.3f} < {GOAL['min_accuracy']}")
-        beyond_chance.append(fails[-1])
-    figures = {"accuracy": accuracy, "max_auc": 0.0, "max_tpr_at_1pct_fpr": 0.0}
-    for level in LEVELS:
-        chance = run["chance"][level]
-        for name, metrics in run["attacks"][level].items():
-            checks = (
-                ("max_auc", "AUC", metrics["auc"], GOAL["max_auc"], chance["auc"]),
-                (
-                    "max_tpr_at_1pct_fpr",
-                    "TPR@1%FPR",
-                    metrics["tpr_at_fpr"]["0.01"],
-                    GOAL["max_tpr_at_1pct_fpr"],
-                    chance["tpr_at_fpr"]["0.01"],
-                ),
-            )
-            for key, what, value, limit, noise in checks:
-                figures[key] = max(figures[key], value)
-                if value > limit:
-                    fails.append(f"{name} {level} {what} {value:.3f} > {limit}")
-                    if value > noise:
-                        beyond_chance.append(f"{fails[-1]} (chance < {noise:.3f})")
-    return {
-        **figures,
-        "meets": not fails,
-        "fails": fails,
-        "meets_within_chance": not beyond_chance,
-        "fails_beyond_chance": beyond_chance,
-    }
-
-
-def goal_summary(runs: Mapping[str, Mapping[str, dict]]) -> dict[str, Any]:
-    """Which defenses meet the goal in every regime run, and the best of them (highest worst-
-    case accuracy); the undefended system is checked but never chosen."""
-    per_defense: dict[str, dict[str, Any]] = {}
-    for regime, by_defense in runs.items():
-        for defense, run in by_defense.items():
-            per_defense.setdefault(defense, {"regimes": {}})["regimes"][regime] = meets_goal(run)
-    for entry in per_defense.values():
-        entry["meets"] = all(r["meets"] for r in entry["regimes"].values())
-        entry["meets_within_chance"] = all(
-            r["meets_within_chance"] for r in entry["regimes"].values()
-        )
-        entry["min_accuracy"] = min(r["accuracy"] for r in entry["regimes"].values())
-
-    def best_of(key: str) -> tuple[list[str], str | None]:
-        meeting = [d for d, e in per_defense.items() if e[key] and d != UNDEFENDED]
-        best = max(meeting, key=lambda d: per_defense[d]["min_accuracy"]) if meeting else None
-        return meeting, best
-
-    meeting, best = best_of("meets")
-    meeting_within_chance, best_within_chance = best_of("meets_within_chance")
-    return {
-        "criteria": dict(GOAL),
-        "scope": "every attack, pair and identity level, every regime run",
-        "chance_alpha": CHANCE_ALPHA,
-        "defenses": per_defense,
-        "meeting": meeting,
-        "best_defense": best,
-        "meeting_within_chance": meeting_within_chance,
-        "best_within_chance": best_within_chance,
-    }
-
-
-def compare(
-    root: str | Path,
-    protocol: Mapping[str, Sequence[Pair]],
-    defenses: Sequence[str] | None = None,
-    regimes: Sequence[str] | None = None,
-    attacks: Sequence[str] | None = None,
-    n_shadows: int | None = DEFAULT_SHADOWS,
-    seed: int = 0,
-    cache: EmbeddingCache | None = None,
-    progress: bool = True,
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Every defense in every regime, on the same splits; JSON-serialisable results.
-
-    Training runs with `threads` torch threads (restored afterwards).
-    """
-    check_protocol(protocol)
-    defense_list = [get_defense(d) for d in dict.fromkeys(defenses or list_defenses())]
-    regime_list = [get_regime(r) for r in dict.fromkeys(regimes or list_regimes())]
-    attack_list = check_attack_names(attacks or list_attacks())
-    n_shadows = check_shadows(n_shadows)
-    started = time.perf_counter()
-    configurations = [(f"{r.name}/{d.name}", r, d) for r in regime_list for d in defense_list]
-    evaluated = evaluate_configurations(
-        root,
-        protocol,
-        configurations,
-        attack_list,
-        n_shadows,
-        seed,
-        cache=cache,
-        progress=progress,
-        threads=threads,
-        desc="compare",
-        unit="run",
-    )
-    runs: dict[str, dict[str, dict]] = {}
-    for (_, regime, defense), run in zip(configurations, evaluated, strict=True):
-        runs.setdefault(regime.name, {})[defense.name] = run
-    return {
-        "experiment": "compare",
-        "facebone_version": facebone.__version__,
-        "data": str(root),
-        "seed": seed,
-        "protocol": {role: len(pairs) for role, pairs in protocol.items()},
-        "attacks": attack_list,
-        "n_shadows": n_shadows,
-        "torch_threads": threads,
-        "defenses": {d.name: describe_defense(d) for d in defense_list},
-        "regimes": {r.name: describe_regime(r) for r in regime_list},
-        "runs": runs,
-        "goal": goal_summary(runs),
-        "timings": {"total_s": time.perf_counter() - started},
-    }
 
 
 def describe_defense(defense) -> dict[str, Any]:

@@ -9,6 +9,7 @@ decision for each backbone when one predictor serves several.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -59,6 +60,26 @@ def build_mlp(in_features: int, hidden: Sequence[int], dropout: float) -> nn.Seq
         width = h
     layers.append(nn.Linear(width, 1))
     return nn.Sequential(*layers)
+
+
+@functools.cache
+def dp_noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: int) -> float:
+    """Opacus's noise multiplier for a budget (its PRV accountant, as `make_private_with_epsilon`
+    uses); remembered, since finding it takes seconds and shadows ask for the same one."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    with warnings.catch_warnings():
+        # The RDP order warning only says the bound may be slightly loose (conservative).
+        warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+        return float(
+            get_noise_multiplier(
+                target_epsilon=epsilon,
+                target_delta=delta,
+                sample_rate=sample_rate,
+                epochs=epochs,
+                accountant="prv",
+            )
+        )
 
 
 def default_delta(n_train: int) -> float:
@@ -270,16 +291,11 @@ class NNPredictor(Predictor):
         """DP-SGD noise for `epochs` epochs at Poisson rate 1/steps (Opacus's accountant)."""
         if self.dp_epsilon is None:
             return None
-        from opacus.accountants.utils import get_noise_multiplier
-
-        return float(
-            get_noise_multiplier(
-                target_epsilon=float(self.dp_epsilon),
-                target_delta=self._dp_delta(n_train),
-                sample_rate=1.0 / steps_per_epoch(n_train, self.batch_size),
-                epochs=self.epochs,
-                accountant="prv",
-            )
+        return dp_noise_multiplier(
+            float(self.dp_epsilon),
+            self._dp_delta(n_train),
+            1.0 / steps_per_epoch(n_train, self.batch_size),
+            self.epochs,
         )
 
     def _train_dp(
@@ -302,14 +318,13 @@ class NNPredictor(Predictor):
             warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
             warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
             warnings.filterwarnings("ignore", message=".*[Ff]ull backward hook.*")
-            engine = PrivacyEngine()
-            private_net, private_opt, private_loader = engine.make_private_with_epsilon(
+            # make_private_with_epsilon would search the same noise multiplier again (seconds).
+            engine = PrivacyEngine(accountant="prv")
+            private_net, private_opt, private_loader = engine.make_private(
                 module=net,
                 optimizer=optimizer,
                 data_loader=loader,
-                target_epsilon=float(self.dp_epsilon),
-                target_delta=delta,
-                epochs=self.epochs,
+                noise_multiplier=self._noise_multiplier(n),
                 max_grad_norm=float(self.max_grad_norm),
                 noise_generator=torch.Generator().manual_seed(self.seed + 1),
             )

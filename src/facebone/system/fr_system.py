@@ -119,8 +119,9 @@ class FRSystem:
             raise FaceBoneError(f"bad option for predictor {self.predictor!r}: {error}") from None
 
     def fit(self, embedder: Embedder, root: str | Path, pairs: Sequence[Pair]) -> "FRSystem":
-        """Train the predictor on labelled image pairs of the data folder `root`."""
-        return FRSystem.fit_many([self], embedder, root, [pairs])[0]
+        """Train the predictor on labelled image pairs of the data folder `root` (DP-SGD
+        through Opacus itself)."""
+        return FRSystem.fit_many([self], embedder, root, [pairs], batched=False)[0]
 
     @staticmethod
     def fit_many(
@@ -128,9 +129,11 @@ class FRSystem:
         embedder: Embedder,
         root: str | Path,
         pair_sets: Sequence[Sequence[Pair]],
+        batched: bool = True,
     ) -> list["FRSystem"]:
         """Train systems that differ only in seed, each on its own pairs, in one batched run
-        where the predictor allows it (shadow models: dozens at the cost of a few)."""
+        where the predictor allows it (shadow models: dozens at the cost of a few);
+        `batched=False` fits each predictor on its own (`Predictor.fit`)."""
         systems = list(systems)
         if len(systems) != len(pair_sets) or not systems:
             raise FaceBoneError("fit_many needs one list of training pairs per system")
@@ -152,7 +155,10 @@ class FRSystem:
         else:
             predictors = [system._new_predictor() for system in systems]
             datasets = [s._training_rows(root, p) for s, p in zip(systems, pair_sets, strict=True)]
-            predictors = type(predictors[0]).fit_many(predictors, datasets)
+            if batched:
+                predictors = type(predictors[0]).fit_many(predictors, datasets)
+            else:
+                predictors = [p.fit(*d) for p, d in zip(predictors, datasets, strict=True)]
         for system, pairs, predictor in zip(systems, pair_sets, predictors, strict=True):
             system.predictor_ = predictor
             system.training_pairs_sha256_ = pairs_sha256(pairs)
@@ -183,15 +189,22 @@ class FRSystem:
     def _pair_embeddings(
         self, root: str | Path, pairs: Sequence[Pair], sources: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        images = [p for pair in pairs for p in (pair.image1, pair.image2)]
+        """Zero-padded embeddings of each pair's images through the backbone `sources` names;
+        each distinct image is looked up once (shadows ask for thousands of pairs at a time)."""
+        images = list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))
         table = self.embedder_.dataset(root, images)
-        names = self.embedder_.names
-        e1 = np.stack(
-            [self._pad(table[names[s]][p.image1]) for p, s in zip(pairs, sources, strict=True)]
-        )
-        e2 = np.stack(
-            [self._pad(table[names[s]][p.image2]) for p, s in zip(pairs, sources, strict=True)]
-        )
+        row = {image: i for i, image in enumerate(images)}
+        first = np.array([row[pair.image1] for pair in pairs], dtype=np.int64)
+        second = np.array([row[pair.image2] for pair in pairs], dtype=np.int64)
+        sources = np.asarray(sources)
+        e1 = np.zeros((len(pairs), self.embedding_dim_), dtype=np.float32)
+        e2 = np.zeros_like(e1)
+        for k, name in enumerate(self.embedder_.names):
+            chosen = sources == k
+            if chosen.any():
+                matrix = np.stack([table[name][image] for image in images])
+                e1[chosen, : matrix.shape[1]] = matrix[first[chosen]]
+                e2[chosen, : matrix.shape[1]] = matrix[second[chosen]]
         return e1, e2
 
     def check_fitted(self) -> None:

@@ -52,10 +52,13 @@ def person(image: str) -> str:
 
 
 def shard_people(pairs: Sequence[Pair], shards: int, rng: np.random.Generator) -> dict[str, int]:
-    """Deal the people of `pairs` to shards at random, as evenly as possible."""
+    """Deal the people of `pairs` to shards at random, as evenly as possible: people with
+    same-person pairs first, so every shard gets its share of them."""
     people = sorted({person(p) for pair in pairs for p in (pair.image1, pair.image2)})
-    order = rng.permutation(len(people))
-    return {people[i]: rank % shards for rank, i in enumerate(order)}
+    with_same = {person(pair.image1) for pair in pairs if pair.label == 1}
+    order = [people[i] for i in rng.permutation(len(people))]
+    order.sort(key=lambda who: who not in with_same)  # stable: random within each group
+    return {who: rank % shards for rank, who in enumerate(order)}
 
 
 def images_by_person(pairs: Sequence[Pair]) -> dict[str, list[str]]:
