@@ -86,7 +86,10 @@ class DlibResNet(Backbone):
         chips = [np.ascontiguousarray(face, dtype=np.uint8) for face in faces]
         if not chips:
             return np.empty((0, self.embedding_dim), dtype=np.float32)
-        if self.workers <= 1 or len(chips) == 1:
+        # A cold pool costs more to start than a few chips take here; a warm one (see
+        # `warm_up`) is worth it from two chips on, e.g. the two photos of a verification.
+        smallest = 2 if self._pool is not None else 2 * self.workers
+        if self.workers <= 1 or len(chips) < smallest:
             return _embed_chips(chips)
         size = -(-len(chips) // self.workers)
         parts = [chips[start : start + size] for start in range(0, len(chips), size)]
