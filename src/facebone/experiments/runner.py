@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import multiprocessing.util
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -254,6 +255,9 @@ def _start_worker(cache: EmbeddingCache | None) -> None:
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     _WORKER["embedders"] = EmbedderPool(cache, progress=False)
+    # Close the backbones (dlib's own worker processes) before this process waits for its
+    # children at exit; a positive priority runs before that wait.
+    multiprocessing.util.Finalize(None, _WORKER["embedders"].close, exitpriority=10)
 
 
 def _run_in_worker(
