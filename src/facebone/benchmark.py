@@ -129,3 +129,40 @@ def bench_train_evaluate(
         "test_pairs": len(test),
         "backbones": specs,
     }
+
+
+def bench_shadows(
+    root: Path, train: list[Pair], cache: EmbeddingCache, n_shadows: int = 64, one_by_one: int = 4
+) -> dict:
+    """Shadow systems trained per second (SFace + nn), `n_shadows` at once through
+    `FRSystem.fit_many` and `one_by_one` one after the other, in both regimes' recipes:
+    leaking (100 pairs, 300 epochs, no weight decay) and default (all pairs, 60 epochs)."""
+    from facebone.experiments.regimes import get_regime
+    from facebone.experiments.runner import torch_threads
+
+    embedder = Embedder(["sface"], cache, progress=False)
+    results = {}
+    try:
+        with torch_threads(1):
+            for name in ("leaking", "default"):
+                regime = get_regime(name)
+                pairs = regime.training_pairs(train, 0)
+                params = {"backbones": ["sface"], "predictor_params": dict(regime.nn_params)}
+                embedder.dataset(root, [i for p in pairs for i in (p.image1, p.image2)])
+                start = time.perf_counter()
+                systems = [FRSystem(**params, seed=s) for s in range(n_shadows)]
+                FRSystem.fit_many(systems, embedder, root, [pairs] * n_shadows)
+                batched = n_shadows / (time.perf_counter() - start)
+                start = time.perf_counter()
+                for seed in range(one_by_one):
+                    FRSystem(**params, seed=seed).fit(embedder, root, pairs)
+                single = one_by_one / (time.perf_counter() - start)
+                results[name] = {
+                    "train_pairs": len(pairs),
+                    "batched_per_s": round(batched, 2),
+                    "one_by_one_per_s": round(single, 2),
+                    "shadows": n_shadows,
+                }
+    finally:
+        embedder.close()
+    return results

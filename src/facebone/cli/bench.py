@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         bench_backbone,
         bench_cli_verify,
         bench_sface_onnxruntime,
+        bench_shadows,
         bench_startup,
         bench_train_evaluate,
         bench_verify,
@@ -120,6 +121,13 @@ def _run(args: argparse.Namespace) -> int:
             parse_backbone_specs(args.backbones), args.data, train, test, open_cache(args)
         )
         lines.append(f"cached train + evaluate: {results['train_evaluate']['seconds']} s")
+        log.info("measuring shadow training: 64 at once and 4 one by one, both regimes")
+        results["shadows"] = bench_shadows(args.data, train, open_cache(args))
+        for regime, rate in results["shadows"].items():
+            lines.append(
+                f"shadows, {regime} regime ({rate['train_pairs']} pairs): "
+                f"{rate['batched_per_s']}/s batched, {rate['one_by_one_per_s']}/s one by one"
+            )
     results["machine"] = {
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
