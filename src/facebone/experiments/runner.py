@@ -402,6 +402,7 @@ def compare(
             configurations,
             attack_list,
             n_shadows,
+            cache=cache,
             progress=progress,
             threads=threads,
             desc="compare",

@@ -29,11 +29,17 @@ def pair_features(
     a: np.ndarray, b: np.ndarray, source_index: np.ndarray, n_sources: int
 ) -> np.ndarray:
     """`concat(|a-b|, a*b, [a.b], onehot(source_index))` for L2-normalised rows, float32."""
-    prod = a * b
-    onehot = np.zeros((a.shape[0], n_sources))
-    onehot[np.arange(a.shape[0]), source_index] = 1.0
-    cos = prod.sum(axis=1, keepdims=True)
-    return np.concatenate([np.abs(a - b), prod, cos, onehot], axis=1).astype(np.float32)
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    n, width = a.shape
+    features = np.empty((n, 2 * width + 1 + n_sources), dtype=np.float32)
+    np.subtract(a, b, out=features[:, :width])
+    np.abs(features[:, :width], out=features[:, :width])
+    np.multiply(a, b, out=features[:, width : 2 * width])
+    features[:, 2 * width] = features[:, width : 2 * width].sum(axis=1)
+    features[:, 2 * width + 1 :] = 0.0
+    features[np.arange(n), 2 * width + 1 + np.asarray(source_index)] = 1.0
+    return features
 
 
 @contextmanager

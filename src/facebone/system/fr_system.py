@@ -230,19 +230,28 @@ class FRSystem:
             )
         return self.embedder_.names.index(name)
 
-    def _answer(self, embed_pair, n: int) -> tuple[np.ndarray, list[str]]:
-        """Probabilities for `n` queries; `embed_pair(source)` gives their (e1, e2)."""
+    def _answer(self, predict, n: int) -> tuple[np.ndarray, list[str]]:
+        """Probabilities for `n` queries; `predict(sources)` answers them through the
+        backbone indices `sources`."""
         sources = self._query_sources(n)
         names = self.embedder_.names
         if sources is None:
-            per_backbone = [
-                self.predictor_.predict_proba(*embed_pair(np.full(n, k)), np.full(n, k))
-                for k in range(len(names))
-            ]
+            per_backbone = [predict(np.full(n, k)) for k in range(len(names))]
             return np.mean(per_backbone, axis=0), ["ensemble"] * n
-        return self.predictor_.predict_proba(*embed_pair(sources), sources), [
-            names[s] for s in sources
-        ]
+        return predict(sources), [names[s] for s in sources]
+
+    def _predict_distinct(
+        self, root: str | Path, pairs: Sequence[Pair], sources: np.ndarray
+    ) -> np.ndarray:
+        """The predictor's answers, each distinct (pair, backbone) computed once: an attacker
+        asking every pair 16 times sends mostly repeats."""
+        keys = [(p.image1, p.image2, int(s)) for p, s in zip(pairs, sources, strict=True)]
+        distinct = list(dict.fromkeys(keys))
+        row = {key: i for i, key in enumerate(distinct)}
+        chosen = np.array([key[2] for key in distinct], dtype=np.int64)
+        asked = [Pair(first, second, 0) for first, second, _ in distinct]
+        answers = self.predictor_.predict_proba(*self._pair_embeddings(root, asked, chosen), chosen)
+        return answers[[row[key] for key in keys]]
 
     def predict_proba(self, root: str | Path, pairs: Sequence[Pair]) -> np.ndarray:
         """Same-person probability for image pairs of the data folder `root`."""
@@ -253,7 +262,9 @@ class FRSystem:
         self.check_fitted()
         if not pairs:
             return np.empty(0), []
-        return self._answer(lambda sources: self._pair_embeddings(root, pairs, sources), len(pairs))
+        return self._answer(
+            lambda sources: self._predict_distinct(root, pairs, sources), len(pairs)
+        )
 
     def verify(
         self,
@@ -282,6 +293,8 @@ class FRSystem:
                 np.stack([self._pad(embedded[names[s]][1]) for s in sources]),
             )
 
-        probabilities, answered_by = self._answer(embed_pair, 1)
+        probabilities, answered_by = self._answer(
+            lambda sources: self.predictor_.predict_proba(*embed_pair(sources), sources), 1
+        )
         probability = float(probabilities[0])
         return Verification(probability >= THRESHOLD, probability, answered_by[0])
