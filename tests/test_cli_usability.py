@@ -29,6 +29,16 @@ def test_building_the_parser_imports_nothing_heavy():
     assert done.stdout.strip() == "", f"imported at start: {done.stdout.strip()}"
 
 
+def test_embedding_with_sface_loads_neither_torch_nor_dlib(lfw_root):
+    code = (
+        "import sys; from facebone.cli import main; "
+        f"main(['embed', '--images', {str(lfw_root / TOLEDO)!r}, '--json']); "
+        "print(','.join(m for m in ('torch', 'dlib') if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip() == "", done.stderr
+
+
 def _parsers(parser: argparse.ArgumentParser):
     yield parser
     for action in parser._actions:

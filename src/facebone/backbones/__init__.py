@@ -1,8 +1,9 @@
 """Backbone zoo: `create_backbone("sface")`, `list_backbones()`.
 
 Each architecture lives in its own module and registers its factory with
-`@register_backbone(name)`; adding a backbone is adding one module to `BUILTIN_MODULES`.
-Modules are imported on first use so that the CLI starts fast and worker processes stay light.
+`@register_backbone(name)`; adding a backbone is adding one module and its entry in
+`BUILTIN_MODULES`. A module is imported when its backbone is first created, so that the CLI
+starts fast, SFace alone never loads PyTorch, and worker processes stay light.
 """
 
 from facebone.backbones.base import Backbone

@@ -6,12 +6,15 @@ from collections.abc import Callable
 from facebone.backbones.base import Backbone
 from facebone.errors import FaceBoneError
 
-BUILTIN_MODULES = (
-    "facebone.backbones.sface",
-    "facebone.backbones.dlib_resnet",
-    "facebone.backbones.onnx_model",
-    "facebone.backbones.iresnet",
-)
+# Each built-in family and the module that registers it (`iresnet` registers iresnet18 to
+# iresnet100). Creating a backbone imports only its own module: SFace alone does not wait
+# for PyTorch (iresnet) or dlib.
+BUILTIN_MODULES = {
+    "sface": "facebone.backbones.sface",
+    "dlib": "facebone.backbones.dlib_resnet",
+    "onnx": "facebone.backbones.onnx_model",
+    "iresnet": "facebone.backbones.iresnet",
+}
 
 _FACTORIES: dict[str, Callable[..., Backbone]] = {}
 
@@ -25,7 +28,7 @@ def register_backbone(name: str) -> Callable[[Callable[..., Backbone]], Callable
 
 
 def _load_builtins() -> None:
-    for module in BUILTIN_MODULES:
+    for module in BUILTIN_MODULES.values():
         importlib.import_module(module)
 
 
@@ -39,11 +42,13 @@ def create_backbone(spec: str, **kwargs) -> Backbone:
 
     The part after the first colon is the weights file for backbones that take one.
     """
-    _load_builtins()
     name, _, weights = spec.partition(":")
+    family = BUILTIN_MODULES.get(name.rstrip("0123456789"))
+    if name not in _FACTORIES and family:
+        importlib.import_module(family)
     factory = _FACTORIES.get(name)
     if factory is None:
-        known = ", ".join(sorted(_FACTORIES))
+        known = ", ".join(list_backbones())
         raise FaceBoneError(f"unknown backbone {name!r}; known backbones: {known}")
     if weights:
         kwargs["weights"] = weights
