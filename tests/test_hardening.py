@@ -161,6 +161,19 @@ def test_model_directories_get_the_users_umask(data, pairs_csv, tmp_path, cache_
     assert stat.S_IMODE(out.stat().st_mode) == 0o750
 
 
+def test_pairs_keeps_edited_pair_lists_unless_forced(lfw_root, tmp_path, capsys):
+    argv = ["pairs", "--data", str(lfw_root), "--out", str(tmp_path / "p"), "--seed", "1"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # the same options write the same files: nothing to protect
+    edited = tmp_path / "p" / "target_train.csv"
+    edited.write_text(edited.read_text() + "Colin_Powell/x.jpg,Tony_Blair/y.jpg,0\n")
+    mine = edited.read_text()
+    assert "target_train.csv already holds other pairs" in run_error(capsys, argv)
+    assert edited.read_text() == mine
+    assert main([*argv, "--force"]) == 0
+    assert edited.read_text() != mine
+
+
 @pytest.mark.parametrize("command", ["train", "pairs", "embed", "attack"])
 def test_unwritable_outputs_fail_before_the_work(
     command, data, pairs_csv, tmp_path, read_only_dir, cache_dir, capsys

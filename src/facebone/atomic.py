@@ -48,7 +48,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
         os.chmod(tmp, new_mode())
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as error:
+            raise _write_error(target, error) from None
     finally:
         tmp.unlink(missing_ok=True)
 

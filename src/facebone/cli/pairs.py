@@ -5,7 +5,12 @@ from collections import Counter
 from pathlib import Path
 
 from facebone.atomic import check_writable
-from facebone.cli.common import add_data_argument, add_json_argument, require_dir
+from facebone.cli.common import (
+    add_data_argument,
+    add_force_argument,
+    add_json_argument,
+    require_dir,
+)
 from facebone.cli.output import emit
 from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
 from facebone.errors import FaceBoneError
@@ -38,13 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cap on same-person pairs per person, so a few people do not dominate "
         "(default %(default)s)",
     )
+    add_force_argument(parser, "the pair lists")
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from facebone.atomic import write_text_atomic
     from facebone.data.lfw import scan_lfw
-    from facebone.data.pairs import make_protocol, write_pairs
+    from facebone.data.pairs import make_protocol, pairs_csv_text
 
     require_dir(args.data, "data folder")
     if args.check is not None:
@@ -59,9 +66,19 @@ def _run(args: argparse.Namespace) -> int:
     protocol = make_protocol(
         scan_lfw(args.data), args.seed, fractions, args.max_positives_per_identity
     )
+    texts = {args.out / f"{role}.csv": pairs_csv_text(pairs) for role, pairs in protocol.items()}
+    # Rerunning with the same options rewrites the same files; other pairs would silently
+    # change what models trained on these files count as their members.
+    changed = [p for p, text in texts.items() if p.is_file() and p.read_bytes() != text.encode()]
+    if changed and not args.force:
+        raise FaceBoneError(
+            f"{changed[0]} already holds other pairs; choose another --out, or pass --force "
+            "to replace it"
+        )
+    for path, text in texts.items():
+        write_text_atomic(path, text)
     summary = {}
     for role, pairs in protocol.items():
-        write_pairs(args.out / f"{role}.csv", pairs)
         labels = Counter(pair.label for pair in pairs)
         summary[role] = {"pairs": len(pairs), "positives": labels[1], "negatives": labels[0]}
     lines = [

@@ -142,12 +142,17 @@ def _inside(real_root: Path, relative: str) -> bool:
     return (real_root / relative).resolve().is_relative_to(real_root)
 
 
-def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
+def pairs_csv_text(pairs: list[Pair]) -> str:
+    """The CSV text `write_pairs` writes."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     writer.writerows((pair.image1, pair.image2, pair.label) for pair in pairs)
-    write_text_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_pairs(path: str | Path, pairs: list[Pair]) -> None:
+    write_text_atomic(path, pairs_csv_text(pairs))
 
 
 def split_identities(
