@@ -6,6 +6,8 @@ every pair of a larger distillation set (the members' pairs plus new pairs made 
 members' own images, `distill_factor` times as many in all) gets a soft label from the
 teachers that never saw either of its people. Only the student trained on those soft labels
 is deployed, so a member pair's answer comes from models that did not train on its people.
+The student takes as many optimisation steps as the plain nn would (its epochs divided by
+the distillation factor).
 
 Shards are by identity, never by pair: a teacher that saw one pair of a person has seen that
 person's face. The pairs of a shard are the members' pairs whose people are both in it; a
@@ -151,9 +153,19 @@ def fit_split_distill(
         e1, e2, _, sources = _all_backbone_rows(system, root, distill)
         rows = np.repeat(np.arange(len(distill)), len(system.backbones))
         soft = _soft_labels(own, e1, e2, sources, [distill[i] for i in rows], shard_of)
-        students.append(system._new_predictor())
+        students.append(_student(system))
         student_data.append((e1, e2, soft, sources))
     return type(students[0]).fit_many(students, student_data)
+
+
+def _student(system: FRSystem):
+    """The deployed nn: trained for as many steps as the system's nn would take on the
+    members' pairs alone (epochs divided by the distillation factor), so a larger
+    distillation set buys smoother targets, not a longer run."""
+    student = system._new_predictor()
+    epochs = student.get_params()["epochs"]
+    student.epochs = max(1, round(epochs / system.distill_factor))
+    return student
 
 
 def _teacher(system: FRSystem, shard: int):
