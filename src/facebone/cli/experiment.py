@@ -37,13 +37,13 @@ def _leakage_default(name: str) -> str:
     return ",".join(str(v) for v in getattr(leakage, f"DEFAULT_{name.upper()}"))
 
 
-def _compare_shadows() -> int:
+def _compare_shadows() -> int | None:
     from facebone.experiments.runner import DEFAULT_SHADOWS
 
     return DEFAULT_SHADOWS
 
 
-def _leakage_shadows() -> int:
+def _leakage_shadows() -> int | None:
     from facebone.experiments import leakage
 
     return leakage.DEFAULT_SHADOWS
@@ -163,7 +163,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _attack_arguments(
-    parser: argparse.ArgumentParser, attacks: object, shadows: Callable[[], int]
+    parser: argparse.ArgumentParser, attacks: object, shadows: Callable[[], int | None]
 ) -> None:
     """--attacks (unset: `attacks`) and --shadows (unset: `shadows()`)."""
     lazy_help(
@@ -179,8 +179,14 @@ def _attack_arguments(
             type=int,
             help="shadow systems per shadow-based attack (default %(fallback)s)",
         ),
-        fallback=LazyText(shadows),
+        fallback=LazyText(lambda: _shadow_text(shadows())),
     )
+
+
+def _shadow_text(count: int | None) -> str:
+    if count is None:
+        return "each attack's own: 64 for lira-online, 16 for lira, 4 for the others"
+    return str(count)
 
 
 def _seed_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,12 +32,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIZES: tuple[int | None, ...] = (100, 200, 400, None)  # None: every target_train pair
 DEFAULT_EPOCHS = (5, 60, 300)
-# The two attacks that find the most in the comparison, at a fraction of the cost of all six.
-DEFAULT_ATTACKS = ("lira", "blackbox-gb")
+# The strongest attack and its offline form, at a fraction of the cost of all seven.
+DEFAULT_ATTACKS = ("lira-online", "lira")
 WEIGHT_DECAY = 0.0
-# With two attacks a cell is cheap (seconds), so the map affords more shadows than the
-# comparison: a stronger LiRA and less noise.
-DEFAULT_SHADOWS = 8
+# None: each attack's own shadow count (64 for online LiRA, 16 for offline).
+DEFAULT_SHADOWS = None
 
 
 def size_label(size: int | None) -> str:
