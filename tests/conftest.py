@@ -84,3 +84,14 @@ def demo_workdir(lfw_root, cache_dir, tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("demo-work")
     prepare_systems(lfw_root, workdir, EmbeddingCache(cache_dir))
     return workdir
+
+
+@pytest.fixture(scope="session")
+def sface_dlib_embedder(cache_dir, lfw_embeddings):
+    """An SFace + dlib `Embedder` over the shared cache, filled once for all LFW images."""
+    from facebone.embeddings.embedder import Embedder
+
+    lfw_embeddings("sface"), lfw_embeddings("dlib")
+    made = Embedder(["sface", "dlib"], EmbeddingCache(cache_dir), progress=False)
+    yield made
+    made.close()

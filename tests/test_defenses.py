@@ -13,8 +13,6 @@ from facebone.attacks.runner import evaluate_membership_attacks
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 from facebone.cli import main
 from facebone.data.pairs import write_pairs
-from facebone.embeddings import EmbeddingCache
-from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.experiments.runner import torch_threads
 from facebone.experiments.statistics import chance_band
@@ -31,14 +29,6 @@ POWELL = ["Colin_Powell/Colin_Powell_0009.jpg", "Colin_Powell/Colin_Powell_0011.
 def _one_torch_thread():
     with torch_threads(1):
         yield
-
-
-@pytest.fixture(scope="module")
-def two_backbones(cache_dir, lfw_embeddings):
-    lfw_embeddings("sface"), lfw_embeddings("dlib")
-    made = Embedder(["sface", "dlib"], EmbeddingCache(cache_dir), progress=False)
-    yield made
-    made.close()
 
 
 def _strongest_auc(params, embedder, root, members, nonmembers, attacker) -> float:
@@ -58,7 +48,7 @@ def _strongest_auc(params, embedder, root, members, nonmembers, attacker) -> flo
 
 
 def test_cosine_fusion_keeps_utility_and_stays_near_chance_where_the_nn_leaks(
-    two_backbones, lfw_root, protocol
+    sface_dlib_embedder, lfw_root, protocol
 ):
     members = protocol["target_train"][:N_MEMBERS]
     nonmembers = balanced_sample(protocol["target_test"], N_MEMBERS, np.random.default_rng(2))
@@ -70,13 +60,13 @@ def test_cosine_fusion_keeps_utility_and_stays_near_chance_where_the_nn_leaks(
         "infer": "ensemble",
         "seed": 4,
     }
-    system = FRSystem(**fusion).fit(two_backbones, lfw_root, protocol["target_train"])
+    system = FRSystem(**fusion).fit(sface_dlib_embedder, lfw_root, protocol["target_train"])
     test = protocol["target_test"]
     utility = verification_metrics([p.label for p in test], system.predict_proba(lfw_root, test))
     assert utility["accuracy"] >= 0.99, utility
     undefended = {**fusion, "predictor": "nn", "predictor_params": OVERFIT}
-    leak = _strongest_auc(undefended, two_backbones, lfw_root, members, nonmembers, attacker)
-    fused = _strongest_auc(fusion, two_backbones, lfw_root, members, nonmembers, attacker)
+    leak = _strongest_auc(undefended, sface_dlib_embedder, lfw_root, members, nonmembers, attacker)
+    fused = _strongest_auc(fusion, sface_dlib_embedder, lfw_root, members, nonmembers, attacker)
     # Measured: nn 0.85, fusion 0.55 (chance band for 60 / 60 pairs and 2 attacks: 0.62).
     assert leak > 0.75, leak
     assert fused < chance_band(N_MEMBERS, N_MEMBERS, 1, 2)["auc"], fused
@@ -153,10 +143,10 @@ def test_split_distill_and_relaxloss_train_from_the_command_line(
     assert "at least 3 shards" in capsys.readouterr().err
 
 
-def test_split_distill_refuses_a_non_nn_student(two_backbones, lfw_root, protocol):
+def test_split_distill_refuses_a_non_nn_student(sface_dlib_embedder, lfw_root, protocol):
     with pytest.raises(FaceBoneError, match="distills into the nn"):
         FRSystem(["sface", "dlib"], predictor="cosine", mitigation="split-distill").fit(
-            two_backbones, lfw_root, protocol["target_train"][:50]
+            sface_dlib_embedder, lfw_root, protocol["target_train"][:50]
         )
 
 

@@ -163,14 +163,6 @@ def test_online_lira_is_at_chance_on_never_trained_pairs(overfitted):
 # ---- adaptive queries against per-query backbone draws ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def two_backbones(cache_dir, lfw_embeddings):
-    lfw_embeddings("sface"), lfw_embeddings("dlib")  # fill the shared cache once
-    made = Embedder(["sface", "dlib"], EmbeddingCache(cache_dir), progress=False)
-    yield made
-    made.close()
-
-
 def _membership(system, params, embedder, root, members, nonmembers, attacker, queries):
     system.reset_query_stream(1)
     results, _ = evaluate_membership_attacks(
@@ -188,7 +180,7 @@ def _membership(system, params, embedder, root, members, nonmembers, attacker, q
 
 
 def test_repeated_queries_undo_the_per_query_backbone_draw(
-    two_backbones, lfw_root, protocol, cache_dir
+    sface_dlib_embedder, lfw_root, protocol, cache_dir
 ):
     members = protocol["target_train"][:N_MEMBERS]
     nonmembers = balanced_sample(protocol["target_test"], N_MEMBERS, np.random.default_rng(1))
@@ -201,11 +193,13 @@ def test_repeated_queries_undo_the_per_query_backbone_draw(
         "predictor_params": predictor,
         "seed": 3,
     }
-    target = FRSystem(**multi).fit(two_backbones, lfw_root, members)
+    target = FRSystem(**multi).fit(sface_dlib_embedder, lfw_root, members)
     assert answers_vary(system_query_fn(target, lfw_root), nonmembers[:20])
-    once = _membership(target, multi, two_backbones, lfw_root, members, nonmembers, attacker, 1)
+    once = _membership(
+        target, multi, sface_dlib_embedder, lfw_root, members, nonmembers, attacker, 1
+    )
     adaptive = _membership(
-        target, multi, two_backbones, lfw_root, members, nonmembers, attacker, None
+        target, multi, sface_dlib_embedder, lfw_root, members, nonmembers, attacker, None
     )
     sface = Embedder(["sface"], EmbeddingCache(cache_dir), progress=False)
     plain = {**multi, "backbones": ["sface"], "mitigation": "none"}

@@ -16,11 +16,8 @@ BLAIR = "Tony_Blair/Tony_Blair_0005.jpg"
 
 
 @pytest.fixture(scope="module")
-def embedder(cache_dir, lfw_embeddings):
-    lfw_embeddings("sface"), lfw_embeddings("dlib")  # fill the shared cache once
-    made = Embedder(["sface", "dlib"], EmbeddingCache(cache_dir), progress=False)
-    yield made
-    made.close()
+def embedder(sface_dlib_embedder):
+    return sface_dlib_embedder
 
 
 def _embedder_for(specs, cache_dir):

@@ -22,9 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from facebone.attacks.base import (
-    AttackError,
     QueryFn,
-    ShadowAttack,
     ShadowTrainer,
     balanced_sample,
     best_threshold,
@@ -33,7 +31,7 @@ from facebone.attacks.base import (
     query,
     train_shadows,
 )
-from facebone.attacks.lira import MIN_STD, VARIANCES
+from facebone.attacks.lira import MIN_STD, LiRAAttack
 from facebone.data.pairs import Pair, pair_labels
 
 # Shadows that play the target in turn when the attack picks its threshold.
@@ -74,8 +72,9 @@ def likelihood_ratio(
     return log_density(mean_in, std_in) - log_density(mean_out, std_out)
 
 
-class OnlineLiRAAttack(ShadowAttack):
-    """Online LiRA: IN and OUT shadows per candidate, trained on draws from the candidates.
+class OnlineLiRAAttack(LiRAAttack):
+    """Online LiRA: IN and OUT shadows per candidate, trained on draws from the candidates
+    (LiRA's options, 64 shadows by default).
 
     Parameters
     ----------
@@ -101,17 +100,7 @@ class OnlineLiRAAttack(ShadowAttack):
         seed: int = 0,
         shadow_size: int | None = None,
     ) -> None:
-        self.n_shadows = n_shadows
-        self.variance = variance
-        self.seed = seed
-        self.shadow_size = shadow_size
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.variance not in VARIANCES:
-            raise AttackError(
-                f"variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}."
-            )
+        super().__init__(n_shadows, variance, seed, shadow_size)
 
     def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None:
         self.trainer_ = shadow_trainer
@@ -133,11 +122,13 @@ class OnlineLiRAAttack(ShadowAttack):
         shadows = train_shadows(self.trainer_, requests)
         labels = pair_labels(pairs)
         phi = np.stack([logit_confidence(query(s, pairs, "a shadow"), labels) for s in shadows])
-        self.threshold_ = self._shadow_threshold(phi, inside, own_from)
+        self.threshold_ = self._threshold_from_shadows(phi, inside, own_from)
         phi_target = logit_confidence(query(target, pairs), labels)
         return likelihood_ratio(phi, inside, phi_target, own_from)
 
-    def _shadow_threshold(self, phi: np.ndarray, inside: np.ndarray, own_from: int | None) -> float:
+    def _threshold_from_shadows(
+        self, phi: np.ndarray, inside: np.ndarray, own_from: int | None
+    ) -> float:
         scores, truth = [], []
         for k in range(min(THRESHOLD_PSEUDO_TARGETS, self.n_shadows)):
             others = np.arange(self.n_shadows) != k
