@@ -53,6 +53,8 @@ METRIC_KEYS = {
     "roc",
     "n_members",
     "n_nonmembers",
+    "shadows",
+    "queries",
 }
 
 
@@ -159,6 +161,8 @@ def test_run_is_json_serialisable_with_every_key(setting):
         assert metrics["n_members"] == N_MEMBERS
         assert metrics["n_nonmembers"] == len(setting["nonmembers"])
     assert again["attacks"]["lira"]["auc"] > 0.7
+    assert again["attacks"]["lira-online"]["shadows"] == 64
+    assert {m["queries"] for m in again["attacks"].values()} == {1}  # answers never vary
 
 
 def test_identity_level_run_is_deterministic(setting):
