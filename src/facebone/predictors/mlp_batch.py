@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.nn import functional
+from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def train_mlps(
     initial: Sequence[dict[str, torch.Tensor]],
     seeds: Sequence[int],
     recipe: MLPRecipe,
+    progress: bool = False,
 ) -> TrainedMLPs:
     """Train network s from `initial[s]` on `features[rows[s]]` (targets in [0, 1]).
 
@@ -190,6 +192,7 @@ def train_mlps(
             [initial[s] for s in members],
             [seeds[s] for s in members],
             recipe,
+            progress,
         )
         for k, s in enumerate(members):
             states[s], losses[s] = trained.states[k], trained.losses[k]
@@ -203,8 +206,10 @@ def _train_group(
     initial: Sequence[dict[str, torch.Tensor]],
     seeds: Sequence[int],
     recipe: MLPRecipe,
+    progress: bool,
 ) -> TrainedMLPs:
-    """`train_mlps` for networks with the same number of steps per epoch."""
+    """`train_mlps` for networks with the same number of steps per epoch; `progress` shows an
+    epoch bar on stderr."""
     n_models = len(rows)
     sizes = torch.tensor([len(r) for r in rows])
     steps = steps_per_epoch(int(sizes.max()), recipe.batch_size)
@@ -220,7 +225,14 @@ def _train_group(
     shared = torch.Generator().manual_seed(shared_seed)
     expected_batch = sizes.float() / steps
     losses: list[list[float]] = [[] for _ in range(n_models)]
-    for epoch in range(recipe.epochs):
+    name = "nn" if n_models == 1 else f"{n_models} nns"
+    epochs = tqdm(
+        range(recipe.epochs),
+        desc=f"training {name}",
+        unit="epoch",
+        disable=not progress,
+    )
+    for epoch in epochs:
         total = torch.zeros(n_models, dtype=torch.float64)
         seen = torch.zeros(n_models, dtype=torch.float64)
         if recipe.noise_multiplier is None:

@@ -1,10 +1,13 @@
-"""A small PyTorch MLP on symmetric pair features, optionally trained with DP-SGD (Opacus).
+"""A small MLP on symmetric pair features, optionally trained with DP-SGD (Opacus).
 
 The original prototype fed `|e1 - e2|` to an MLP. Here the features of a pair of
 L2-normalised embeddings `a`, `b` are `concat(|a - b|, a * b, [cos(a, b)], onehot(source))`:
 symmetric in `a` and `b`, zero where both embeddings are zero-padded (so padding adds
 nothing to the first layer), and with the source one-hot the network can learn a separate
 decision for each backbone when one predictor serves several.
+
+PyTorch (and Opacus) train the network; a fitted predictor answers with numpy alone, since
+importing torch takes about a second, most of a one-off `facebone verify`.
 """
 
 from __future__ import annotations
@@ -14,15 +17,32 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from facebone.predictors.base import InvalidPairsError, Predictor
-from facebone.predictors.mlp_batch import MLPRecipe, steps_per_epoch, train_mlps
+from facebone.predictors.base import InvalidPairsError, Predictor, sigmoid
 from facebone.predictors.registry import register_predictor
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from facebone.predictors.mlp_batch import MLPRecipe
+
+_show_progress = False
+
+
+@contextmanager
+def training_progress(enabled: bool = True) -> Iterator[None]:
+    """Show an epoch progress bar on stderr while nn predictors train (the CLI's choice;
+    experiments and tests train silently)."""
+    global _show_progress
+    before, _show_progress = _show_progress, enabled
+    try:
+        yield
+    finally:
+        _show_progress = before
 
 
 def pair_features(
@@ -46,6 +66,8 @@ def pair_features(
 def one_torch_thread() -> Iterator[None]:
     """Run torch on one thread: these MLPs are too small to gain from more, and on a busy
     2-core machine thread hand-offs made each step 10-30x slower."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -56,6 +78,8 @@ def one_torch_thread() -> Iterator[None]:
 
 def build_mlp(in_features: int, hidden: Sequence[int], dropout: float) -> nn.Sequential:
     """Linear-ReLU(-Dropout) blocks ending in one logit; no BatchNorm, so Opacus can wrap it."""
+    from torch import nn
+
     layers: list[nn.Module] = []
     width = in_features
     for h in hidden:
@@ -66,6 +90,54 @@ def build_mlp(in_features: int, hidden: Sequence[int], dropout: float) -> nn.Seq
         width = h
     layers.append(nn.Linear(width, 1))
     return nn.Sequential(*layers)
+
+
+def linear_layer_names(hidden: Sequence[int], dropout: float) -> list[str]:
+    """Positions of `build_mlp`'s Linear layers in its `nn.Sequential` (their state names)."""
+    step = 3 if dropout > 0 else 2
+    return [str(i * step) for i in range(len(hidden) + 1)]
+
+
+class NumpyMLP:
+    """`build_mlp`'s network at inference (dropout is the identity there), in numpy float32
+    like torch's forward: answering needs no torch import."""
+
+    def __init__(
+        self,
+        state: dict[str, np.ndarray],
+        in_features: int,
+        hidden: Sequence[int],
+        dropout: float,
+    ) -> None:
+        names = linear_layer_names(hidden, dropout)
+        expected = {f"{n}.{kind}" for n in names for kind in ("weight", "bias")}
+        if set(state) != expected:
+            raise ValueError(
+                f"tensors {sorted(state)} do not match the network's {sorted(expected)}"
+            )
+        widths = [in_features, *hidden, 1]
+        self.state: dict[str, np.ndarray] = {}  # in torch's state_dict order
+        self.layers: list[tuple[np.ndarray, np.ndarray]] = []  # (in x out weight, bias)
+        for i, name in enumerate(names):
+            for kind, shape in (("weight", (widths[i + 1], widths[i])), ("bias", (widths[i + 1],))):
+                arr = np.array(state[f"{name}.{kind}"], dtype=np.float32)
+                if arr.shape != shape:
+                    raise ValueError(f"tensor '{name}.{kind}' has shape {arr.shape}, not {shape}")
+                if not np.all(np.isfinite(arr)):
+                    raise ValueError(f"tensor '{name}.{kind}' holds NaN or infinite values")
+                self.state[f"{name}.{kind}"] = arr
+            self.layers.append(
+                (np.ascontiguousarray(self.state[f"{name}.weight"].T), self.state[f"{name}.bias"])
+            )
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """One logit per row of float32 features `x`, shape (N,)."""
+        h = x
+        for i, (weight, bias) in enumerate(self.layers):
+            h = h @ weight + bias
+            if i < len(self.layers) - 1:
+                np.maximum(h, 0.0, out=h)
+        return h[:, 0]
 
 
 @functools.cache
@@ -115,8 +187,8 @@ class NNPredictor(Predictor):
     `NNPredictor.fit_many` trains many predictors of one configuration at once (shadow
     models); `fit` is `fit_many` of one, except that DP-SGD runs through Opacus itself.
 
-    Fitted attributes: `model_`, `train_losses_` (mean loss per epoch), `epsilon_` and
-    `delta_` (the spent budget; `None` without DP), `noise_multiplier_`.
+    Fitted attributes: `model_` (a `NumpyMLP`), `train_losses_` (mean loss per epoch),
+    `epsilon_` and `delta_` (the spent budget; `None` without DP), `noise_multiplier_`.
     """
 
     def __init__(
@@ -182,12 +254,14 @@ class NNPredictor(Predictor):
         return 2 * self.n_features_in_ + 1 + len(self.sources_)
 
     def _fit(self, a: np.ndarray, b: np.ndarray, y: np.ndarray, src: np.ndarray) -> None:
+        import torch
+
         with one_torch_thread():
             self._check_params()
             if self.dp_epsilon is None:
                 self._fit_batch([self], [(a, b, y, src)])
                 return
-            x = self._features(a, b, src)
+            x = torch.from_numpy(self._features(a, b, src))
             t = torch.from_numpy(y.astype(np.float32))
             # A private RNG scope: seeding must not disturb the caller's global torch RNG.
             with torch.random.fork_rng(devices=[]):
@@ -236,6 +310,10 @@ class NNPredictor(Predictor):
     def _fit_batch(predictors: list[NNPredictor], prepared: Sequence[tuple]) -> None:
         """Train fresh networks for prepared `(a, b, y, src)` sets, grouped by the DP noise
         each needs (it depends on the training-set size)."""
+        import torch
+
+        from facebone.predictors.mlp_batch import train_mlps
+
         groups: dict[float | None, list[int]] = {}
         for i, (predictor, (a, *_)) in enumerate(zip(predictors, prepared, strict=True)):
             groups.setdefault(predictor._noise_multiplier(len(a)), []).append(i)
@@ -250,7 +328,7 @@ class NNPredictor(Predictor):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(reference.seed)
                 trained = train_mlps(
-                    torch.cat(features),
+                    torch.from_numpy(np.concatenate(features)),
                     torch.from_numpy(
                         np.concatenate([prepared[i][2] for i in members]).astype(np.float32)
                     ),
@@ -258,6 +336,7 @@ class NNPredictor(Predictor):
                     [p._initial_state() for p in chosen],
                     [p.seed for p in chosen],
                     reference._recipe(noise),
+                    progress=_show_progress,
                 )
             for k, predictor in enumerate(chosen):
                 predictor.train_losses_ = trained.losses[k]
@@ -268,16 +347,20 @@ class NNPredictor(Predictor):
                 )
                 predictor._set_model(trained.states[k])
 
-    def _features(self, a: np.ndarray, b: np.ndarray, src: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(pair_features(a, b, self._source_index(src), len(self.sources_)))
+    def _features(self, a: np.ndarray, b: np.ndarray, src: np.ndarray) -> np.ndarray:
+        return pair_features(a, b, self._source_index(src), len(self.sources_))
 
     def _initial_state(self) -> dict[str, torch.Tensor]:
         """The network `seed` starts from (the same draw a plain training loop makes)."""
+        import torch
+
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             return build_mlp(self._n_inputs(), self.hidden, self.dropout).state_dict()
 
     def _recipe(self, noise_multiplier: float | None) -> MLPRecipe:
+        from facebone.predictors.mlp_batch import MLPRecipe
+
         return MLPRecipe(
             hidden=tuple(self.hidden),
             epochs=self.epochs,
@@ -297,6 +380,8 @@ class NNPredictor(Predictor):
         """DP-SGD noise for `epochs` epochs at Poisson rate 1/steps (Opacus's accountant)."""
         if self.dp_epsilon is None:
             return None
+        from facebone.predictors.mlp_batch import steps_per_epoch
+
         return dp_noise_multiplier(
             float(self.dp_epsilon),
             self._dp_delta(n_train),
@@ -307,7 +392,10 @@ class NNPredictor(Predictor):
     def _train_dp(
         self, net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, t: torch.Tensor
     ) -> list[float]:
+        import torch
         from opacus import PrivacyEngine  # imported here: only DP training needs it
+        from torch import nn
+        from tqdm import tqdm
 
         n = x.shape[0]
         delta = self._dp_delta(n)
@@ -337,7 +425,13 @@ class NNPredictor(Predictor):
             loss_fn = nn.BCEWithLogitsLoss()
             losses = []
             private_net.train()
-            for _ in range(self.epochs):
+            epochs = tqdm(
+                range(self.epochs),
+                desc="training nn (DP-SGD)",
+                unit="epoch",
+                disable=not _show_progress,
+            )
+            for _ in epochs:
                 total, seen = 0.0, 0
                 for xb, tb in private_loader:
                     private_opt.zero_grad()
@@ -360,17 +454,7 @@ class NNPredictor(Predictor):
     # ---- prediction and state ---------------------------------------------------------------
 
     def _set_model(self, tensors: dict[str, np.ndarray]) -> None:
-        with torch.random.fork_rng(devices=[]):  # the random init is overwritten below
-            net = build_mlp(self._n_inputs(), self.hidden, self.dropout)
-        state = {}
-        for k, v in tensors.items():
-            arr = np.asarray(v, dtype=np.float32)
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"tensor {k!r} holds NaN or infinite values")
-            state[k] = torch.from_numpy(arr.copy())
-        net.load_state_dict(state, strict=True)
-        net.eval()
-        self.model_ = net
+        self.model_ = NumpyMLP(tensors, self._n_inputs(), self.hidden, self.dropout)
 
     def _predict_proba(self, a: np.ndarray, b: np.ndarray, src: np.ndarray) -> np.ndarray:
         if a.shape[1] != self.n_features_in_:
@@ -378,10 +462,7 @@ class NNPredictor(Predictor):
                 f"This nn predictor was fitted on {self.n_features_in_}-wide embeddings, got "
                 f"{a.shape[1]}; zero-pad or truncate to the width used in fit."
             )
-        x = torch.from_numpy(pair_features(a, b, self._source_index(src), len(self.sources_)))
-        with torch.no_grad(), one_torch_thread():
-            logits = self.model_(x).squeeze(1).numpy().astype(np.float64)
-        return 0.5 * (1.0 + np.tanh(0.5 * logits))
+        return sigmoid(self.model_.logits(self._features(a, b, src)))
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         fitted = {
@@ -390,7 +471,7 @@ class NNPredictor(Predictor):
             "delta": self.delta_,
             "noise_multiplier": self.noise_multiplier_,
         }
-        tensors = {k: v.detach().numpy().copy() for k, v in self.model_.state_dict().items()}
+        tensors = {k: v.copy() for k, v in self.model_.state.items()}
         return fitted, tensors
 
     def _load_fitted_state(self, fitted: Any, tensors: dict[str, np.ndarray]) -> None:
