@@ -145,6 +145,7 @@ def predictor_params(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     from facebone.data.pairs import read_pairs
     from facebone.embeddings.embedder import Embedder
+    from facebone.predictors.nn import training_progress
     from facebone.system import FRSystem, save_system
     from facebone.system.model_dir import foreign_entries
 
@@ -173,7 +174,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     embedder = Embedder(system.backbones, open_cache(args), progress=not args.json)
     try:
-        system.fit(embedder, args.data, pair_list.pairs)
+        with training_progress(not args.json):
+            system.fit(embedder, args.data, pair_list.pairs)
     finally:
         embedder.close()
     predictor = system.predictor_
