@@ -109,6 +109,6 @@ def _run(args: argparse.Namespace) -> int:
             f" {m['shadows']:8d} {m['queries']:8d}"
         )
     if args.plot:
-        lines.append(f"ROC plot: {plot_roc(results, args.plot)}")
+        lines.append(f"ROC plot: {plot_roc(results, args.plot, args.model.resolve().name)}")
     emit(results, args.json, "\n".join(lines))
     return 0
