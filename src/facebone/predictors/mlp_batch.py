@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.nn import functional
-from tqdm import tqdm
+
+from facebone.predictors.nn import epoch_bar
 
 
 @dataclass(frozen=True)
@@ -226,13 +227,7 @@ def _train_group(
     expected_batch = sizes.float() / steps
     losses: list[list[float]] = [[] for _ in range(n_models)]
     name = "nn" if n_models == 1 else f"{n_models} nns"
-    epochs = tqdm(
-        range(recipe.epochs),
-        desc=f"training {name}",
-        unit="epoch",
-        disable=not progress,
-    )
-    for epoch in epochs:
+    for epoch in epoch_bar(recipe.epochs, f"training {name}", progress):
         total = torch.zeros(n_models, dtype=torch.float64)
         seen = torch.zeros(n_models, dtype=torch.float64)
         if recipe.noise_multiplier is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from facebone.predictors.mlp_batch import MLPRecipe
 
 _show_progress = False
+PROGRESS_AFTER_S = 1.0  # a shorter training is over before a bar could tell anything
 
 
 @contextmanager
@@ -44,6 +45,14 @@ def training_progress(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         _show_progress = before
+
+
+def epoch_bar(epochs: int, desc: str, show: bool) -> Iterable[int]:
+    """`range(epochs)`, shown as a bar on stderr when `show` and training outlasts
+    `PROGRESS_AFTER_S`."""
+    from tqdm import tqdm
+
+    return tqdm(range(epochs), desc=desc, unit="epoch", disable=not show, delay=PROGRESS_AFTER_S)
 
 
 def pair_features(
@@ -409,7 +418,6 @@ class NNPredictor(Predictor):
         import torch
         from opacus import PrivacyEngine  # imported here: only DP training needs it
         from torch import nn
-        from tqdm import tqdm
 
         n = x.shape[0]
         delta = self._dp_delta(n)
@@ -439,13 +447,7 @@ class NNPredictor(Predictor):
             loss_fn = nn.BCEWithLogitsLoss()
             losses = []
             private_net.train()
-            epochs = tqdm(
-                range(self.epochs),
-                desc="training nn (DP-SGD)",
-                unit="epoch",
-                disable=not _show_progress,
-            )
-            for _ in epochs:
+            for _ in epoch_bar(self.epochs, "training nn (DP-SGD)", _show_progress):
                 total, seen = 0.0, 0
                 for xb, tb in private_loader:
                     private_opt.zero_grad()
