@@ -89,10 +89,21 @@ def test_same_seed_same_numbers_other_seed_other_numbers(lfw_root, protocol, emb
     def probabilities(seed):
         system = FRSystem(["sface", "dlib"], mitigation="multi", assign="round-robin", seed=seed)
         system.fit(embedder, lfw_root, protocol["target_train"])
+        system.reset_query_stream(seed)  # experiments seed the per-query draws too
         return system.predict_proba(lfw_root, protocol["target_test"])
 
     np.testing.assert_array_equal(probabilities(4), probabilities(4))
     assert not np.array_equal(probabilities(4), probabilities(5))
+
+
+def test_deployed_draws_differ_between_two_fits_of_one_seed(lfw_root, protocol, embedder):
+    def backbones():
+        system = FRSystem(["sface", "dlib"], mitigation="multi", seed=4)
+        system.fit(embedder, lfw_root, protocol["target_train"][:60])
+        return system.answer(lfw_root, protocol["target_test"])[1]
+
+    # Unseeded draws come from the OS: 628 draws agreeing twice by chance is impossible.
+    assert backbones() != backbones()
 
 
 def test_save_and_load_answer_identically(multi, lfw_root, protocol, tmp_path, cache_dir):
