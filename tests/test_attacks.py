@@ -36,7 +36,7 @@ from facebone.attacks.embedding_target import (
 from facebone.attacks.metrics import downsample_roc, tpr_at_fpr
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
-from facebone.experiments.runner import torch_threads
+from facebone.experiments.execution import torch_threads
 from facebone.predictors import create_predictor
 
 N_MEMBERS = 60

@@ -14,7 +14,7 @@ from facebone.attacks.system_target import system_query_fn, system_shadow_traine
 from facebone.cli import main
 from facebone.data.pairs import write_pairs
 from facebone.errors import FaceBoneError
-from facebone.experiments.runner import torch_threads
+from facebone.experiments.execution import torch_threads
 from facebone.experiments.statistics import chance_band
 from facebone.metrics import verification_metrics
 from facebone.system import FRSystem

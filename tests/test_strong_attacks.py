@@ -22,8 +22,8 @@ from facebone.embeddings import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.experiments.canaries import canary_audit
 from facebone.experiments.defenses import get_defense
+from facebone.experiments.execution import torch_threads
 from facebone.experiments.regimes import Regime
-from facebone.experiments.runner import torch_threads
 from facebone.predictors import NNPredictor, create_predictor
 from facebone.predictors.nn import build_mlp, pair_features
 from facebone.system import FRSystem

@@ -137,8 +137,8 @@ def bench_shadows(
     """Shadow systems trained per second (SFace + nn), `n_shadows` at once through
     `FRSystem.fit_many` and `one_by_one` one after the other, in both regimes' recipes:
     leaking (100 pairs, 300 epochs, no weight decay) and default (all pairs, 60 epochs)."""
+    from facebone.experiments.execution import torch_threads
     from facebone.experiments.regimes import get_regime
-    from facebone.experiments.runner import torch_threads
 
     embedder = Embedder(["sface"], cache, progress=False)
     results = {}

@@ -35,6 +35,7 @@ from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import Defense, get_defense
 from facebone.experiments.dp_tuning import tune_dp
+from facebone.experiments.execution import EmbedderPool, run_jobs, torch_threads
 from facebone.experiments.regimes import Regime, get_regime
 from facebone.experiments.statistics import mean_sd
 from facebone.predictors import l2_normalize
@@ -178,39 +179,60 @@ def audit_defenses(
     root: str | Path,
     protocol_for: Callable[[int], Mapping[str, Sequence[Pair]]],
     configurations: Sequence[tuple[Regime, Defense, Sequence[int]]],
-    embedders: Callable[[Sequence[str]], Embedder],
+    embedders: EmbedderPool,
     n_canaries: int = DEFAULT_CANARIES,
     n_targets: int = DEFAULT_TARGETS,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """`{regime: {defense: summarise_audits(...)}}` for each `(regime, defense, seeds)`."""
+    """`{regime: {defense: summarise_audits(...)}}` for each `(regime, defense, seeds)`,
+    here with `embedders` or in `workers` processes."""
+    jobs = [
+        (root, protocol_for(seed), regime, defense, seed, n_canaries, n_targets)
+        for regime, defense, seeds in configurations
+        for seed in seeds
+    ]
+    labels = [f"{job[2].name}/{job[3].name}/seed{job[4]}" for job in jobs]
+    bar = tqdm(total=len(jobs), desc="canaries", unit="audit", disable=not progress)
+    try:
+        if workers > 1:
+            audits = run_jobs(_audit_job, jobs, workers, embedders.cache, bar, labels)
+        else:
+            audits = []
+            for job, label in zip(jobs, labels, strict=True):
+                bar.set_postfix_str(label)
+                audits.append(_audit_job(embedders, *job))
+                bar.update()
+    finally:
+        bar.close()
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for job, audit in zip(jobs, audits, strict=True):
+        grouped.setdefault((job[2].name, job[3].name), []).append(audit)
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    bar = tqdm(configurations, desc="canaries", unit="defense", disable=not progress)
-    for regime, defense, seeds in bar:
-        bar.set_postfix_str(f"{regime.name}/{defense.name}")
-        audits = [
-            canary_audit(
-                root,
-                protocol_for(seed),
-                regime,
-                defense,
-                embedders(defense.backbones),
-                seed,
-                n_canaries,
-                n_targets,
-            )
-            for seed in seeds
-        ]
-        results.setdefault(regime.name, {})[defense.name] = summarise_audits(audits)
+    for (regime, defense), found in grouped.items():
+        results.setdefault(regime, {})[defense] = summarise_audits(found)
         log.info(
             "canaries %s/%s: TPR@1%%FPR %.3f, TPR@0.1%%FPR %.3f",
-            regime.name,
-            defense.name,
-            results[regime.name][defense.name]["tpr_at_fpr"]["0.01"]["mean"],
-            results[regime.name][defense.name]["tpr_at_fpr"]["0.001"]["mean"],
+            regime,
+            defense,
+            results[regime][defense]["tpr_at_fpr"]["0.01"]["mean"],
+            results[regime][defense]["tpr_at_fpr"]["0.001"]["mean"],
         )
-    bar.close()
     return results
+
+
+def _audit_job(
+    embedders: EmbedderPool,
+    root: str | Path,
+    protocol: Mapping[str, Sequence[Pair]],
+    regime: Regime,
+    defense: Defense,
+    seed: int,
+    n_canaries: int,
+    n_targets: int,
+) -> dict[str, Any]:
+    embedder = embedders.get(defense.backbones)
+    return canary_audit(root, protocol, regime, defense, embedder, seed, n_canaries, n_targets)
 
 
 def canary_experiment(
@@ -226,8 +248,6 @@ def canary_experiment(
 ) -> dict[str, Any]:
     """`facebone experiment canaries`: the audit of each defense in each regime over
     `seeds`; JSON-serialisable."""
-    from facebone.experiments.runner import EmbedderPool, torch_threads
-
     started = time.perf_counter()
     configurations = [
         (get_regime(r), get_defense(d), list(seeds))
@@ -238,13 +258,7 @@ def canary_experiment(
     try:
         with torch_threads(1):
             canaries = audit_defenses(
-                root,
-                protocol_for,
-                configurations,
-                embedders.get,
-                n_canaries,
-                n_targets,
-                progress,
+                root, protocol_for, configurations, embedders, n_canaries, n_targets, progress
             )
     finally:
         embedders.close()

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import multiprocessing.util
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 import facebone
@@ -32,11 +27,11 @@ from facebone.attacks.runner import LEVELS, evaluate_membership_attacks
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.cache import EmbeddingCache
-from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.experiments.canaries import DEFAULT_CANARIES, DEFAULT_TARGETS, audit_defenses
 from facebone.experiments.defenses import Defense, get_defense, list_defenses
 from facebone.experiments.dp_tuning import tune_dp
+from facebone.experiments.execution import EmbedderPool, run_jobs, torch_threads
 from facebone.experiments.regimes import Regime, get_regime, list_regimes
 from facebone.experiments.verdict import frontier, judge, summarise_runs
 from facebone.metrics import verification_metrics
@@ -68,38 +63,6 @@ QUICK: dict[str, Any] = {
     "n_canaries": 16,
     "n_canary_targets": 8,
 }
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with `n` torch threads, then restore: tiny MLPs train fastest on one thread, and
-    several threads fight each other on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class EmbedderPool:
-    """One `Embedder` per backbone combination, created on first use and closed together."""
-
-    def __init__(self, cache: EmbeddingCache | None, progress: bool) -> None:
-        self.cache = cache
-        self.progress = progress
-        self._embedders: dict[tuple[str, ...], Embedder] = {}
-
-    def get(self, backbones: Sequence[str]) -> Embedder:
-        key = tuple(backbones)
-        if key not in self._embedders:
-            self._embedders[key] = Embedder(key, self.cache, self.progress)
-        return self._embedders[key]
-
-    def close(self) -> None:
-        for embedder in self._embedders.values():
-            embedder.close()
-        self._embedders.clear()
 
 
 def _best(attacks: Mapping[str, dict]) -> dict[str, Any]:
@@ -248,28 +211,6 @@ def evaluate_configuration(
     return run
 
 
-_WORKER: dict[str, EmbedderPool] = {}
-
-
-def _start_worker(cache: EmbeddingCache | None) -> None:
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.WARNING)
-    _WORKER["embedders"] = EmbedderPool(cache, progress=False)
-    # Close the backbones (dlib's own worker processes) before this process waits for its
-    # children at exit; a positive priority runs before that wait.
-    multiprocessing.util.Finalize(None, _WORKER["embedders"].close, exitpriority=10)
-
-
-def _run_in_worker(
-    root: str | Path,
-    protocol: Mapping[str, Sequence[Pair]],
-    config: Configuration,
-    attacks: Sequence[str],
-    n_shadows: int | None,
-) -> dict[str, Any]:
-    return evaluate_configuration(root, protocol, config, attacks, n_shadows, _WORKER["embedders"])
-
-
 def evaluate_configurations(
     root: str | Path,
     protocol_for: Callable[[int], Mapping[str, Sequence[Pair]]],
@@ -295,9 +236,9 @@ def evaluate_configurations(
     bar = tqdm(total=len(configurations), desc=desc, unit=unit, disable=not progress)
     try:
         if workers > 1:
-            return _evaluate_in_processes(
-                root, protocol_for, configurations, attacks, n_shadows, cache, workers, bar
-            )
+            jobs = [(root, protocol_for(c.seed), c, attacks, n_shadows) for c in configurations]
+            labels = [c.label for c in configurations]
+            return run_jobs(_evaluate_job, jobs, workers, cache, bar, labels)
         own_pool = embedders is None
         pool = EmbedderPool(cache, progress) if embedders is None else embedders
         runs = []
@@ -327,31 +268,15 @@ def evaluate_configurations(
         bar.close()
 
 
-def _evaluate_in_processes(
+def _evaluate_job(
+    embedders: EmbedderPool,
     root: str | Path,
-    protocol_for: Callable[[int], Mapping[str, Sequence[Pair]]],
-    configurations: Sequence[Configuration],
+    protocol: Mapping[str, Sequence[Pair]],
+    config: Configuration,
     attacks: Sequence[str],
     n_shadows: int | None,
-    cache: EmbeddingCache | None,
-    workers: int,
-    bar: tqdm,
-) -> list[dict[str, Any]]:
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, context, _start_worker, (cache,)) as executor:
-        futures = {
-            executor.submit(
-                _run_in_worker, root, protocol_for(c.seed), c, attacks, n_shadows
-            ): index
-            for index, c in enumerate(configurations)
-        }
-        runs: list[dict[str, Any] | None] = [None] * len(configurations)
-        for future in as_completed(futures):
-            index = futures[future]
-            runs[index] = future.result()
-            bar.set_postfix_str(configurations[index].label)
-            bar.update()
-    return [run for run in runs if run is not None]
+) -> dict[str, Any]:
+    return evaluate_configuration(root, protocol, config, attacks, n_shadows, embedders)
 
 
 def compare(
@@ -417,10 +342,11 @@ def compare(
                     root,
                     protocol_of,
                     [(r, d, seed_lists[r.name][:1]) for r in regime_list for d in defense_list],
-                    embedders.get,
+                    embedders,
                     n_canaries,
                     n_canary_targets,
                     progress,
+                    workers,
                 )
     finally:
         embedders.close()
