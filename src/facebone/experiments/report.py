@@ -16,6 +16,7 @@ import numpy as np
 from facebone.atomic import atomic_path, write_text_atomic
 from facebone.attacks.plot import draw_rocs
 from facebone.attacks.runner import LEVELS
+from facebone.experiments.statistics import chance_band
 
 
 def _pct(value: float | None) -> str:
@@ -392,6 +393,14 @@ def _best_cell(best: dict[str, Any]) -> str:
     )
 
 
+def _chance(run: dict[str, Any], level: str) -> dict[str, Any]:
+    """The chance band of one run's strongest attack at `level` (all its attacks, both
+    levels, one seed)."""
+    attacks = run["attacks"][level]
+    counts = next(iter(attacks.values()))
+    return chance_band(counts["n_members"], counts["n_nonmembers"], 1, len(attacks) * len(LEVELS))
+
+
 def leakage_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
     attacks = results["attacks"]
     epochs = results["epochs"]
@@ -413,7 +422,7 @@ def leakage_markdown(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
     )
     for level in LEVELS:
         chances = {
-            size: next(iter(results["cells"][size].values()))["chance"][level]
+            size: _chance(next(iter(results["cells"][size].values())), level)
             for size in results["sizes"]
         }
         lines += [
