@@ -95,3 +95,40 @@ def sface_dlib_embedder(cache_dir, lfw_embeddings):
     made = Embedder(["sface", "dlib"], EmbeddingCache(cache_dir), progress=False)
     yield made
     made.close()
+
+
+@pytest.fixture(scope="session")
+def pair_membership():
+    """`attack(system, params, embedder, root, members, nonmembers, attacker, attacks,
+    n_shadows, queries=None)`: each attack's pair-level metrics against a trained system whose
+    shadows are trained like it (its per-query draws seeded, so runs repeat)."""
+    from facebone.attacks.runner import evaluate_membership_attacks
+    from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+
+    def attack(
+        system,
+        params,
+        embedder,
+        root,
+        members,
+        nonmembers,
+        attacker,
+        attacks,
+        n_shadows,
+        queries=None,
+    ):
+        system.reset_query_stream(1)
+        results, _ = evaluate_membership_attacks(
+            system_query_fn(system, root),
+            system_shadow_trainer(params, embedder, root),
+            attacker,
+            members,
+            nonmembers,
+            attacks=attacks,
+            n_shadows=n_shadows,
+            queries=queries,
+            shadow_size=len(members),
+        )
+        return results["pair"]
+
+    return attack

@@ -16,8 +16,7 @@ from facebone.attacks.embedding_target import (
     embedding_query_fn,
     embedding_shadow_trainer,
 )
-from facebone.attacks.runner import evaluate_membership_attacks
-from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+from facebone.attacks.system_target import system_query_fn
 from facebone.embeddings import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.experiments.canaries import canary_audit
@@ -163,24 +162,8 @@ def test_online_lira_is_at_chance_on_never_trained_pairs(overfitted):
 # ---- adaptive queries against per-query backbone draws ---------------------------------------
 
 
-def _membership(system, params, embedder, root, members, nonmembers, attacker, queries):
-    system.reset_query_stream(1)
-    results, _ = evaluate_membership_attacks(
-        system_query_fn(system, root),
-        system_shadow_trainer(params, embedder, root),
-        attacker,
-        members,
-        nonmembers,
-        attacks=["lira-online"],
-        n_shadows=24,
-        queries=queries,
-        shadow_size=len(members),
-    )
-    return results["pair"]["lira-online"]
-
-
 def test_repeated_queries_undo_the_per_query_backbone_draw(
-    sface_dlib_embedder, lfw_root, protocol, cache_dir
+    sface_dlib_embedder, lfw_root, protocol, cache_dir, pair_membership
 ):
     members = protocol["target_train"][:N_MEMBERS]
     nonmembers = balanced_sample(protocol["target_test"], N_MEMBERS, np.random.default_rng(1))
@@ -195,24 +178,27 @@ def test_repeated_queries_undo_the_per_query_backbone_draw(
     }
     target = FRSystem(**multi).fit(sface_dlib_embedder, lfw_root, members)
     assert answers_vary(system_query_fn(target, lfw_root), nonmembers[:20])
-    once = _membership(
-        target, multi, sface_dlib_embedder, lfw_root, members, nonmembers, attacker, 1
-    )
-    adaptive = _membership(
-        target, multi, sface_dlib_embedder, lfw_root, members, nonmembers, attacker, None
-    )
+
+    def lira_online(system, params, embedder, queries):
+        found = pair_membership(
+            system,
+            params,
+            embedder,
+            lfw_root,
+            members,
+            nonmembers,
+            attacker,
+            ["lira-online"],
+            24,
+            queries,
+        )
+        return found["lira-online"]
+
+    once = lira_online(target, multi, sface_dlib_embedder, 1)
+    adaptive = lira_online(target, multi, sface_dlib_embedder, None)
     sface = Embedder(["sface"], EmbeddingCache(cache_dir), progress=False)
     plain = {**multi, "backbones": ["sface"], "mitigation": "none"}
-    undefended = _membership(
-        FRSystem(**plain).fit(sface, lfw_root, members),
-        plain,
-        sface,
-        lfw_root,
-        members,
-        nonmembers,
-        attacker,
-        None,
-    )
+    undefended = lira_online(FRSystem(**plain).fit(sface, lfw_root, members), plain, sface, None)
     sface.close()
     assert once["queries"] == 1 and adaptive["queries"] == 16 and undefended["queries"] == 1
     gap = undefended["auc"] - once["auc"]

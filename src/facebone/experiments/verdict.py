@@ -157,18 +157,14 @@ def judge(
 
 
 def frontier(
-    summary: Mapping[str, Mapping[str, dict]], goal: dict[str, Any] | None = None
+    summary: Mapping[str, Mapping[str, dict]], goal: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """The privacy-utility frontier: per (regime, defense) the mean accuracy against the
-    strongest attack's mean AUC, and whether the defense meets the goal in that regime."""
+    strongest attack's mean AUC, and whether the defense meets the goal (`judge`) there."""
     points = []
     for regime, by_defense in summary.items():
         for defense, entry in by_defense.items():
-            judged = (
-                goal["defenses"][defense]["regimes"][regime]
-                if goal is not None
-                else judge_entry(entry)
-            )
+            judged = goal["defenses"][defense]["regimes"][regime]
             points.append(
                 {
                     "defense": defense,
