@@ -1,6 +1,8 @@
-"""`facebone attack membership`: membership inference against a trained system."""
+"""`facebone attack KIND`: membership inference here; each other attack family registers its
+own kind from one module (`attack_<kind>.py`, listed in `KIND_MODULES`)."""
 
 import argparse
+import importlib
 from pathlib import Path
 
 from facebone.atomic import check_writable
@@ -15,6 +17,9 @@ from facebone.cli.common import (
     require_dir,
 )
 from facebone.cli.output import emit
+
+# Modules that each add one attack kind with `register(kinds)`.
+KIND_MODULES: tuple[str, ...] = ()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
+    for module in KIND_MODULES:
+        importlib.import_module(module).register(kinds)
 
 
 def _run(args: argparse.Namespace) -> int:
