@@ -1,0 +1,209 @@
+"""The contract every template protection follows, and its key file.
+
+A template protection maps embeddings `(N, D)` to protected templates `(N, K)` with a secret
+key, before they are stored or matched: a leaked template then gives neither the face nor a
+match against templates made with another key (cancelable biometrics). The key is drawn, not
+learned from data: `fit` only draws it (from `seed`, or the operating system's entropy when
+`seed` is None) and `transform` draws it on first use, so `create_protection(...).transform(X)`
+works as it stands.
+
+The key file is an `.npz` of plain arrays read with `allow_pickle=False`: `format`,
+`protection` (the registered name) and the key's own arrays. It is the secret: keep it apart
+from the model directory, which records only `fingerprint()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import zipfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from facebone.errors import FaceBoneError
+from facebone.registry import Registry
+
+KEY_FORMAT = 1
+_RESERVED = ("format", "protection")
+
+PROTECTIONS: Registry[TemplateProtection] = Registry(
+    "template protection", builtin_modules=("facebone.protection.biohash",)
+)
+
+
+class TemplateProtection(ABC):
+    """Keyed, non-invertible-without-the-key map from embeddings to templates."""
+
+    name: ClassVar[str]
+
+    def __init__(self, dim_in: int, dim_out: int | None = None, seed: int | None = None) -> None:
+        self.dim_in = dim_in
+        self.dim_out = dim_out
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"dim_in": self.dim_in, "dim_out": self.dim_out, "seed": self.seed}
+
+    @property
+    def output_dim(self) -> int:
+        """K, the width of a protected template (`dim_out`, else `dim_in`)."""
+        return self.dim_in if self.dim_out is None else self.dim_out
+
+    def _check_dims(self) -> None:
+        if not isinstance(self.dim_in, int) or self.dim_in < 1:
+            raise FaceBoneError(f"dim_in must be a positive integer, got {self.dim_in!r}")
+        if not isinstance(self.output_dim, int) or not 1 <= self.output_dim <= self.dim_in:
+            raise FaceBoneError(
+                f"dim_out must be an integer from 1 to dim_in ({self.dim_in}), got {self.dim_out!r}"
+            )
+
+    def fit(self, X: Any = None, y: Any = None) -> TemplateProtection:
+        """Draw the key (the data are not used: a key must not depend on whose faces it
+        protects); returns self."""
+        self._check_dims()
+        self.key_ = self._draw_key(np.random.default_rng(self.seed))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Protected templates `(N, K)` float32 of embeddings `(N, D)`."""
+        if not hasattr(self, "key_"):
+            self.fit()
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.dim_in:
+            raise FaceBoneError(
+                f"embeddings must have shape (N, {self.dim_in}) for this key, got {X.shape}"
+            )
+        if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
+            raise FaceBoneError("embeddings must be finite real numbers")
+        return self._transform(X.astype(np.float64)).astype(np.float32)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the key: tells whether a key file is the one a model was made with,
+        without the model holding the key."""
+        if not hasattr(self, "key_"):
+            self.fit()
+        digest = hashlib.sha256(f"{self.name}\n".encode())
+        for name in sorted(self.key_):
+            array = np.ascontiguousarray(self.key_[name])
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}\n".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def save_key(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write the key file atomically; an existing file is kept unless `overwrite`."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FaceBoneError(f"key file {path} exists; not overwriting it")
+        if not hasattr(self, "key_"):
+            self.fit()
+        buffer = io.BytesIO()
+        arrays = {"format": np.array(KEY_FORMAT), "protection": np.array(self.name)}
+        np.savez(buffer, **arrays, **self.key_)
+        _write_private(path, buffer.getvalue(), overwrite)
+
+    @classmethod
+    def from_key(cls, key: dict[str, np.ndarray]) -> TemplateProtection:
+        """A keyed protection from its key arrays; raises KeyError/ValueError when damaged."""
+        protection = cls(**cls._params_of_key(key))
+        protection._check_dims()
+        protection.key_ = dict(key)
+        return protection
+
+    @abstractmethod
+    def _draw_key(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The key arrays, drawn from `rng`."""
+
+    @classmethod
+    @abstractmethod
+    def _params_of_key(cls, key: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Constructor arguments that the key arrays imply (checks their shapes)."""
+
+    @abstractmethod
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        """Templates of valid float64 embeddings."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
+    """Write a secret whole or not at all, readable by its owner only (mkstemp's 0600); without
+    `overwrite` the final link fails if the file appeared meanwhile, so no key is ever lost."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise FaceBoneError(f"cannot write key file {path} ({error.strerror or error})") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise FaceBoneError(f"key file {path} exists; not overwriting it") from None
+    except OSError as error:
+        raise FaceBoneError(f"cannot write key file {path} ({error.strerror or error})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def register_protection(name: str):
+    """Class decorator: make the protection available as `create_protection(name, ...)`."""
+
+    def decorate(cls: type[TemplateProtection]) -> type[TemplateProtection]:
+        cls.name = name
+        return PROTECTIONS.register(name)(cls)
+
+    return decorate
+
+
+def create_protection(name: str, **kwargs: Any) -> TemplateProtection:
+    """A new protection; its key is drawn on `fit` or first `transform`."""
+    cls = PROTECTIONS.get(name)
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise FaceBoneError(f"bad argument for template protection {name!r}: {error}") from None
+
+
+def list_protections(pattern: str = "*") -> list[str]:
+    return PROTECTIONS.list(pattern)
+
+
+def load_key(path: str | Path) -> TemplateProtection:
+    """The keyed protection a key file holds; a missing or damaged file is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FaceBoneError(f"key file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise FaceBoneError(f"key file {path} is not a FaceBone key file (not an npz archive)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise FaceBoneError(f"key file {path} is damaged or not a key ({error})") from None
+    if any(name not in arrays for name in _RESERVED) or arrays["format"].shape != ():
+        raise FaceBoneError(f"key file {path} is not a FaceBone template-protection key")
+    if arrays["format"].item() != KEY_FORMAT:
+        raise FaceBoneError(
+            f"key file {path} has format {arrays['format'].item()}; "
+            f"this FaceBone reads format {KEY_FORMAT}"
+        )
+    name = str(arrays["protection"].item())
+    cls = PROTECTIONS.get(name)
+    key = {k: v for k, v in arrays.items() if k not in _RESERVED}
+    try:
+        return cls.from_key(key)
+    except (KeyError, ValueError, TypeError, FaceBoneError) as error:
+        raise FaceBoneError(f"key file {path} is damaged ({error})") from None
