@@ -4,20 +4,26 @@
     templates = protection.transform(embeddings)                       # (N, K) float32
     protection.save_key("face.key")        # npz, no pickle; the key is the secret
     again = load_key("face.key")
+    save_keys("system.key", {"sface": p1, "dlib": p2})   # one key per backbone
 
 Names: "biohash" (biohash.py).
 """
 
 from facebone.protection.base import (
-    KEY_FORMAT,
     PROTECTIONS,
     TemplateProtection,
     create_protection,
     list_protections,
-    load_key,
     register_protection,
 )
 from facebone.protection.biohash import BioHash
+from facebone.protection.keyfile import (
+    KEY_FORMAT,
+    keys_fingerprint,
+    load_key,
+    load_keys,
+    save_keys,
+)
 
 __all__ = [
     "KEY_FORMAT",
@@ -25,7 +31,10 @@ __all__ = [
     "BioHash",
     "TemplateProtection",
     "create_protection",
+    "keys_fingerprint",
     "list_protections",
     "load_key",
+    "load_keys",
     "register_protection",
+    "save_keys",
 ]

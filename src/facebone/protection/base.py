@@ -1,4 +1,4 @@
-"""The contract every template protection follows, and its key file.
+"""The contract every template protection follows, and their registry.
 
 A template protection maps embeddings `(N, D)` to protected templates `(N, K)` with a secret
 key, before they are stored or matched: a leaked template then gives neither the face nor a
@@ -7,18 +7,13 @@ learned from data: `fit` only draws it (from `seed`, or the operating system's e
 `seed` is None) and `transform` draws it on first use, so `create_protection(...).transform(X)`
 works as it stands.
 
-The key file is an `.npz` of plain arrays read with `allow_pickle=False`: `format`,
-`protection` (the registered name) and the key's own arrays. It is the secret: keep it apart
-from the model directory, which records only `fingerprint()`.
+Keys are saved without pickle (`keyfile.py`). The key is the secret: keep its file apart from
+the model directory, which records only `fingerprint()`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import os
-import tempfile
-import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,9 +22,6 @@ import numpy as np
 
 from facebone.errors import FaceBoneError
 from facebone.registry import Registry
-
-KEY_FORMAT = 1
-_RESERVED = ("format", "protection")
 
 PROTECTIONS: Registry[TemplateProtection] = Registry(
     "template protection", builtin_modules=("facebone.protection.biohash",)
@@ -95,16 +87,10 @@ class TemplateProtection(ABC):
         return digest.hexdigest()
 
     def save_key(self, path: str | Path, overwrite: bool = False) -> None:
-        """Write the key file atomically; an existing file is kept unless `overwrite`."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FaceBoneError(f"key file {path} exists; not overwriting it")
-        if not hasattr(self, "key_"):
-            self.fit()
-        buffer = io.BytesIO()
-        arrays = {"format": np.array(KEY_FORMAT), "protection": np.array(self.name)}
-        np.savez(buffer, **arrays, **self.key_)
-        _write_private(path, buffer.getvalue(), overwrite)
+        """Write this key alone to a key file (`keyfile.save_keys`)."""
+        from facebone.protection.keyfile import save_keys
+
+        save_keys(path, {self.name: self}, overwrite)
 
     @classmethod
     def from_key(cls, key: dict[str, np.ndarray]) -> TemplateProtection:
@@ -132,32 +118,6 @@ class TemplateProtection(ABC):
         return f"{type(self).__name__}({args})"
 
 
-def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write a secret whole or not at all, readable by its owner only (mkstemp's 0600); without
-    `overwrite` the final link fails if the file appeared meanwhile, so no key is ever lost."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise FaceBoneError(f"cannot write key file {path} ({error.strerror or error})") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    except FileExistsError:
-        raise FaceBoneError(f"key file {path} exists; not overwriting it") from None
-    except OSError as error:
-        raise FaceBoneError(f"cannot write key file {path} ({error.strerror or error})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def register_protection(name: str):
     """Class decorator: make the protection available as `create_protection(name, ...)`."""
 
@@ -179,31 +139,3 @@ def create_protection(name: str, **kwargs: Any) -> TemplateProtection:
 
 def list_protections(pattern: str = "*") -> list[str]:
     return PROTECTIONS.list(pattern)
-
-
-def load_key(path: str | Path) -> TemplateProtection:
-    """The keyed protection a key file holds; a missing or damaged file is one clear error."""
-    path = Path(path)
-    if not path.is_file():
-        raise FaceBoneError(f"key file {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise FaceBoneError(f"key file {path} is not a FaceBone key file (not an npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise FaceBoneError(f"key file {path} is damaged or not a key ({error})") from None
-    if any(name not in arrays for name in _RESERVED) or arrays["format"].shape != ():
-        raise FaceBoneError(f"key file {path} is not a FaceBone template-protection key")
-    if arrays["format"].item() != KEY_FORMAT:
-        raise FaceBoneError(
-            f"key file {path} has format {arrays['format'].item()}; "
-            f"this FaceBone reads format {KEY_FORMAT}"
-        )
-    name = str(arrays["protection"].item())
-    cls = PROTECTIONS.get(name)
-    key = {k: v for k, v in arrays.items() if k not in _RESERVED}
-    try:
-        return cls.from_key(key)
-    except (KeyError, ValueError, TypeError, FaceBoneError) as error:
-        raise FaceBoneError(f"key file {path} is damaged ({error})") from None
