@@ -1,0 +1,292 @@
+"""The results of a study: an SQLite database in its output folder, written as each target
+finishes, so a killed run resumes where it stopped.
+
+A target's utility row and its attack rows (one per attack x level) are written in one
+transaction: after a kill either all of a target's rows are there or none, and a resumed run
+redoes only the targets with none. Each row carries the hash of the configuration that made
+it; UNIQUE keys make a second write of a finished cell an error instead of a duplicate.
+
+Beside the database, `study.json` describes the study (its configuration, hash, data root,
+versions) and `config.toml` is a copy of the configuration the user ran.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from facebone.atomic import write_text_atomic
+from facebone.errors import FaceBoneError
+from facebone.studies.records import (
+    AttackRecord,
+    StudyRecords,
+    SystemKey,
+    UtilityRecord,
+)
+
+DATABASE = "results.sqlite"
+STUDY_FILE = "study.json"
+CONFIG_COPY = "config.toml"
+SCHEMA_VERSION = 1
+EXPORT_FORMATS = ("json", "csv")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS utility (
+    system TEXT NOT NULL, regime TEXT NOT NULL, seed INTEGER NOT NULL,
+    config_hash TEXT NOT NULL, record TEXT NOT NULL, finished REAL NOT NULL,
+    UNIQUE (system, regime, seed)
+);
+CREATE TABLE IF NOT EXISTS attacks (
+    system TEXT NOT NULL, regime TEXT NOT NULL, attack TEXT NOT NULL, level TEXT NOT NULL,
+    seed INTEGER NOT NULL, config_hash TEXT NOT NULL, auc REAL NOT NULL,
+    metrics TEXT NOT NULL, roc TEXT NOT NULL, timings TEXT NOT NULL, versions TEXT NOT NULL,
+    finished REAL NOT NULL,
+    UNIQUE (system, regime, attack, level, seed)
+);
+"""
+
+# CSV columns: the key, then the figures a table shows.
+CSV_COLUMNS = (
+    "system",
+    "regime",
+    "attack",
+    "level",
+    "seed",
+    "auc",
+    "advantage",
+    "balanced_accuracy",
+    "tpr_at_1pct_fpr",
+    "tpr_at_0.1pct_fpr",
+    "chance_auc",
+    "shadows",
+    "queries",
+    "n_members",
+    "n_nonmembers",
+    "accuracy",
+    "utility_auc",
+    "epsilon",
+    "seconds",
+    "config_hash",
+)
+
+
+class ResultStore:
+    """The results database of one output folder.
+
+    `ResultStore(folder)` opens an existing study's results (an error if there are none);
+    `ResultStore.create(folder, study, config_text)` starts or reopens one for a run.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / DATABASE
+        if not self.path.is_file():
+            raise FaceBoneError(f"{self.folder} holds no study results ({DATABASE} is missing)")
+        with self._connect() as connection:
+            version = connection.execute(
+                "SELECT value FROM meta WHERE name = 'schema_version'"
+            ).fetchone()
+        if version is None or int(version[0]) != SCHEMA_VERSION:
+            raise FaceBoneError(
+                f"{self.path} has results schema {version and version[0]}, this FaceBone reads "
+                f"schema {SCHEMA_VERSION}"
+            )
+
+    @classmethod
+    def create(cls, folder: str | Path, study: Mapping[str, Any], config_text: str) -> ResultStore:
+        """The store of `folder` for a run of `study` (its `study.json` content, with a
+        "config_hash"): created if new; reopened if it holds the same study, so the run
+        resumes; an error if it holds another study's results."""
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise FaceBoneError(f"output folder {folder} exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        study_path = folder / STUDY_FILE
+        if (folder / DATABASE).exists():
+            held = _read_json(study_path) if study_path.is_file() else {}
+            if held.get("config_hash") != study["config_hash"]:
+                raise FaceBoneError(
+                    f"{folder} holds results of another study configuration (hash "
+                    f"{held.get('config_hash')}, this one {study['config_hash']}); choose "
+                    "another output folder"
+                )
+        with closing(sqlite3.connect(folder / DATABASE)) as connection, connection:
+            connection.executescript(_SCHEMA)
+            connection.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        write_text_atomic(study_path, json.dumps(study, indent=1) + "\n")
+        write_text_atomic(folder / CONFIG_COPY, config_text)
+        return cls(folder)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30.0)) as connection:
+            yield connection
+
+    def study(self) -> dict[str, Any]:
+        """The study's description (`study.json`)."""
+        return _read_json(self.folder / STUDY_FILE)
+
+    def finished(self) -> dict[SystemKey, str]:
+        """The targets whose rows are all written, with the configuration hash of each."""
+        with self._connect() as connection:
+            rows = connection.execute("SELECT system, regime, seed, config_hash FROM utility")
+            return {SystemKey(s, r, seed): h for s, r, seed, h in rows}
+
+    def add(self, utility: UtilityRecord, attacks: Sequence[AttackRecord], now: float) -> None:
+        """Write one target's utility and attack rows in one transaction."""
+        if any(a.key.system_key != utility.key for a in attacks):
+            raise ValueError("attack records must belong to the utility record's target")
+        with self._connect() as connection, connection:
+            connection.execute(
+                "INSERT INTO utility VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    *_system_columns(utility.key),
+                    utility.config_hash,
+                    json.dumps(utility.to_dict()),
+                    now,
+                ),
+            )
+            connection.executemany(
+                "INSERT INTO attacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_attack_row(record, now) for record in attacks],
+            )
+
+    def utility_records(self) -> list[UtilityRecord]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT record FROM utility ORDER BY system, regime, seed"
+            ).fetchall()
+        return [UtilityRecord.from_dict(json.loads(record)) for (record,) in rows]
+
+    def attack_records(self) -> list[AttackRecord]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT system, regime, attack, level, seed, config_hash, metrics, roc, timings, "
+                "versions FROM attacks ORDER BY system, regime, attack, level, seed"
+            ).fetchall()
+        return [_attack_record(row) for row in rows]
+
+    def records(self) -> StudyRecords:
+        """The study's description and every record, sorted by key."""
+        return StudyRecords(
+            self.study(), tuple(self.utility_records()), tuple(self.attack_records())
+        )
+
+    def export(self, format: str = "json") -> str:
+        """The results as text: JSON (`{"study", "utility", "attacks"}`, every field and ROC
+        point) or CSV (one row per attack record with its target's utility, no ROC points)."""
+        if format not in EXPORT_FORMATS:
+            raise FaceBoneError(
+                f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}"
+            )
+        held = self.records()
+        if format == "json":
+            return (
+                json.dumps(
+                    {
+                        "study": held.study,
+                        "utility": [u.to_dict() for u in held.utility],
+                        "attacks": [a.to_dict() for a in held.attacks],
+                    },
+                    indent=1,
+                )
+                + "\n"
+            )
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for record in held.attacks:
+            utility = held.utility_of(record.key.system_key)
+            writer.writerow(_csv_row(record, utility))
+        return text.getvalue()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise FaceBoneError(f"cannot read {path}: {error}") from None
+
+
+def _system_columns(key: SystemKey) -> tuple[str, str, int]:
+    return key.system, key.regime, key.seed
+
+
+def _attack_row(record: AttackRecord, now: float) -> tuple:
+    data = record.to_dict()
+    key = data.pop("key")
+    roc = {"fpr": data.pop("roc_fpr"), "tpr": data.pop("roc_tpr")}
+    timings = {"seconds": data.pop("seconds")}
+    versions = data.pop("versions")
+    config_hash = data.pop("config_hash")
+    return (
+        key["system"],
+        key["regime"],
+        key["attack"],
+        key["level"],
+        key["seed"],
+        config_hash,
+        record.auc,
+        json.dumps(data),
+        json.dumps(roc),
+        json.dumps(timings),
+        json.dumps(versions),
+        now,
+    )
+
+
+def _attack_record(row: Sequence[Any]) -> AttackRecord:
+    system, regime, attack, level, seed, config_hash, metrics, roc, timings, versions = row
+    roc_points = json.loads(roc)
+    return AttackRecord.from_dict(
+        {
+            **json.loads(metrics),
+            "key": {
+                "system": system,
+                "regime": regime,
+                "attack": attack,
+                "level": level,
+                "seed": seed,
+            },
+            "roc_fpr": roc_points["fpr"],
+            "roc_tpr": roc_points["tpr"],
+            **json.loads(timings),
+            "versions": json.loads(versions),
+            "config_hash": config_hash,
+        }
+    )
+
+
+def _csv_row(record: AttackRecord, utility: UtilityRecord | None) -> list[Any]:
+    key = record.key
+    return [
+        key.system,
+        key.regime,
+        key.attack,
+        key.level,
+        key.seed,
+        record.auc,
+        record.advantage,
+        record.balanced_accuracy,
+        record.tpr_at_1pct_fpr,
+        record.tpr_at_01pct_fpr,
+        record.chance.auc,
+        record.shadows,
+        record.queries,
+        record.n_members,
+        record.n_nonmembers,
+        utility and utility.accuracy,
+        utility and utility.auc,
+        utility and utility.epsilon,
+        record.seconds,
+        record.config_hash,
+    ]
