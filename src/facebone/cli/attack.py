@@ -11,7 +11,9 @@ from facebone.cli.common import (
     add_cache_argument,
     add_data_argument,
     add_json_argument,
+    add_key_file_argument,
     lazy_help,
+    load_model,
     open_cache,
     parse_attack_names,
     require_dir,
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--model", type=Path, required=True, help="model directory")
+    add_key_file_argument(parser)
     add_data_argument(parser)
     parser.add_argument("--members", type=Path, required=True, help="pairs the target trained on")
     parser.add_argument("--nonmembers", type=Path, required=True, help="pairs it never saw")
@@ -74,7 +77,6 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.attacks import plot_roc, run_membership_attacks
     from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
     from facebone.data.pairs import read_pairs
-    from facebone.system import load_system
 
     require_dir(args.data, "data folder")
     if args.plot:
@@ -83,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     members = read_pairs(args.members, args.data).pairs
     nonmembers = read_pairs(args.nonmembers, args.data).pairs
     attacker = read_pairs(args.attacker, args.data).pairs
-    system = load_system(args.model, open_cache(args), progress=not args.json)
+    system = load_model(args, open_cache(args), progress=not args.json)
     try:
         results = run_membership_attacks(
             system_query_fn(system, args.data),

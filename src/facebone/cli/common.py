@@ -194,3 +194,38 @@ def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise FaceBoneError(f"{what} {path} does not exist or is not a folder")
     return path
+
+
+def add_key_file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        help="template-protection key file of a model trained with --template-protection",
+    )
+
+
+def load_model(args: argparse.Namespace, cache: "EmbeddingCache | None", progress: bool):
+    """The `FRSystem` in `--model`, with the keys of `--key-file` when it protects templates:
+    a missing, needless or wrong key file is one line naming the flag."""
+    from facebone.protection import keys_fingerprint, load_keys
+    from facebone.system import load_system
+    from facebone.system.model_dir import read_config
+
+    config = read_config(args.model)
+    protection = config.get("system", {}).get("template_protection")
+    keys = None
+    if protection is None and args.key_file is not None:
+        raise FaceBoneError(f"--key-file given, but --model {args.model} protects no templates")
+    if protection is not None:
+        if args.key_file is None:
+            raise FaceBoneError(
+                f"--model {args.model} uses template protection {protection!r}: "
+                "give its key file with --key-file"
+            )
+        keys = load_keys(args.key_file)
+        if keys_fingerprint(keys) != config.get("key_fingerprint"):
+            raise FaceBoneError(
+                f"--key-file {args.key_file} is not the key of --model {args.model} "
+                "(its fingerprint differs)"
+            )
+    return load_system(args.model, cache, progress, keys=keys)

@@ -7,6 +7,8 @@ from facebone.cli.common import (
     add_cache_argument,
     add_data_argument,
     add_json_argument,
+    add_key_file_argument,
+    load_model,
     open_cache,
     require_dir,
 )
@@ -20,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Accuracy, precision, recall, F1, ROC AUC, TAR at FAR 1e-2 and 1e-3.",
     )
     parser.add_argument("--model", type=Path, required=True, help="model directory")
+    add_key_file_argument(parser)
     add_data_argument(parser)
     parser.add_argument("--pairs", type=Path, required=True, help="test pairs CSV")
     add_cache_argument(parser)
@@ -30,10 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from facebone.data.pairs import read_pairs
     from facebone.metrics import verification_metrics
-    from facebone.system import load_system
 
     require_dir(args.data, "data folder")
-    system = load_system(args.model, open_cache(args), progress=not args.json)
+    system = load_model(args, open_cache(args), progress=not args.json)
     pair_list = read_pairs(args.pairs, args.data)
     try:
         probabilities = system.predict_proba(args.data, pair_list.pairs)

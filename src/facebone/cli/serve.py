@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from facebone.cli.common import add_key_file_argument, load_model
 from facebone.errors import FaceBoneError
 
 
@@ -17,6 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--model", type=Path, required=True, help="model directory")
+    add_key_file_argument(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     parser.add_argument(
@@ -56,10 +58,9 @@ def _run(args: argparse.Namespace) -> int:
     sock = bind(args.host, args.port)
 
     from facebone.service.app import ServiceSettings, create_app
-    from facebone.system import load_system
 
     # Photos sent to the service are never cached.
-    system = load_system(args.model, cache=None, progress=False)
+    system = load_model(args, cache=None, progress=False)
     try:
         system.embedder_.warm_up()  # the first request must not wait for dlib's workers
         app = create_app(system, ServiceSettings(args.max_concurrent, api_key))

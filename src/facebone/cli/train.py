@@ -114,6 +114,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=4.0,
         help="distillation set size as a multiple of the training pairs (default 4)",
     )
+    protection_group = parser.add_argument_group("template protection")
+    protection_group.add_argument(
+        "--template-protection",
+        choices=LazyNames("facebone.protection", "list_protections"),
+        metavar="NAME",
+        help="store and match keyed cancelable templates instead of embeddings (%(choices)s); "
+        "needs --key-file",
+    )
+    protection_group.add_argument(
+        "--key-file",
+        type=Path,
+        help="the protection's secret keys, one per backbone: read if the file exists, else "
+        "drawn from the operating system's entropy and written there (never overwritten); "
+        "keep it apart from the model, which needs it to load",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the backbone assignment and the nn weights"
     )
@@ -146,6 +161,7 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.data.pairs import read_pairs
     from facebone.embeddings.embedder import Embedder
     from facebone.predictors.nn import training_progress
+    from facebone.protection import load_keys, save_keys
     from facebone.system import FRSystem, save_system
     from facebone.system.model_dir import foreign_entries
 
@@ -158,6 +174,11 @@ def _run(args: argparse.Namespace) -> int:
             "choose another folder, or pass --force to replace only the model's files there"
         )
     check_writable(args.out, "--out")
+    if (args.template_protection is None) != (args.key_file is None):
+        raise FaceBoneError("--template-protection and --key-file go together")
+    keys = load_keys(args.key_file) if args.key_file and args.key_file.exists() else None
+    if args.key_file and keys is None:
+        check_writable(args.key_file, "--key-file")
     pair_list = read_pairs(args.pairs, args.data, distinct=True)
     system = FRSystem(
         backbones=parse_backbone_specs(args.backbones),
@@ -171,11 +192,12 @@ def _run(args: argparse.Namespace) -> int:
         shards=args.shards,
         teacher=args.teacher,
         distill_factor=args.distill_factor,
+        template_protection=args.template_protection,
     )
     embedder = Embedder(system.backbones, open_cache(args), progress=not args.json)
     try:
         with training_progress(not args.json):
-            system.fit(embedder, args.data, pair_list.pairs)
+            system.fit(embedder, args.data, pair_list.pairs, keys=keys)
     finally:
         embedder.close()
     predictor = system.predictor_
@@ -183,6 +205,9 @@ def _run(args: argparse.Namespace) -> int:
         "epsilon": getattr(predictor, "epsilon_", None),
         "delta": getattr(predictor, "delta_", None),
     }
+    if args.key_file and keys is None:
+        # The new keys first: a model saved without its key file could never be loaded.
+        save_keys(args.key_file, system.protections_)
     save_system(system, args.out, extra={"dp": privacy}, force=args.force)
     result = {
         "model": str(args.out),
@@ -192,6 +217,9 @@ def _run(args: argparse.Namespace) -> int:
         "mitigation": system.mitigation,
         "predictor": system.predictor,
         "dp": privacy,
+        "template_protection": system.template_protection,
+        "key_file": None if args.key_file is None else str(args.key_file),
+        "key_created": bool(args.key_file and keys is None),
         "seconds": round(time.perf_counter() - started, 2),
     }
     text = (
@@ -200,5 +228,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if privacy["epsilon"] is not None:
         text += f"; DP-SGD ε={privacy['epsilon']:.2f}, δ={privacy['delta']:g}"
+    if args.key_file:
+        text += f"; {'new ' if result['key_created'] else ''}keys in {args.key_file}"
     emit(result, args.json, text)
     return 0

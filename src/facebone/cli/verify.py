@@ -6,6 +6,8 @@ from pathlib import Path
 from facebone.cli.common import (
     add_convert_color_argument,
     add_json_argument,
+    add_key_file_argument,
+    load_model,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
@@ -20,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image1", type=Path, help="first photo")
     parser.add_argument("image2", type=Path, help="second photo")
     parser.add_argument("--model", type=Path, required=True, help="model directory")
+    add_key_file_argument(parser)
     parser.add_argument(
         "--face",
         type=_face_numbers,
@@ -50,13 +53,12 @@ def _face_numbers(text: str) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facebone.system import load_system
 
     for image in (args.image1, args.image2):
         if not image.is_file():
             raise FaceBoneError(f"{image}: no such file")
     # A user's photos are not dataset images: they are never cached.
-    system = load_system(args.model, cache=None, progress=False)
+    system = load_model(args, cache=None, progress=False)
     try:
         answer = system.verify(args.image1, args.image2, args.convert_color, args.face)
     finally:

@@ -130,7 +130,12 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
             path = folder.save(data, "img")
             with model_lock:
                 embeddings = system.embedder_.photo(path, convert_color, face)
-        return {name: vector.tolist() for name, vector in embeddings.items()}
+        # What the system stores: with template protection, the keyed template, never the
+        # embedding it hides.
+        return {
+            name: system.protect(name, vector[None])[0].tolist()
+            for name, vector in embeddings.items()
+        }
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

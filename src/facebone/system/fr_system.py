@@ -1,7 +1,7 @@
 """`FRSystem`: answers "same person?" for image pairs through one or several backbones."""
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.predictors import Predictor, create_predictor
+from facebone.protection import PROTECTIONS, TemplateProtection, create_protection
 from facebone.system.policies import (
     ASSIGN_POLICIES,
     INFER_POLICIES,
@@ -48,6 +49,11 @@ class FRSystem:
     (`split_distill.py`) trains `teacher` predictors on `shards` identity-disjoint shards and
     deploys only a predictor distilled from them on a set `distill_factor` times larger.
 
+    `template_protection` (a name from `facebone.protection`) replaces each backbone's
+    embeddings by keyed templates before the predictor sees them, in training and in every
+    answer (`protect`); one key per backbone, given to `fit` or drawn from the operating
+    system's entropy. The keys are secret and never part of `get_params`.
+
     Per-query backbone draws come from the operating system's entropy, so two processes never
     repeat a draw; `reset_query_stream(seed)` makes them reproducible for experiments.
     """
@@ -65,6 +71,7 @@ class FRSystem:
         shards: int = 4,
         teacher: str = "cosine",
         distill_factor: float = 4.0,
+        template_protection: str | None = None,
     ) -> None:
         self.backbones = tuple(backbones)
         self.predictor = predictor
@@ -77,6 +84,7 @@ class FRSystem:
         self.shards = shards
         self.teacher = teacher
         self.distill_factor = distill_factor
+        self.template_protection = template_protection
 
     def get_params(self) -> dict:
         return {
@@ -91,6 +99,7 @@ class FRSystem:
             "shards": self.shards,
             "teacher": self.teacher,
             "distill_factor": self.distill_factor,
+            "template_protection": self.template_protection,
         }
 
     def _check_options(self) -> None:
@@ -108,6 +117,8 @@ class FRSystem:
             check_split_distill_options(
                 self.predictor, self.shards, self.teacher, self.distill_factor
             )
+        if self.template_protection is not None:
+            PROTECTIONS.get(self.template_protection)  # an unknown name fails before training
 
     def _new_predictor(self) -> Predictor:
         params = dict(self.predictor_params)
@@ -118,10 +129,17 @@ class FRSystem:
         except TypeError as error:
             raise FaceBoneError(f"bad option for predictor {self.predictor!r}: {error}") from None
 
-    def fit(self, embedder: Embedder, root: str | Path, pairs: Sequence[Pair]) -> "FRSystem":
+    def fit(
+        self,
+        embedder: Embedder,
+        root: str | Path,
+        pairs: Sequence[Pair],
+        keys: Mapping[str, TemplateProtection] | None = None,
+    ) -> "FRSystem":
         """Train the predictor on labelled image pairs of the data folder `root` (DP-SGD
-        through Opacus itself)."""
-        return FRSystem.fit_many([self], embedder, root, [pairs], batched=False)[0]
+        through Opacus itself); `keys` (backbone name -> keyed protection) protect the
+        templates when `template_protection` is set."""
+        return FRSystem.fit_many([self], embedder, root, [pairs], batched=False, keys=keys)[0]
 
     @staticmethod
     def fit_many(
@@ -130,10 +148,12 @@ class FRSystem:
         root: str | Path,
         pair_sets: Sequence[Sequence[Pair]],
         batched: bool = True,
+        keys: Mapping[str, TemplateProtection] | None = None,
     ) -> list["FRSystem"]:
         """Train systems that differ only in seed, each on its own pairs, in one batched run
         where the predictor allows it (shadow models: dozens at the cost of a few);
-        `batched=False` fits each predictor on its own (`Predictor.fit`)."""
+        `batched=False` fits each predictor on its own (`Predictor.fit`). Protected systems
+        share `keys`, or each draws its own when it is None."""
         systems = list(systems)
         if len(systems) != len(pair_sets) or not systems:
             raise FaceBoneError("fit_many needs one list of training pairs per system")
@@ -147,7 +167,10 @@ class FRSystem:
             if not pairs:
                 raise FaceBoneError("no training pairs")
             system.embedder_ = embedder
-            system.embedding_dim_ = max(b.embedding_dim for b in embedder.backbones)
+            system.protections_ = system._keyed_protections(keys)
+            system.embedding_dim_ = max(
+                system._template_dim(b.name, b.embedding_dim) for b in embedder.backbones
+            )
             if system.infer == "fixed" and system.mitigation != "none":
                 system._fixed_index()  # a backbone that is not there fails before training
         if systems[0].mitigation == "split-distill":
@@ -165,6 +188,53 @@ class FRSystem:
             system.n_training_pairs_ = len(pairs)
             system.reset_query_stream()
         return systems
+
+    def _keyed_protections(
+        self, keys: Mapping[str, TemplateProtection] | None
+    ) -> dict[str, TemplateProtection]:
+        """Backbone name -> keyed protection (none without template protection), checked to
+        fit the backbones: a key for another backbone would silently scramble its templates."""
+        if self.template_protection is None:
+            if keys:
+                raise FaceBoneError("keys were given but the system has no template protection")
+            return {}
+        backbones = self.embedder_.backbones
+        if keys is None:
+            return {
+                b.name: create_protection(self.template_protection, dim_in=b.embedding_dim).fit()
+                for b in backbones
+            }
+        if sorted(keys) != sorted(b.name for b in backbones):
+            raise FaceBoneError(
+                f"keys are for backbones {', '.join(sorted(keys))}, the system has "
+                f"{', '.join(b.name for b in backbones)}"
+            )
+        for b in backbones:
+            key = keys[b.name]
+            if key.name != self.template_protection or key.dim_in != b.embedding_dim:
+                raise FaceBoneError(
+                    f"the key for {b.name} is a {key.name} key for {key.dim_in}-D embeddings; "
+                    f"the system needs {self.template_protection} for {b.embedding_dim}-D"
+                )
+        return dict(keys)
+
+    def _template_dim(self, backbone: str, embedding_dim: int) -> int:
+        protection = self.protections_.get(backbone)
+        return embedding_dim if protection is None else protection.output_dim
+
+    def protect(self, backbone: str, embeddings: np.ndarray) -> np.ndarray:
+        """The templates the system stores and matches for `backbone`'s embeddings `(N, D)`:
+        protected with that backbone's key, or the embeddings themselves (float32) when the
+        system has no template protection."""
+        if self.template_protection is None:
+            return np.asarray(embeddings, dtype=np.float32)
+        if not hasattr(self, "protections_"):  # set when fitting starts
+            self.check_fitted()
+        if backbone not in self.protections_:
+            raise FaceBoneError(
+                f"no key for backbone {backbone!r}; the system's are {', '.join(self.protections_)}"
+            )
+        return self.protections_[backbone].transform(embeddings)
 
     def _training_rows(self, root: str | Path, pairs: Sequence[Pair]) -> tuple:
         """`(e1, e2, y, source)` of the training rows the assignment policy makes."""
@@ -202,7 +272,7 @@ class FRSystem:
         for k, name in enumerate(self.embedder_.names):
             chosen = sources == k
             if chosen.any():
-                matrix = np.stack([table[name][image] for image in images])
+                matrix = self.protect(name, np.stack([table[name][image] for image in images]))
                 e1[chosen, : matrix.shape[1]] = matrix[first[chosen]]
                 e2[chosen, : matrix.shape[1]] = matrix[second[chosen]]
         return e1, e2
@@ -288,6 +358,7 @@ class FRSystem:
         def embed_pair(sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             wanted = {names[s] for s in sources}
             embedded = self.embedder_.embed_faces(photos, [n for n in names if n in wanted])
+            embedded = {name: self.protect(name, e) for name, e in embedded.items()}
             return (
                 np.stack([self._pad(embedded[names[s]][0]) for s in sources]),
                 np.stack([self._pad(embedded[names[s]][1]) for s in sources]),

@@ -5,7 +5,9 @@ never leaves a mix of old and new files, and never destroys the model that was t
 FaceBone's own files are ever replaced: a folder that also holds the user's files is refused,
 or with `force` gets the two model files replaced in place and the rest left alone.
 `config.json` holds the SHA-256 of the weights, so weights swapped in from another model of the
-same shape are refused on load instead of answering differently.
+same shape are refused on load instead of answering differently. A system with template
+protection records only the fingerprint of its keys: the keys stay in the user's key file, so a
+copied model directory does not give them away, and loading needs that file.
 """
 
 import hashlib
@@ -14,6 +16,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.predictors import predictor_from_state
+from facebone.protection import TemplateProtection, keys_fingerprint
 from facebone.system.fr_system import FRSystem
 
 FORMAT = 1
@@ -63,6 +67,8 @@ def save_system(
         "n_training_pairs": system.n_training_pairs_,
         **(extra or {}),
     }
+    if system.protections_:
+        config["key_fingerprint"] = keys_fingerprint(system.protections_)
     text = json.dumps(config, indent=2, sort_keys=True)
     others = foreign_entries(directory)
     if others and not force:
@@ -137,9 +143,13 @@ def read_config(directory: str | Path) -> dict:
 
 
 def load_system(
-    directory: str | Path, cache: EmbeddingCache | None, progress: bool = True
+    directory: str | Path,
+    cache: EmbeddingCache | None,
+    progress: bool = True,
+    keys: Mapping[str, TemplateProtection] | None = None,
 ) -> FRSystem:
-    """Rebuild a trained system; its backbones must be the ones it was trained with."""
+    """Rebuild a trained system; its backbones must be the ones it was trained with, and a
+    system with template protection needs the `keys` it was trained with."""
     directory = Path(directory)
     config = read_config(directory)
     try:
@@ -174,8 +184,32 @@ def load_system(
                 f"({stored.get('cache_key')} vs {backbone.cache_key})"
             )
     system.embedder_ = embedder
+    system.protections_ = _checked_keys(system, directory, config, keys)
     system.embedding_dim_ = embedding_dim
     system.predictor_ = predictor
     system.training_pairs_sha256_, system.n_training_pairs_ = training
     system.reset_query_stream()
     return system
+
+
+def _checked_keys(
+    system: FRSystem,
+    directory: Path,
+    config: dict,
+    keys: Mapping[str, TemplateProtection] | None,
+) -> dict[str, TemplateProtection]:
+    if system.template_protection is None:
+        if keys:
+            raise FaceBoneError(f"keys were given but {directory} uses no template protection")
+        return {}
+    if not keys:
+        raise FaceBoneError(
+            f"{directory} uses template protection {system.template_protection!r}; "
+            "loading it needs its keys"
+        )
+    if keys_fingerprint(keys) != config.get("key_fingerprint"):
+        raise FaceBoneError(
+            f"the keys given are not the ones {directory} was trained with "
+            "(their fingerprint differs)"
+        )
+    return system._keyed_protections(keys)
