@@ -16,7 +16,7 @@ from facebone.experiments import compare, get_defense, get_regime, save_results
 from facebone.experiments.defenses import list_defenses
 from facebone.experiments.leakage import leakage_map, parse_sizes
 from facebone.experiments.regimes import balanced_subset
-from facebone.experiments.report import write_compare_report, write_leakage_report
+from facebone.reports.experiments import write_compare_report, write_leakage_report
 
 ATTACKS = ["lira", "blackbox-gb"]
 SHADOWS = 4
@@ -140,12 +140,18 @@ def test_report_and_plots_are_written(results, tmp_path):
     save_results(results, tmp_path / "results.json")
     written = write_compare_report(results, tmp_path)
     assert (tmp_path / "report.md").is_file()
-    assert (tmp_path / "roc-leaking.png").stat().st_size > 10_000
+    assert (tmp_path / "report-roc-leaking-pair.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "results.json").read_text())["seeds"] == {"leaking": [0]}
     text = (tmp_path / "report.md").read_text()
     assert "**Meet the goal:**" in text and "`cosine`" in text and "TPR" in text
-    assert "## Chance band" in text
-    assert {p.name for p in written} == {"report.md", "roc-leaking.png", "frontier.png"}
+    assert "## Chance bound" in text
+    assert {p.name for p in written} == {
+        "report.html",
+        "report.md",
+        "report-roc-leaking-pair.png",
+        "report-roc-leaking-identity.png",
+        "report-frontier.png",
+    }
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
@@ -164,7 +170,7 @@ def test_leakage_map_cell_and_report(lfw_root, cache_dir, protocol, tmp_path):
     assert cell["n_train"] == 100 and cell["epochs"] == 300
     assert cell["best"]["pair"]["auc"] > 0.6
     write_leakage_report(results, tmp_path)
-    assert (tmp_path / "leakage-heatmap.png").is_file()
+    assert (tmp_path / "report-leakage-heatmap.png").is_file()
     assert "pairs \\ epochs" in (tmp_path / "report.md").read_text()
 
 

@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train each defense in each regime on the same splits, measure utility on "
             "target_test, and attack it at pair and identity level. Writes results.json, "
-            "report.md and roc-<regime>.png into --out."
+            "report.html (self-contained), report.md and its figures into --out."
         ),
     )
     _common_arguments(compare_parser)
@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Plant mislabeled and atypical canary pairs (from target_test people) into the "
             "training set of --targets systems of each defense, each with a random half of "
             "the canaries, and attack every target with online LiRA using the others as "
-            "references. Writes results.json and report.md into --out."
+            "references. Writes results.json, report.html and report.md into --out."
         ),
     )
     _common_arguments(canary_parser)
@@ -130,7 +130,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="attack the undefended nn over training-set sizes and epochs",
         description=(
             "Map the undefended system's membership leakage over training-set size and "
-            "training length. Writes results.json, report.md and leakage-heatmap.png into --out."
+            "training length. Writes results.json, report.html, report.md and its heatmap into "
+            "--out."
         ),
     )
     _common_arguments(leakage_parser)
@@ -286,8 +287,8 @@ def _run_experiment(
 def _run_compare(args: argparse.Namespace) -> int:
     from facebone.experiments.defenses import get_defense
     from facebone.experiments.regimes import get_regime
-    from facebone.experiments.report import write_compare_report
     from facebone.experiments.runner import DEFAULT_SEEDS, QUICK, compare
+    from facebone.reports.experiments import write_compare_report
 
     preset = QUICK if args.quick else {}
     args.attacks = args.attacks or ",".join(preset.get("attacks", ["all"]))
@@ -338,8 +339,8 @@ def _run_canaries(args: argparse.Namespace) -> int:
     from facebone.experiments.canaries import canary_experiment
     from facebone.experiments.defenses import get_defense
     from facebone.experiments.regimes import get_regime
-    from facebone.experiments.report import write_canary_report
     from facebone.experiments.runner import save_results
+    from facebone.reports.experiments import write_canary_report
 
     defenses = parse_names(args.defenses, "defenses") if args.defenses else list(DEFENSE_NAMES)
     regimes = [get_regime(name).name for name in parse_names(args.regimes, "regimes")]
@@ -401,7 +402,7 @@ def _describe_compare(results: dict[str, Any]) -> tuple[list[str], dict[str, Any
 
 def _run_leakage(args: argparse.Namespace) -> int:
     from facebone.experiments import leakage
-    from facebone.experiments.report import write_leakage_report
+    from facebone.reports.experiments import write_leakage_report
 
     args.attacks = args.attacks or _leakage_default("attacks")
     args.shadows = _leakage_shadows() if args.shadows is None else args.shadows

@@ -1,0 +1,187 @@
+"""What `facebone report RESULTS_DIR` reads: a study's results store (`results.sqlite`, from
+`facebone study run` or `facebone audit`) or an `experiment compare` folder (`results.json`),
+and the inversion grid images either holds. Nothing outside the folder is read: a grid that
+is a link leading out of it is skipped."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from facebone.errors import FaceBoneError
+from facebone.reports.document import Figure
+from facebone.reports.study import judged
+
+log = logging.getLogger(__name__)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GRID_FOLDERS = ("grids", "inversion")
+# Files beside the results whose name marks them as inversion grids (as the demo reads them).
+GRID_MARKER = "inversion"
+
+
+@dataclass(frozen=True)
+class LoadedResults:
+    """Comparison-shaped results (`study.judged`), a description for the intro, and grids."""
+
+    results: dict[str, Any]
+    intro: tuple[str, ...]
+    grids: tuple[Figure, ...]
+
+
+def runs_from_records(records) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """`runs[regime][system]`, one run per split seed, from a store's typed records, in the
+    shape `verdict.summarise_runs` reads."""
+    attacks: dict[Any, dict[str, dict[str, Any]]] = {}
+    for record in records.attacks:
+        metrics = {
+            "auc": record.auc,
+            "advantage": record.advantage,
+            "balanced_accuracy": record.balanced_accuracy,
+            "tpr_at_fpr": dict(record.tpr_at_fpr),
+            "roc": {"fpr": list(record.roc_fpr), "tpr": list(record.roc_tpr)},
+            "shadows": record.shadows,
+            "queries": record.queries,
+            "n_members": record.n_members,
+            "n_nonmembers": record.n_nonmembers,
+        }
+        by_level = attacks.setdefault(record.key.system_key, {})
+        by_level.setdefault(record.key.level, {})[record.key.attack] = metrics
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for utility in records.utility:
+        levels = attacks.get(utility.key)
+        if not levels:
+            continue  # a target without attacks has no privacy figures to report
+        run = {
+            "system": dict(utility.params),
+            "seed": utility.key.seed,
+            "utility": {
+                "accuracy": utility.accuracy,
+                "auc": utility.auc,
+                "tar_at_far": dict(utility.tar_at_far),
+            },
+            "train_accuracy": utility.train_accuracy,
+            "privacy": {
+                "epsilon": utility.epsilon,
+                "delta": utility.delta,
+                "tuning": None,
+            },
+            "attacks": levels,
+            "timings": {"total_s": utility.total_s},
+        }
+        runs.setdefault(utility.key.regime, {}).setdefault(utility.key.system, []).append(run)
+    return runs
+
+
+def _ordered(runs: dict[str, dict[str, list]], order: Sequence[str]) -> dict[str, dict]:
+    """Systems in the study's own order (the configuration's), any others after them."""
+    rank = {name: index for index, name in enumerate(order)}
+    return {
+        regime: dict(sorted(by_system.items(), key=lambda item: rank.get(item[0], len(rank))))
+        for regime, by_system in runs.items()
+    }
+
+
+def _study_intro(study: dict[str, Any], records) -> tuple[str, ...]:
+    seeds = sorted({u.key.seed for u in records.utility})
+    attacks = sorted({a.key.attack for a in records.attacks})
+    lines = [
+        f"Study `{study.get('name', 'study')}` on `{study.get('data', '?')}`, configuration "
+        f"hash `{str(study.get('config_hash', '?'))[:12]}`: {len(records.utility)} trained "
+        f"targets, {len(records.attacks)} attack results; split seeds "
+        f"{', '.join(map(str, seeds))}; attacks {', '.join(attacks)}. Figures are means ± sd "
+        "over seeds; attacks were trained on the attacker's people only and scored on the "
+        "targets' members and non-members.",
+    ]
+    return tuple(lines)
+
+
+def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    from facebone.studies.store import ResultStore
+
+    store = ResultStore(folder)
+    records = store.records()
+    runs = runs_from_records(records)
+    if not runs:
+        raise FaceBoneError(f"{folder} holds no finished targets yet; nothing to report")
+    study = records.study
+    order = [str(s.get("name", s)) if isinstance(s, dict) else str(s) for s in _systems(study)]
+    return judged(_ordered(runs, order)), _study_intro(study, records)
+
+
+def _systems(study: dict[str, Any]) -> list[Any]:
+    config = study.get("config") if isinstance(study.get("config"), dict) else study
+    systems = config.get("systems", [])
+    return systems if isinstance(systems, list) else list(systems)
+
+
+def compare_intro(results: dict[str, Any]) -> str:
+    """One paragraph on what an `experiment compare` run covered."""
+    seeds = ", ".join(f"{r}: {', '.join(map(str, s))}" for r, s in results["seeds"].items())
+    return (
+        f"Defense comparison on `{results['data']}`; split seeds ({seeds}); attacks "
+        f"{', '.join(results['attacks'])}; figures are means ± sd over seeds; "
+        f"{results['timings']['total_s']:.0f} s in all."
+    )
+
+
+def _from_compare(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FaceBoneError(f"{path} cannot be read ({error})") from None
+    if not isinstance(results, dict) or results.get("experiment") != "compare":
+        raise FaceBoneError(f"{path} holds no `facebone experiment compare` results")
+    try:
+        return judged(results["runs"], results.get("canaries")), (compare_intro(results),)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
+        raise FaceBoneError(f"{path} is incomplete ({error!r})") from None
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def find_grids(folder: Path) -> tuple[Figure, ...]:
+    """PNG images in `grids/` or `inversion/` below `folder`, and PNGs beside the results
+    whose name says inversion; files that are not PNG are skipped with a warning."""
+    candidates = [p for p in sorted(folder.glob("*.png")) if GRID_MARKER in p.name]
+    for sub in GRID_FOLDERS:
+        if (folder / sub).is_dir() and _inside(folder, folder / sub):
+            candidates += sorted((folder / sub).rglob("*.png"))
+    grids = []
+    for number, path in enumerate(candidates, 1):
+        if not path.is_file() or not _inside(folder, path):
+            log.warning("skipping %s: not a file inside %s", path, folder)
+            continue
+        data = path.read_bytes()
+        if not data.startswith(PNG_SIGNATURE):
+            log.warning("skipping %s: not a PNG image", path)
+            continue
+        relative = path.relative_to(folder)
+        # Named so that a later report does not take its own copy for another grid.
+        grids.append(Figure(f"faces-{number}.png", data, f"Inversion grid `{relative}`"))
+    return tuple(grids)
+
+
+def load_results(folder: str | Path) -> LoadedResults:
+    """The results `folder` holds: a study store, else a comparison's results.json."""
+    from facebone.studies.store import DATABASE
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FaceBoneError(f"results folder {folder} does not exist or is not a folder")
+    if (folder / DATABASE).is_file():
+        results, intro = _from_store(folder)
+    elif (folder / "results.json").is_file():
+        results, intro = _from_compare(folder / "results.json")
+    else:
+        raise FaceBoneError(
+            f"{folder} holds neither study results ({DATABASE}) nor comparison results "
+            "(results.json)"
+        )
+    return LoadedResults(results, intro, find_grids(folder))
