@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "facebone.cli.verify",
     "facebone.cli.attack",
     "facebone.cli.experiment",
+    "facebone.cli.report",
     "facebone.cli.serve",
     "facebone.cli.demo",
 )

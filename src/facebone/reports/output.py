@@ -19,7 +19,8 @@ class ReportExists(FaceBoneError):
 
     def __init__(self, paths: list[Path]) -> None:
         shown = ", ".join(map(str, paths[:3])) + (" and more" if len(paths) > 3 else "")
-        super().__init__(f"{shown} already exist; write elsewhere or pass force=True")
+        verb = "exists" if len(paths) == 1 else "exist"
+        super().__init__(f"{shown} already {verb}; write elsewhere or pass force=True")
         self.paths = paths
 
 

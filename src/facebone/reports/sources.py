@@ -185,3 +185,16 @@ def load_results(folder: str | Path) -> LoadedResults:
             "(results.json)"
         )
     return LoadedResults(results, intro, find_grids(folder))
+
+
+def write_folder_report(
+    folder: str | Path, out: str | Path | None = None, force: bool = False
+) -> list[Path]:
+    """The report of the results in `folder`, as `out` (default `folder/report.html`) and
+    its Markdown summary; the paths written."""
+    from facebone.reports.output import write_report
+    from facebone.reports.study import build_report
+
+    loaded = load_results(folder)
+    report = build_report(loaded.results, intro=loaded.intro, grids=loaded.grids)
+    return write_report(report, Path(folder) / "report.html" if out is None else out, force)
