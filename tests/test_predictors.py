@@ -26,7 +26,7 @@ from facebone.predictors import (
 )
 from facebone.predictors.nn import default_delta
 
-NAMES = ["bhattacharyya", "chi-square", "cosine", "euclidean", "nn"]
+NAMES = ["cosine", "euclidean", "chi-square", "bhattacharyya", "nn"]  # definition order
 DISTANCE_NAMES = [n for n in NAMES if n != "nn"]
 WIDTH = 128
 
@@ -88,7 +88,7 @@ def fitted(train):
 
 def test_registry_lists_every_predictor():
     assert list_predictors() == NAMES
-    assert list_predictors("c*") == ["chi-square", "cosine"]
+    assert list_predictors("c*") == ["cosine", "chi-square"]
 
 
 def test_unknown_name_is_a_user_error_listing_valid_names():

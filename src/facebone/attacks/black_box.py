@@ -23,6 +23,7 @@ from facebone.attacks.base import (
     query,
     train_shadows,
 )
+from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 
 MODELS = ("gb", "rf", "nn")
@@ -116,3 +117,7 @@ class BlackBoxAttack(ShadowAttack):
                 probabilities=True,
             )
         return np.asarray(scores, dtype=np.float64).reshape(-1)
+
+
+for _model in MODELS:
+    register_attack(f"blackbox-{_model}", model=_model)(BlackBoxAttack)

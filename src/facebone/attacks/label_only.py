@@ -31,6 +31,7 @@ from facebone.attacks.base import (
     query,
     train_shadows,
 )
+from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 
 
@@ -48,6 +49,7 @@ def _cells(fn: QueryFn, pairs: list[Pair], who: str) -> np.ndarray:
     return 3 * labels + correct
 
 
+@register_attack("label-only")
 class LabelOnlyAttack(ShadowAttack):
     """Shadow-calibrated decision-only attack (see the module docstring).
 

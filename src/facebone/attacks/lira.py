@@ -24,6 +24,7 @@ from facebone.attacks.base import (
     split_at_random,
     train_shadows,
 )
+from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 
 VARIANCES = ("auto", "global", "per-pair")
@@ -51,6 +52,7 @@ def _out_gaussian(phi: np.ndarray, out: np.ndarray, per_pair: bool) -> tuple:
     return mean, np.maximum(np.sqrt(var), MIN_STD), usable
 
 
+@register_attack("lira")
 class LiRAAttack(ShadowAttack):
     """Offline LiRA on the target's confidence in each pair's true label.
 

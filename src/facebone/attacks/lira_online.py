@@ -32,6 +32,7 @@ from facebone.attacks.base import (
     train_shadows,
 )
 from facebone.attacks.lira import MIN_STD, LiRAAttack
+from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 
 # Shadows that play the target in turn when the attack picks its threshold.
@@ -72,6 +73,7 @@ def likelihood_ratio(
     return log_density(mean_in, std_in) - log_density(mean_out, std_out)
 
 
+@register_attack("lira-online")
 class OnlineLiRAAttack(LiRAAttack):
     """Online LiRA: IN and OUT shadows per candidate, trained on draws from the candidates
     (LiRA's options, 64 shadows by default).

@@ -18,9 +18,11 @@ from facebone.attacks.base import (
     ShadowTrainer,
     query,
 )
+from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 
 
+@register_attack("rule-based")
 class RuleBasedAttack(MembershipAttack):
     """Member iff the target's decision (P(same) >= 0.5) matches the pair's label.
 

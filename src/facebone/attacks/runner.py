@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from facebone.attacks import ATTACKS, check_attack_names, create_attack
 from facebone.attacks.base import (
     QueryFn,
     ShadowTrainer,
@@ -26,13 +25,14 @@ from facebone.attacks.base import (
     repeating_shadow_trainer,
 )
 from facebone.attacks.metrics import evaluate_scores
+from facebone.attacks.registry import check_attack_names, create_attack, list_attacks
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
 
 log = logging.getLogger(__name__)
 
 LEVELS = ("pair", "identity")
-DEFAULT_ATTACKS = tuple(ATTACKS)
+DEFAULT_ATTACKS = tuple(list_attacks())
 # Queries per pair when the target's answers vary from query to query (a backbone drawn per
 # query): averaging 16 answers leaves about a quarter of the single-answer noise.
 ADAPTIVE_QUERIES = 16

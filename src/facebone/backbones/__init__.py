@@ -1,9 +1,10 @@
 """Backbone zoo: `create_backbone("sface")`, `list_backbones()`.
 
 Each architecture lives in its own module and registers its factory with
-`@register_backbone(name)`; adding a backbone is adding one module and its entry in
-`BUILTIN_MODULES`. A module is imported when its backbone is first created, so that the CLI
-starts fast, SFace alone never loads PyTorch, and worker processes stay light.
+`@register_backbone(name)` (facebone/registry.py); the built-in families' modules are named in
+`registry.BACKBONES`, and a plugin's module is imported by its user before the look-up. A module
+is imported when its backbone is first created, so that the CLI starts fast, SFace alone never
+loads PyTorch, and worker processes stay light.
 """
 
 from facebone.backbones.base import Backbone

@@ -136,11 +136,5 @@ class IResNetBackbone(Backbone):
         return np.concatenate(outputs)
 
 
-def _register(depth: int) -> None:
-    @register_backbone(f"iresnet{depth}")
-    def factory(weights: str | None = None, **kwargs) -> IResNetBackbone:
-        return IResNetBackbone(depth, weights=weights, **kwargs)
-
-
 for _depth in BLOCKS_PER_STAGE:
-    _register(_depth)
+    register_backbone(f"iresnet{_depth}", depth=_depth)(IResNetBackbone)

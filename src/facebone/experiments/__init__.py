@@ -8,8 +8,22 @@ undefended nn predictor over training-set sizes and lengths, and `report.py` wri
 markdown report and plots.
 """
 
-from facebone.experiments.defenses import DEFENSES, Defense, get_defense, list_defenses
-from facebone.experiments.regimes import REGIMES, Regime, get_regime, list_regimes
+from facebone.experiments.defenses import (
+    DEFENSES,
+    Defense,
+    create_defense,
+    get_defense,
+    list_defenses,
+    register_defense,
+)
+from facebone.experiments.regimes import (
+    REGIMES,
+    Regime,
+    create_regime,
+    get_regime,
+    list_regimes,
+    register_regime,
+)
 from facebone.experiments.runner import compare, save_results
 from facebone.experiments.verdict import GOAL
 
@@ -20,9 +34,13 @@ __all__ = [
     "Defense",
     "Regime",
     "compare",
+    "create_defense",
+    "create_regime",
     "get_defense",
     "get_regime",
     "list_defenses",
     "list_regimes",
+    "register_defense",
+    "register_regime",
     "save_results",
 ]

@@ -20,6 +20,11 @@ nn-based defense is compared under the same training recipe.
   assignment, random inference.
 - `cosine-fusion`: SFace + dlib, calibrated cosine scores fused (mean probability over both
   backbones): deterministic, and a handful of parameters.
+
+Each is registered in `DEFENSES` (facebone/registry.py) and built with `create_defense(name)`.
+A new defense is one module with a function decorated `@register_defense("name")` that returns
+its `Defense`; importing that module makes it available to `create_defense` and
+`list_defenses`.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from facebone.errors import FaceBoneError
+from facebone.registry import Registry
 
 TWO_BACKBONES = ("sface", "dlib")
+UNDEFENDED = "none"
 
 
 @dataclass(frozen=True)
@@ -111,54 +117,51 @@ def _split_distill(teacher: str) -> Defense:
     )
 
 
-DEFENSES: dict[str, Defense] = {
-    d.name: d
-    for d in (
-        Defense("none", "undefended: SFace + nn predictor"),
-        _multi("round-robin", "random", "rr"),
-        _multi("random", "random", "random"),
-        _multi("all", "random", "all"),
-        _multi("all", "fixed", "all"),
-        _multi("all", "ensemble", "all"),
-        _dp(1.0),
-        _dp(4.0),
-        _dp(8.0),
-        Defense(
-            "relaxloss",
-            "SFace + nn trained with RelaxLoss, alpha 0.5",
-            predictor_params={"relax_alpha": 0.5},
-        ),
-        _split_distill("cosine"),
-        _split_distill("nn"),
-        Defense("cosine", "SFace + cosine predictor (a calibrated threshold)", predictor="cosine"),
-        Defense(
-            "multi-cosine",
-            "SFace + dlib, cosine predictor with a threshold per backbone, random inference",
-            backbones=TWO_BACKBONES,
-            predictor="cosine",
-            mitigation="multi",
-        ),
-        Defense(
-            "cosine-fusion",
-            "SFace + dlib, calibrated cosine scores fused (mean over both backbones)",
-            backbones=TWO_BACKBONES,
-            predictor="cosine",
-            mitigation="multi",
-            infer="ensemble",
-        ),
-    )
-}
+DEFENSES: Registry[Defense] = Registry("defense")
+register_defense = DEFENSES.register
+list_defenses = DEFENSES.list  # in the order a full comparison runs them
+create_defense = DEFENSES.create
+get_defense = create_defense  # the name most callers know
 
 
-UNDEFENDED = "none"
+def _register_builtin(defense: Defense) -> None:
+    """Register a built-in configuration under its own name; it is frozen, so every look-up
+    may hand out the same one."""
+    register_defense(defense.name)(lambda: defense)
 
 
-def list_defenses() -> list[str]:
-    """Defense names, in the order a full comparison runs them."""
-    return list(DEFENSES)
-
-
-def get_defense(name: str) -> Defense:
-    if name not in DEFENSES:
-        raise FaceBoneError(f"unknown defense {name!r}; choose from: {', '.join(DEFENSES)}")
-    return DEFENSES[name]
+for _defense in (
+    Defense(UNDEFENDED, "undefended: SFace + nn predictor"),
+    _multi("round-robin", "random", "rr"),
+    _multi("random", "random", "random"),
+    _multi("all", "random", "all"),
+    _multi("all", "fixed", "all"),
+    _multi("all", "ensemble", "all"),
+    _dp(1.0),
+    _dp(4.0),
+    _dp(8.0),
+    Defense(
+        "relaxloss",
+        "SFace + nn trained with RelaxLoss, alpha 0.5",
+        predictor_params={"relax_alpha": 0.5},
+    ),
+    _split_distill("cosine"),
+    _split_distill("nn"),
+    Defense("cosine", "SFace + cosine predictor (a calibrated threshold)", predictor="cosine"),
+    Defense(
+        "multi-cosine",
+        "SFace + dlib, cosine predictor with a threshold per backbone, random inference",
+        backbones=TWO_BACKBONES,
+        predictor="cosine",
+        mitigation="multi",
+    ),
+    Defense(
+        "cosine-fusion",
+        "SFace + dlib, calibrated cosine scores fused (mean over both backbones)",
+        backbones=TWO_BACKBONES,
+        predictor="cosine",
+        mitigation="multi",
+        infer="ensemble",
+    ),
+):
+    _register_builtin(_defense)

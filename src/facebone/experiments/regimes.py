@@ -9,6 +9,9 @@ A regime's nn options apply to every nn-based defense. Members are exactly the p
 target trained on. Shadows are trained like the target (same defense, same regime) on halves
 of an attacker subset twice the target's training-set size, so each shadow trains on about as
 many pairs as the target; when the attacker owns fewer pairs than that, it uses all of them.
+
+Each is registered in `REGIMES` (facebone/registry.py) and built with `create_regime(name)`; a
+new regime is a function decorated `@register_regime("name")` that returns its `Regime`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
+from facebone.registry import Registry
 
 
 def balanced_subset(pairs: Sequence[Pair], n: int | None, rng: np.random.Generator) -> list[Pair]:
@@ -64,25 +68,23 @@ class Regime:
         return balanced_subset(attacker, 2 * n_train, np.random.default_rng([seed, 102]))
 
 
-REGIMES: dict[str, Regime] = {
-    r.name: r
-    for r in (
-        Regime("default", "all target_train pairs, default nn options (60 epochs)"),
-        Regime(
-            "leaking",
-            "100 target_train pairs (balanced, seeded), 300 epochs, no weight decay",
-            n_train=100,
-            nn_params={"epochs": 300, "weight_decay": 0.0},
-        ),
+REGIMES: Registry[Regime] = Registry("regime")
+register_regime = REGIMES.register
+list_regimes = REGIMES.list
+create_regime = REGIMES.create
+get_regime = create_regime  # the name most callers know
+
+
+@register_regime("default")
+def _default() -> Regime:
+    return Regime("default", "all target_train pairs, default nn options (60 epochs)")
+
+
+@register_regime("leaking")
+def _leaking() -> Regime:
+    return Regime(
+        "leaking",
+        "100 target_train pairs (balanced, seeded), 300 epochs, no weight decay",
+        n_train=100,
+        nn_params={"epochs": 300, "weight_decay": 0.0},
     )
-}
-
-
-def list_regimes() -> list[str]:
-    return list(REGIMES)
-
-
-def get_regime(name: str) -> Regime:
-    if name not in REGIMES:
-        raise FaceBoneError(f"unknown regime {name!r}; choose from: {', '.join(REGIMES)}")
-    return REGIMES[name]

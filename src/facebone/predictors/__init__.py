@@ -10,8 +10,6 @@ Use the registry rather than the classes:
 Names: "cosine", "euclidean", "chi-square", "bhattacharyya" (distance.py) and "nn" (nn.py).
 """
 
-from facebone.predictors import distance as _distance  # noqa: F401  (fills the registry)
-from facebone.predictors import nn as _nn  # noqa: F401  (fills the registry)
 from facebone.predictors.base import (
     InvalidPairsError,
     NotFittedError,
@@ -28,6 +26,7 @@ from facebone.predictors.distance import (
 )
 from facebone.predictors.nn import NNPredictor, pair_features
 from facebone.predictors.registry import (
+    PREDICTORS,
     create_predictor,
     get_predictor_class,
     list_predictors,
@@ -36,6 +35,7 @@ from facebone.predictors.registry import (
 )
 
 __all__ = [
+    "PREDICTORS",
     "BhattacharyyaPredictor",
     "ChiSquarePredictor",
     "CosinePredictor",
