@@ -75,10 +75,12 @@ def run_jobs(
     cache: EmbeddingCache | None,
     bar: tqdm,
     labels: Sequence[str],
+    on_done: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """`function(embedders, *job)` for each job in `workers` spawned processes (`function`
     must be importable: a module-level function); results in the order of `jobs`, the bar
-    advanced as each finishes."""
+    advanced and `on_done(index, result)` called as each finishes (so a store can keep it
+    before the others end)."""
     context = multiprocessing.get_context("spawn")
     results: list[Any] = [None] * len(jobs)
     with ProcessPoolExecutor(workers, context, _start_worker, (cache,)) as executor:
@@ -88,6 +90,8 @@ def run_jobs(
         for future in as_completed(futures):
             index = futures[future]
             results[index] = future.result()
+            if on_done is not None:
+                on_done(index, results[index])
             bar.set_postfix_str(labels[index])
             bar.update()
     return results

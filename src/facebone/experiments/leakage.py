@@ -20,13 +20,9 @@ from facebone.data.pairs import Pair
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import UNDEFENDED, get_defense
+from facebone.experiments.evaluation import Configuration, evaluate_configurations
 from facebone.experiments.regimes import Regime
-from facebone.experiments.runner import (
-    Configuration,
-    check_protocol,
-    check_shadows,
-    evaluate_configurations,
-)
+from facebone.experiments.runner import check_protocol, check_shadows
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +95,7 @@ def leakage_map(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Attack the undefended system at every (size, epochs); JSON-serialisable results with
-    `cells[size label][str(epochs)]` holding one run each (see `runner.evaluate_system`), on
+    `cells[size label][str(epochs)]` holding one run each (see `evaluation.evaluate_system`), on
     the splits of `protocol_for(seed)`."""
     protocol = protocol_for(seed)
     check_protocol(protocol)

@@ -1,0 +1,563 @@
+"""A study's TOML configuration, read and checked before any work starts.
+
+    name = "quick"
+    data = "../../shared/data/lfw"   # relative paths are relative to this file's folder
+    output = "../runs/quick"
+    backbones = ["sface", "dlib"]    # embedded up front; default: those the systems use
+
+    [splits]
+    seeds = [0, 1]                   # split seeds of every regime ...
+    regime_seeds = { leaking = [0, 1, 2, 3, 4] }   # ... unless a regime has its own
+    fractions = [0.4, 0.3, 0.3]      # target_train, target_test, attacker identities
+    # files = { target_train = "a.csv", target_test = "b.csv", attacker = "c.csv" }
+
+    [systems]
+    defenses = ["none", "cosine-fusion"]   # named defenses (`facebone.experiments.defenses`)
+    regimes = ["leaking"]                  # the regimes they (and tables without one) train in
+
+    [[systems.table]]                # a system of one's own
+    name = "dlib-dp"
+    backbones = ["dlib"]
+    predictor = "nn"
+    dp_epsilon = 8.0
+    regime = "leaking"
+
+    [[regimes]]                      # a training recipe of one's own
+    name = "n100-e60"
+    n_train = 100
+    epochs = 60
+
+    [[attacks]]
+    name = "lira-online"
+    shadows = 8                      # optional: the attack's own default
+    queries = 1                      # optional: 16 if the target's answers vary, else 1
+    levels = ["pair", "identity"]    # optional: both
+
+Every mistake is one `FaceBoneError` line naming the file and the key; nothing is trained,
+embedded or written before the whole file passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facebone.attacks.runner import LEVELS
+from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
+from facebone.errors import FaceBoneError
+from facebone.experiments.defenses import Defense, get_defense
+from facebone.experiments.regimes import Regime, get_regime, list_regimes
+from facebone.experiments.runner import describe_defense, describe_regime
+
+NN_REGIME_OPTIONS = ("epochs", "weight_decay", "learning_rate", "batch_size")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack and its options; None keeps the attack's own default."""
+
+    name: str
+    shadows: int | None = None
+    queries: int | None = None
+    levels: tuple[str, ...] = LEVELS
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """One system to train in each of `regimes`: a named defense or a system table."""
+
+    defense: Defense
+    regimes: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.defense.name
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How the pair protocol of each seed is made: from identity fractions, or read from
+    explicit pair files (the same pairs for every seed; only subsets and training vary)."""
+
+    seeds: tuple[int, ...]
+    regime_seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    files: Mapping[str, Path] | None = None
+
+    def seeds_of(self, regime: str) -> tuple[int, ...]:
+        return self.regime_seeds.get(regime, self.seeds)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target to train and attack: a system in a regime on a split seed."""
+
+    system: SystemSpec
+    regime: Regime
+    seed: int
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A checked study configuration; `describe()` is what `study.json` records."""
+
+    name: str
+    source: Path
+    text: str
+    data: Path
+    output: Path
+    backbones: tuple[str, ...]
+    splits: SplitSpec
+    systems: tuple[SystemSpec, ...]
+    regimes: Mapping[str, Regime]
+    attacks: tuple[AttackSpec, ...]
+
+    def targets(self) -> list[Target]:
+        """Every target, regime by regime, seed by seed, system by system."""
+        return [
+            Target(system, regime, seed)
+            for regime in self.regimes.values()
+            for seed in self.splits.seeds_of(regime.name)
+            for system in self.systems
+            if regime.name in system.regimes
+        ]
+
+    def seeds(self) -> list[int]:
+        """Every split seed some target uses, in order."""
+        return list(dict.fromkeys(target.seed for target in self.targets()))
+
+    def design(self) -> dict[str, Any]:
+        """What the figures depend on (not where data and results live), JSON-ready."""
+        return {
+            "backbones": list(self.backbones),
+            "splits": {
+                "seeds": list(self.splits.seeds),
+                "regime_seeds": {r: list(s) for r, s in self.splits.regime_seeds.items()},
+                "fractions": list(self.splits.fractions),
+                "files": (
+                    None
+                    if self.splits.files is None
+                    else {r: _file_sha256(p) for r, p in self.splits.files.items()}
+                ),
+            },
+            "systems": {
+                s.name: describe_defense(s.defense) | {"regimes": list(s.regimes)}
+                for s in self.systems
+            },
+            "regimes": {name: describe_regime(r) for name, r in self.regimes.items()},
+            "attacks": [
+                {"name": a.name, "shadows": a.shadows, "queries": a.queries, "levels": a.levels}
+                for a in self.attacks
+            ],
+        }
+
+    def config_hash(self) -> str:
+        return _digest(self.design())
+
+    def target_hash(self, target: Target) -> str:
+        """The hash of what one target's figures depend on: a resumed run checks it."""
+        design = self.design()
+        return _digest(
+            {
+                "splits": design["splits"],
+                "system": design["systems"][target.system.name],
+                "regime": design["regimes"][target.regime.name],
+                "seed": target.seed,
+                "attacks": design["attacks"],
+            }
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "config": str(self.source),
+            "config_hash": self.config_hash(),
+            "data": str(self.data),
+            "output": str(self.output),
+            **self.design(),
+        }
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _Reader:
+    """Reads one TOML table, each error naming the file and the key."""
+
+    def __init__(self, source: Path, table: Mapping[str, Any], where: str = "") -> None:
+        self.source = source
+        self.table = dict(table)
+        self.where = where
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def fail(self, key: str, message: str) -> FaceBoneError:
+        return FaceBoneError(f"{self.source}: {key}: {message}")
+
+    def take(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        value = self.table.pop(name, default)
+        # TOML's true/false are ints to Python: refuse them where a number is meant.
+        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if value is not default and wrong:
+            raise self.fail(self.key(name), f"expected {_kind_name(kinds)}, got {value!r}")
+        return value
+
+    def names(self, name: str, default: Sequence[str] = ()) -> tuple[str, ...]:
+        value = self.take(name, list, list(default))
+        if not all(isinstance(item, str) and item for item in value):
+            raise self.fail(self.key(name), f"expected a list of names, got {value!r}")
+        if len(set(value)) != len(value):
+            raise self.fail(self.key(name), "a name is listed twice")
+        return tuple(value)
+
+    def sub(self, name: str, index: int | None = None, table: Any = None) -> _Reader:
+        key = self.key(name) if index is None else f"{self.key(name)}[{index}]"
+        if not isinstance(table, Mapping):
+            raise self.fail(key, f"expected a table, got {table!r}")
+        return _Reader(self.source, table, key)
+
+    def done(self) -> None:
+        if self.table:
+            raise self.fail(self.key(next(iter(self.table))), "unknown key")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    words = {
+        str: "text",
+        int: "a whole number",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+        bool: "true or false",
+    }
+    return " or ".join(words.get(k, k.__name__) for k in kinds)
+
+
+def load_config(
+    path: str | Path, data: str | Path | None = None, output: str | Path | None = None
+) -> StudyConfig:
+    """Read and check the study configuration at `path`; `data` and `output` (as the CLI's
+    --data and --out give them) replace the file's data root and output folder."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FaceBoneError(f"cannot read study config {source}: {error}") from None
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise FaceBoneError(f"{source}: bad TOML: {error}") from None
+    reader = _Reader(source, parsed)
+    base = source.resolve().parent
+    name = reader.take("name", str, source.stem)
+    data_root = _data_root(reader, base, data)
+    output_dir = _output_dir(reader, base, output)
+    backbones = reader.names("backbones")
+    regimes = _regimes(reader)
+    splits = _splits(reader, base, data_root, regimes)
+    systems = _systems(reader, regimes)
+    attacks = _attacks(reader)
+    reader.done()
+    used = {regime for system in systems for regime in system.regimes}
+    regimes = {name: regime for name, regime in regimes.items() if name in used}
+    backbones = _backbones(reader, backbones, systems)
+    return StudyConfig(
+        name=name,
+        source=source,
+        text=text,
+        data=data_root,
+        output=output_dir,
+        backbones=backbones,
+        splits=splits,
+        systems=systems,
+        regimes=regimes,
+        attacks=attacks,
+    )
+
+
+def _data_root(reader: _Reader, base: Path, override: str | Path | None) -> Path:
+    given = reader.take("data", str)
+    if override is not None:
+        root, key = Path(override), "--data"
+    elif given is None:
+        raise reader.fail("data", "missing: name the image folder (LFW layout)")
+    else:
+        root, key = base / given, "data"
+    if not root.is_dir():
+        raise reader.fail(key, f"data folder {root} does not exist or is not a folder")
+    return root
+
+
+def _output_dir(reader: _Reader, base: Path, override: str | Path | None) -> Path:
+    given = reader.take("output", str)
+    if override is not None:
+        folder, key = Path(override), "--out"
+    elif given is None:
+        raise reader.fail("output", "missing: name the results folder (or pass --out)")
+    else:
+        folder, key = base / given, "output"
+    if folder.exists() and not folder.is_dir():
+        raise reader.fail(key, f"{folder} exists and is not a folder")
+    return folder
+
+
+def _seed_list(reader: _Reader, key: str, value: Any) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    ):
+        raise reader.fail(key, f"expected a non-empty list of whole numbers >= 0, got {value!r}")
+    if len(set(value)) != len(value):
+        raise reader.fail(key, f"a seed is listed twice in {value!r}")
+    return tuple(value)
+
+
+def _splits(
+    reader: _Reader, base: Path, data_root: Path, regimes: Mapping[str, Regime]
+) -> SplitSpec:
+    splits = reader.sub("splits", table=reader.take("splits", dict, {}))
+    seeds = _seed_list(splits, splits.key("seeds"), splits.take("seeds", list, [0]))
+    by_regime = splits.sub("regime_seeds", table=splits.take("regime_seeds", dict, {}))
+    regime_seeds = {}
+    for regime, value in by_regime.table.items():
+        if regime not in regimes:
+            raise splits.fail(by_regime.key(regime), f"unknown regime {regime!r}")
+        regime_seeds[regime] = _seed_list(splits, by_regime.key(regime), value)
+    fractions = splits.take("fractions", list)
+    files = splits.take("files", dict)
+    splits.done()
+    if fractions is not None and files is not None:
+        raise splits.fail(splits.key("files"), "give fractions or files, not both")
+    if files is not None:
+        return SplitSpec(seeds, regime_seeds, files=_split_files(splits, base, data_root, files))
+    if fractions is None:
+        return SplitSpec(seeds, regime_seeds)
+    key = splits.key("fractions")
+    if len(fractions) != len(ROLES) or not all(
+        isinstance(f, int | float) and not isinstance(f, bool) and f > 0 for f in fractions
+    ):
+        raise splits.fail(
+            key, f"expected {len(ROLES)} positive fractions ({', '.join(ROLES)}), got {fractions}"
+        )
+    total = sum(fractions)
+    if total > 1 + 1e-6:
+        raise splits.fail(key, f"fractions add up to {total:g} > 1: the splits would overlap")
+    if total < 1 - 1e-6:
+        raise splits.fail(key, f"fractions add up to {total:g}; they must add up to 1")
+    return SplitSpec(seeds, regime_seeds, fractions=tuple(float(f) for f in fractions))
+
+
+def _split_files(
+    splits: _Reader, base: Path, data_root: Path, files: Mapping[str, Any]
+) -> dict[str, Path]:
+    """The pair files of each role, checked to exist and to share no person."""
+    from facebone.attacks.base import pair_identities
+    from facebone.data.pairs import read_pairs
+
+    table = splits.sub("files", table=files)
+    paths = {}
+    for role in ROLES:
+        value = table.take(role, str)
+        if value is None:
+            raise splits.fail(table.key(role), "missing: give a pairs CSV for every role")
+        paths[role] = base / value
+        if not paths[role].is_file():
+            raise splits.fail(table.key(role), f"pairs file {paths[role]} does not exist")
+    table.done()
+    people: dict[str, str] = {}
+    for role, path in paths.items():
+        for pair in read_pairs(path, data_root).pairs:
+            for who in pair_identities(pair):
+                if people.setdefault(who, role) != role:
+                    raise splits.fail(
+                        table.key(role),
+                        f"{path.name} shares person {who!r} with the {people[who]} file: "
+                        "the splits overlap",
+                    )
+    return paths
+
+
+def _regimes(reader: _Reader) -> dict[str, Regime]:
+    """The built-in regimes and the config's own `[[regimes]]`."""
+    regimes = {name: get_regime(name) for name in list_regimes()}
+    for index, table in enumerate(reader.take("regimes", list, [])):
+        entry = reader.sub("regimes", index, table)
+        name = entry.take("name", str)
+        if not name:
+            raise entry.fail(entry.key("name"), "missing: give the regime a name")
+        if name in regimes:
+            raise entry.fail(entry.key("name"), f"regime {name!r} is already defined")
+        n_train = entry.take("n_train", int)
+        if n_train is not None and n_train < 10:
+            raise entry.fail(entry.key("n_train"), f"use 10 or more pairs, got {n_train}")
+        nn_params = {}
+        for option in NN_REGIME_OPTIONS:
+            value = entry.take(option, (int, float))
+            if value is not None:
+                if value < 0 or (option != "weight_decay" and value == 0):
+                    raise entry.fail(entry.key(option), f"must be positive, got {value}")
+                nn_params[option] = value
+        description = entry.take(
+            "description",
+            str,
+            f"{'all' if n_train is None else n_train} target_train pairs, nn options {nn_params}",
+        )
+        entry.done()
+        regimes[name] = Regime(name, description, n_train, nn_params)
+    return regimes
+
+
+def _systems(reader: _Reader, regimes: Mapping[str, Regime]) -> tuple[SystemSpec, ...]:
+    table = reader.sub("systems", table=reader.take("systems", dict, {}))
+    regime_names = table.names("regimes", ("default",))
+    for index, regime in enumerate(regime_names):
+        if regime not in regimes:
+            raise table.fail(f"{table.key('regimes')}[{index}]", f"unknown regime {regime!r}")
+    systems: list[SystemSpec] = []
+    for index, name in enumerate(table.names("defenses")):
+        try:
+            defense = get_defense(name)
+        except FaceBoneError as error:
+            raise table.fail(f"{table.key('defenses')}[{index}]", str(error)) from None
+        systems.append(SystemSpec(defense, regime_names))
+    for index, entry in enumerate(table.take("table", list, [])):
+        systems.append(_system_table(table.sub("table", index, entry), regimes, regime_names))
+    table.done()
+    if not systems:
+        raise table.fail(table.key("defenses"), "no system: name defenses or add system tables")
+    names = [s.name for s in systems]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated:
+        raise table.fail(table.key("table"), f"system name {repeated!r} is used twice")
+    return tuple(systems)
+
+
+def _system_table(
+    entry: _Reader, regimes: Mapping[str, Regime], default_regimes: tuple[str, ...]
+) -> SystemSpec:
+    from facebone.predictors import list_predictors
+    from facebone.system.policies import ASSIGN_POLICIES, INFER_POLICIES, MITIGATIONS
+
+    name = entry.take("name", str)
+    if not name:
+        raise entry.fail(entry.key("name"), "missing: give the system a name")
+    backbones = entry.names("backbones", ("sface",))
+    predictor = entry.take("predictor", str, "nn")
+    if predictor not in list_predictors():
+        raise entry.fail(
+            entry.key("predictor"),
+            f"unknown predictor {predictor!r}; choose from: {', '.join(list_predictors())}",
+        )
+    choices = {}
+    for option, allowed, default in (
+        ("mitigation", MITIGATIONS, "multi" if len(backbones) > 1 else "none"),
+        ("assign", ASSIGN_POLICIES, "all"),
+        ("infer", INFER_POLICIES, "random"),
+    ):
+        choices[option] = entry.take(option, str, default)
+        if choices[option] not in allowed:
+            raise entry.fail(
+                entry.key(option),
+                f"unknown {option} {choices[option]!r}; choose from: {', '.join(allowed)}",
+            )
+    params = dict(
+        entry.sub("predictor_params", table=entry.take("predictor_params", dict, {})).table
+    )
+    epsilon = entry.take("dp_epsilon", (int, float))
+    if epsilon is not None:
+        if predictor != "nn" or epsilon <= 0:
+            raise entry.fail(entry.key("dp_epsilon"), "DP needs predictor 'nn' and epsilon > 0")
+        params["dp_epsilon"] = float(epsilon)
+    regime = entry.take("regime", str)
+    if regime is not None and regime not in regimes:
+        raise entry.fail(entry.key("regime"), f"unknown regime {regime!r}")
+    description = entry.take("description", str, f"{' + '.join(backbones)}, {predictor} predictor")
+    fixed = entry.take("fixed_backbone", str)
+    entry.done()
+    defense = Defense(
+        name=name,
+        description=description,
+        backbones=backbones,
+        predictor=predictor,
+        predictor_params=params,
+        fixed_backbone=fixed,
+        **choices,
+    )
+    return SystemSpec(defense, default_regimes if regime is None else (regime,))
+
+
+def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
+    from facebone.attacks import list_attacks
+
+    tables = reader.take("attacks", list, [])
+    if not tables:
+        raise reader.fail("attacks", "missing: add at least one [[attacks]] table")
+    attacks = []
+    for index, table in enumerate(tables):
+        entry = reader.sub("attacks", index, table)
+        name = entry.take("name", str)
+        if name not in list_attacks():
+            raise entry.fail(
+                entry.key("name"),
+                f"unknown attack {name!r}; choose from: {', '.join(list_attacks())}",
+            )
+        shadows = entry.take("shadows", int)
+        if shadows is not None and shadows < 2:
+            raise entry.fail(entry.key("shadows"), f"must be at least 2, got {shadows}")
+        queries = entry.take("queries", int)
+        if queries is not None and queries < 1:
+            raise entry.fail(entry.key("queries"), f"must be at least 1, got {queries}")
+        levels = entry.names("levels", LEVELS)
+        for level in levels:
+            if level not in LEVELS:
+                raise entry.fail(
+                    entry.key("levels"),
+                    f"unknown level {level!r}; choose from: {', '.join(LEVELS)}",
+                )
+        entry.done()
+        attacks.append(AttackSpec(name, shadows, queries, tuple(levels)))
+    names = [a.name for a in attacks]
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated:
+        raise reader.fail("attacks", f"attack {repeated!r} is listed twice")
+    return tuple(attacks)
+
+
+def _backbones(
+    reader: _Reader, listed: tuple[str, ...], systems: Sequence[SystemSpec]
+) -> tuple[str, ...]:
+    """The backbones to embed with: those listed (each registered, and covering every
+    system's), or by default those the systems use."""
+    from facebone.backbones import list_backbones
+
+    known = list_backbones()
+    used = tuple(dict.fromkeys(b for s in systems for b in s.defense.backbones))
+    for index, spec in enumerate(listed):
+        if spec.split(":", 1)[0] not in known:
+            raise reader.fail(
+                f"backbones[{index}]",
+                f"unknown backbone {spec!r}; choose from: {', '.join(known)}",
+            )
+    for system in systems:
+        for spec in system.defense.backbones:
+            if spec.split(":", 1)[0] not in known:
+                raise reader.fail("systems", f"system {system.name!r}: unknown backbone {spec!r}")
+            if listed and spec not in listed:
+                raise reader.fail(
+                    "backbones", f"system {system.name!r} uses {spec!r}, which is not listed"
+                )
+    return listed or used
