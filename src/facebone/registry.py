@@ -24,10 +24,12 @@ Adding a part is one module plus its test; no other file changes:
 - defense / regime: `@register_defense("name")` / `@register_regime("name")` on a function
   returning the `Defense` / `Regime` of that name.
 
-Importing the module registers its parts, so the caller (a test, a plugin package, a config)
-imports it once before the look-up. The test registers the part in a fixture and removes it
-with `unregister` afterwards, so that other tests still see only the built-in parts
-(tests/test_registry.py shows it for a defense).
+Importing the module registers its parts. A plugin's user (a test, a package, a config) imports
+it before the look-up; a part shipped inside facebone also names its module in its registry's
+`builtin_modules` (one line beside the registry), which the first look-up imports. The part's
+test builds it by name and checks it on real faces; a test registers its part in a fixture and
+removes it with `unregister` afterwards, so other tests still see only the built-ins
+(tests/test_registry.py does this for a defense).
 """
 
 from __future__ import annotations

@@ -117,6 +117,8 @@ def _split_distill(teacher: str) -> Defense:
     )
 
 
+# The built-ins register below; a defense shipped in a module of its own is named here as one of
+# `builtin_modules`, so that a look-up imports it.
 DEFENSES: Registry[Defense] = Registry("defense")
 register_defense = DEFENSES.register
 list_defenses = DEFENSES.list  # in the order a full comparison runs them
