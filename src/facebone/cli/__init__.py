@@ -24,7 +24,9 @@ COMMAND_MODULES = (
     "facebone.cli.verify",
     "facebone.cli.attack",
     "facebone.cli.experiment",
+    "facebone.cli.study",
     "facebone.cli.report",
+    "facebone.cli.audit",
     "facebone.cli.serve",
     "facebone.cli.demo",
 )

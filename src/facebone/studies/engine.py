@@ -229,7 +229,7 @@ def run_study(config: StudyConfig, executor: Executor, progress: bool = True) ->
         def keep(index: int, result: tuple[UtilityRecord, list[AttackRecord]]) -> None:
             utility, attacks = result
             store.add(utility, attacks, time.time())
-            log.info("%s: accuracy %.3f, stored", labels[index], utility.accuracy)
+            log.debug("%s: accuracy %.3f, stored", labels[index], utility.accuracy)
 
         with tqdm(
             total=len(config.targets()),
