@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.reports.sources import write_folder_report
 
     try:
-        written = write_folder_report(args.results, args.out, args.force)
+        written, _ = write_folder_report(args.results, args.out, args.force)
     except ReportExists as error:
         message = str(error).replace("write elsewhere or pass force=True", "pass --force")
         raise FaceBoneError(message) from None

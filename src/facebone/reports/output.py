@@ -24,10 +24,15 @@ class ReportExists(FaceBoneError):
         self.paths = paths
 
 
-def report_files(report: Report, out: Path) -> tuple[Path, Path, list[Path]]:
-    """The HTML, the Markdown and the figure paths that `write_report` writes."""
+def check_report_path(out: Path) -> Path:
     if out.suffix.lower() not in (".html", ".htm"):
         raise FaceBoneError(f"the report {out} must be an .html file")
+    return out
+
+
+def report_files(report: Report, out: Path) -> tuple[Path, Path, list[Path]]:
+    """The HTML, the Markdown and the figure paths that `write_report` writes."""
+    check_report_path(out)
     figures = [out.with_name(f"{out.stem}-{f.name}") for f in report.figures()]
     return out, out.with_suffix(".md"), figures
 

@@ -188,13 +188,17 @@ def load_results(folder: str | Path) -> LoadedResults:
 
 
 def write_folder_report(
-    folder: str | Path, out: str | Path | None = None, force: bool = False
-) -> list[Path]:
+    folder: str | Path,
+    out: str | Path | None = None,
+    force: bool = False,
+    title: str = "FaceBone privacy report",
+) -> tuple[list[Path], dict[str, Any]]:
     """The report of the results in `folder`, as `out` (default `folder/report.html`) and
-    its Markdown summary; the paths written."""
-    from facebone.reports.output import write_report
+    its Markdown summary: the paths written, and the results reported (`study.judged`)."""
+    from facebone.reports.output import check_report_path, write_report
     from facebone.reports.study import build_report
 
+    out = check_report_path(Path(folder) / "report.html" if out is None else Path(out))
     loaded = load_results(folder)
-    report = build_report(loaded.results, intro=loaded.intro, grids=loaded.grids)
-    return write_report(report, Path(folder) / "report.html" if out is None else out, force)
+    report = build_report(loaded.results, title, loaded.intro, loaded.grids)
+    return write_report(report, out, force), loaded.results
