@@ -21,7 +21,10 @@ from facebone.cli.common import (
 from facebone.cli.output import emit
 
 # Modules that each add one attack kind with `register(kinds)`.
-KIND_MODULES: tuple[str, ...] = ("facebone.cli.attack_extraction",)
+KIND_MODULES: tuple[str, ...] = (
+    "facebone.cli.attack_extraction",
+    "facebone.cli.attack_attribute",
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
