@@ -71,6 +71,7 @@ def build_report(
             "Verdict (strongest attack over both levels)",
             (*tables.goal_lines(goal), tables.verdict_table(results)),
         ),
+        Section("Systems", (tables.systems_table(results),)),
         Section(
             "Utility",
             (

@@ -91,6 +91,31 @@ def failure_lines(goal: Mapping[str, Any], shown: int = 4) -> list[str]:
     return lines
 
 
+def systems_table(results: Mapping[str, Any]) -> Table:
+    """What each system is: its backbones, predictor, policy and predictor options."""
+    rows = {}
+    for by_defense in results["runs"].values():
+        for defense, runs in by_defense.items():
+            system = runs[0]["system"]
+            policy = system["mitigation"]
+            if policy != "none":
+                policy += f" (assign {system['assign']}, infer {system['infer']})"
+            options = system.get("predictor_params") or {}
+            shown = ", ".join(f"{k} {v}" for k, v in options.items() if v is not None)
+            rows.setdefault(
+                defense,
+                [
+                    name(defense),
+                    " + ".join(map(name, system["backbones"])),
+                    system["predictor"],
+                    policy,
+                    shown or "-",
+                ],
+            )
+    header = ("defense", "backbones", "predictor", "mitigation", "predictor options")
+    return Table.of(header, list(rows.values()))
+
+
 def utility_table(results: Mapping[str, Any]) -> Table:
     rows = []
     for regime, by_defense in results["summary"].items():
