@@ -456,6 +456,8 @@ def _system_table(
     if not name:
         raise entry.fail(entry.key("name"), "missing: give the system a name")
     backbones = entry.names("backbones", ("sface",))
+    for index, spec in enumerate(backbones):
+        _check_backbone(entry, f"{entry.key('backbones')}[{index}]", spec)
     predictor = entry.take("predictor", str, "nn")
     if predictor not in list_predictors():
         raise entry.fail(
@@ -537,27 +539,24 @@ def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
     return tuple(attacks)
 
 
+def _check_backbone(reader: _Reader, key: str, spec: str) -> None:
+    """`spec` names a registered backbone (`name` or `name:PATH`)."""
+    from facebone.backbones import list_backbones
+
+    known = list_backbones()
+    if spec.split(":", 1)[0] not in known:
+        raise reader.fail(key, f"unknown backbone {spec!r}; choose from: {', '.join(known)}")
+
+
 def _backbones(
     reader: _Reader, listed: tuple[str, ...], systems: Sequence[SystemSpec]
 ) -> tuple[str, ...]:
     """The backbones to embed with: those listed (each registered, and covering every
     system's), or by default those the systems use."""
-    from facebone.backbones import list_backbones
-
-    known = list_backbones()
-    used = tuple(dict.fromkeys(b for s in systems for b in s.defense.backbones))
     for index, spec in enumerate(listed):
-        if spec.split(":", 1)[0] not in known:
-            raise reader.fail(
-                f"backbones[{index}]",
-                f"unknown backbone {spec!r}; choose from: {', '.join(known)}",
-            )
-    for system in systems:
-        for spec in system.defense.backbones:
-            if spec.split(":", 1)[0] not in known:
-                raise reader.fail("systems", f"system {system.name!r}: unknown backbone {spec!r}")
-            if listed and spec not in listed:
-                raise reader.fail(
-                    "backbones", f"system {system.name!r} uses {spec!r}, which is not listed"
-                )
+        _check_backbone(reader, f"backbones[{index}]", spec)
+    used = tuple(dict.fromkeys(b for s in systems for b in s.defense.backbones))
+    missing = [b for b in used if listed and b not in listed]
+    if missing:
+        raise reader.fail("backbones", f"{missing[0]!r} is used by a system but not listed")
     return listed or used

@@ -17,7 +17,16 @@ from importlib import metadata
 from typing import Any
 
 # Packages whose versions a record names: the ones whose changes can move a figure.
-VERSIONED_PACKAGES = ("facebone", "numpy", "scikit-learn", "torch", "opacus", "opencv-python")
+VERSIONED_PACKAGES = (
+    "facebone",
+    "numpy",
+    "scikit-learn",
+    "torch",
+    "opacus",
+    "onnxruntime",
+    "opencv-contrib-python",
+    "dlib-bin",
+)
 
 
 def package_versions() -> dict[str, str]:

@@ -1,0 +1,304 @@
+"""Studies on real LFW faces: a small study end to end on the local and the Ray executor,
+a killed run resumed, configuration errors before any work, exports, and the engine giving
+the comparison's own figures."""
+
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from facebone.cli import main
+from facebone.embeddings import EmbeddingCache
+from facebone.errors import FaceBoneError
+from facebone.studies.config import load_config
+from facebone.studies.engine import run_study
+from facebone.studies.executors import LocalExecutor, RayExecutor
+from facebone.studies.store import DATABASE, ResultStore
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Two systems (the cosine threshold, and an nn that over-fits 60 pairs in 30 epochs), three
+# split seeds, two attacks with 4 shadows each at pair level: six targets, seconds each.
+TINY = """
+name = "tiny"
+data = "{data}"
+output = "out"
+
+[splits]
+seeds = [0, 1, 2]
+
+[systems]
+defenses = ["cosine"]
+regimes = ["small"]
+
+[[systems.table]]
+name = "small-nn"
+backbones = ["sface"]
+predictor = "nn"
+
+[[regimes]]
+name = "small"
+n_train = 60
+epochs = 30
+weight_decay = 0.0
+
+[[attacks]]
+name = "lira-online"
+shadows = 4
+levels = ["pair"]
+
+[[attacks]]
+name = "blackbox-gb"
+shadows = 4
+levels = ["pair"]
+"""
+
+
+def _figures(records):
+    """Everything a record measured, without timings (which differ run to run)."""
+    return [
+        (a.key, a.auc, a.advantage, a.balanced_accuracy, a.tpr_at_fpr, a.roc_fpr, a.roc_tpr)
+        for a in records.attacks
+    ] + [(u.key, u.accuracy, u.auc, u.train_accuracy, u.params) for u in records.utility]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory, lfw_root) -> Path:
+    path = tmp_path_factory.mktemp("study") / "tiny.toml"
+    path.write_text(TINY.format(data=lfw_root))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_records(tiny_config, cache_dir, tmp_path_factory):
+    """The tiny study, uninterrupted, on the local executor."""
+    executor = LocalExecutor(EmbeddingCache(cache_dir))
+    try:
+        return run_study(
+            load_config(tiny_config, output=tmp_path_factory.mktemp("local")),
+            executor,
+            progress=False,
+        )
+    finally:
+        executor.close()
+
+
+def test_study_stores_every_cell_with_real_figures(local_records):
+    keys = {(a.key.system, a.key.attack, a.key.seed) for a in local_records.attacks}
+    assert keys == {
+        (s, a, seed)
+        for s in ("cosine", "small-nn")
+        for a in ("lira-online", "blackbox-gb")
+        for seed in (0, 1, 2)
+    }
+    assert len(local_records.attacks) == len(keys)  # pair level only, as configured
+    assert {a.key.level for a in local_records.attacks} == {"pair"}
+    assert len(local_records.utility) == 6
+    for utility in local_records.utility:
+        # SFace on identity-disjoint LFW pairs: a threshold is near perfect; an nn trained on
+        # 60 pairs generalises worse, but well above chance.
+        assert utility.accuracy > (0.95 if utility.key.system == "cosine" else 0.7)
+        assert utility.n_train == 60
+    for record in local_records.attacks:
+        assert record.n_members == 60 and record.n_nonmembers > 60
+        assert record.shadows == 4 and record.chance.auc > 0.5
+        assert record.roc_fpr[0] == 0.0 and record.roc_fpr[-1] == 1.0
+    lira = {
+        system: [
+            a.auc
+            for a in local_records.attacks
+            if (a.key.system, a.key.attack) == (system, "lira-online")
+        ]
+        for system in ("cosine", "small-nn")
+    }
+    # The over-fitted nn leaks; a one-parameter threshold cannot remember its members.
+    assert sum(lira["small-nn"]) / 3 > sum(lira["cosine"]) / 3 + 0.1
+    assert local_records.study["name"] == "tiny"
+
+
+def test_ray_executor_gives_the_local_numbers(tiny_config, cache_dir, local_records, tmp_path):
+    executor = RayExecutor(EmbeddingCache(cache_dir), num_cpus=2)
+    try:
+        records = run_study(load_config(tiny_config, output=tmp_path), executor, progress=False)
+    finally:
+        executor.close()
+    assert _figures(records) == _figures(local_records)
+
+
+def _rows(folder: Path) -> int:
+    try:
+        with sqlite3.connect(folder / DATABASE, timeout=5) as connection:
+            return connection.execute("SELECT COUNT(*) FROM utility").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_killed_run_resumes_without_lost_or_repeated_rows(
+    tiny_config, cache_dir, local_records, tmp_path
+):
+    out = tmp_path / "resumed"
+    command = [sys.executable, "-m", "facebone", "study", "run", str(tiny_config)]
+    command += ["--out", str(out), "--cache", str(cache_dir), "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while _rows(out) == 0 and process.poll() is None:
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    stored = _rows(out)
+    assert 1 <= stored < 6, "the kill should land after the first target and before the last"
+    finished = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert json.loads(finished.stdout)["targets"] == 6
+    store = ResultStore(out)
+    with sqlite3.connect(out / DATABASE) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM attacks").fetchone()[0] == 12
+    assert _figures(store.records()) == _figures(local_records)
+
+
+def test_export_json_and_csv(local_records, tiny_config, tmp_path, capsys):
+    folder = Path(local_records.study["output"])
+    assert main(["study", "export", str(folder), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == len(local_records.attacks)
+    first = local_records.attacks[0]
+    assert (rows[0]["system"], rows[0]["attack"], float(rows[0]["auc"])) == (
+        first.key.system,
+        first.key.attack,
+        first.auc,
+    )
+    target = tmp_path / "results.json"
+    assert main(["study", "export", str(folder), "--format", "json", "--out", str(target)]) == 0
+    exported = json.loads(target.read_text())
+    assert len(exported["attacks"]) == len(local_records.attacks)
+    assert exported["attacks"][0]["roc_tpr"] == list(first.roc_tpr)
+    assert main(["study", "export", str(folder), "--out", str(target)]) == 2  # no --force
+    assert "exists" in capsys.readouterr().err
+
+
+def _overlapping_files(folder: Path, data: Path) -> str:
+    """Pair files whose target_train and attacker share a person."""
+    person = sorted(p for p in data.iterdir() if len(list(p.iterdir())) >= 2)[0]
+    a, b = sorted(f.name for f in person.iterdir())[:2]
+    pair = f"image1,image2,label\n{person.name}/{a},{person.name}/{b},1\n"
+    for role in ("target_train", "target_test", "attacker"):
+        (folder / f"{role}.csv").write_text(pair)
+    return (
+        "[splits]\nfiles = { target_train = 'target_train.csv', target_test = "
+        "'target_test.csv', attacker = 'attacker.csv' }\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t, d, f: t.replace('backbones = ["sface"]', 'backbones = ["nope"]'), "nope"),
+        (lambda t, d, f: t.replace(str(d), str(d / "missing")), "data: data folder"),
+        (
+            lambda t, d, f: t.replace("seeds = [0, 1, 2]", "fractions = [0.5, 0.4, 0.3]"),
+            "splits.fractions: fractions add up to 1.2 > 1: the splits would overlap",
+        ),
+        (
+            lambda t, d, f: t.replace("[splits]\nseeds = [0, 1, 2]\n", _overlapping_files(f, d)),
+            "the splits overlap",
+        ),
+        (lambda t, d, f: t.replace('name = "tiny"', "name = tiny"), "bad TOML: Invalid value"),
+        (lambda t, d, f: t.replace('"cosine"', '"cosine", "no-such"'), "systems.defenses[1]"),
+        (lambda t, d, f: t.replace("shadows = 4", "shadows = 1", 1), "attacks[0].shadows"),
+        (lambda t, d, f: t + "\nextra = 1\n", "extra: unknown key"),
+    ],
+    ids=[
+        "unknown-backbone",
+        "missing-data",
+        "overlapping-fractions",
+        "overlapping-files",
+        "bad-toml",
+        "unknown-defense",
+        "too-few-shadows",
+        "unknown-key",
+    ],
+)
+def test_bad_config_is_one_line_and_exit_2_before_any_work(
+    change, message, lfw_root, tmp_path, capsys
+):
+    config = tmp_path / "bad.toml"
+    config.write_text(change(TINY.format(data=lfw_root), lfw_root, tmp_path))
+    assert main(["study", "run", str(config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and message in error, error
+    assert error.startswith(f"facebone: error: {config}")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_bad_toml_names_its_line(lfw_root, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(TINY.format(data=lfw_root).replace("[[attacks]]", "[[attacks]", 1))
+    with pytest.raises(FaceBoneError, match=r"line \d+"):
+        load_config(config)
+
+
+def test_a_folder_of_another_study_is_refused(local_records, tiny_config, tmp_path):
+    other = tmp_path / "other.toml"
+    other.write_text(tiny_config.read_text().replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    with pytest.raises(FaceBoneError, match="another study configuration"):
+        run_study(
+            load_config(other, output=local_records.study["output"]),
+            LocalExecutor(),
+            progress=False,
+        )
+
+
+def test_shipped_configs_are_valid():
+    counts = {
+        name: len(load_config(REPO / "configs" / f"{name}.toml").targets())
+        for name in ("quick", "compare", "leakage")
+    }
+    # compare: 15 defenses x (3 default + 5 leaking seeds); leakage: 4 sizes x 3 lengths.
+    assert counts == {"quick": 8, "compare": 120, "leakage": 12}
+
+
+def test_engine_reproduces_the_comparison(lfw_root, cache_dir, protocol, tmp_path):
+    """A study with the comparison's options gives the comparison's figures exactly."""
+    from facebone.experiments.runner import compare
+
+    attacks = ["rule-based", "lira-online"]
+    results = compare(
+        lfw_root,
+        lambda seed: protocol,
+        defenses=["none", "cosine"],
+        regimes=["leaking"],
+        attacks=attacks,
+        n_shadows=4,
+        seeds={"leaking": [0]},
+        cache=EmbeddingCache(cache_dir),
+        progress=False,
+        n_canaries=0,
+    )
+    config = tmp_path / "compare.toml"
+    config.write_text(
+        f'data = "{lfw_root}"\noutput = "out"\n[splits]\nseeds = [0]\n'
+        '[systems]\ndefenses = ["none", "cosine"]\nregimes = ["leaking"]\n'
+        + "".join(f'[[attacks]]\nname = "{a}"\nshadows = 4\n' for a in attacks)
+    )
+    executor = LocalExecutor(EmbeddingCache(cache_dir))
+    try:
+        records = run_study(load_config(config), executor, progress=False)
+    finally:
+        executor.close()
+    for record in records.attacks:
+        key = record.key
+        run = results["runs"]["leaking"][key.system][0]
+        assert run["attacks"][key.level][key.attack]["auc"] == record.auc
+        assert run["attacks"][key.level][key.attack]["tpr_at_fpr"] == record.tpr_at_fpr
+    for utility in records.utility:
+        assert results["runs"]["leaking"][utility.key.system][0]["utility"]["accuracy"] == (
+            utility.accuracy
+        )
