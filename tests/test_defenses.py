@@ -239,7 +239,7 @@ def test_compare_runs_seeds_judges_the_goal_and_audits_canaries(
     assert {p["defense"] for p in results["frontier"]} == {"none", "cosine"}
     report = (out / "report.md").read_text()
     assert "**Meet the goal:**" in report and "## Canary audit" in report
-    for image in ("roc-leaking.png", "frontier.png"):
+    for image in ("report-roc-leaking-pair.png", "report-frontier.png"):
         assert (out / image).stat().st_size > 10_000
 
 

@@ -68,7 +68,9 @@ def verdict_table(results: Mapping[str, Any]) -> Table:
                     f"{worst['auc']['level']})",
                     mean_sd_text(worst["0.01"], percent=True),
                     mean_sd_text(worst["0.001"], percent=True),
-                    "-" if canary is None else mean_sd_text(canary["tpr_at_fpr"]["0.01"], True),
+                    "-"
+                    if canary is None
+                    else mean_sd_text(canary["tpr_at_fpr"]["0.01"], percent=True),
                     "yes" if judged["meets"] else "no",
                     "yes" if judged["meets_within_chance"] else "no",
                 ]
