@@ -31,6 +31,7 @@ class LoadedResults:
     results: dict[str, Any]
     intro: tuple[str, ...]
     grids: tuple[Figure, ...]
+    inversion: dict[str, dict[str, Any]]
 
 
 def runs_from_records(records) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -146,18 +147,48 @@ def _inside(folder: Path, path: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
-def find_grids(folder: Path) -> tuple[Figure, ...]:
-    """PNG images in `grids/` or `inversion/` below `folder`, and PNGs beside the results
-    whose name says inversion; files that are not PNG are skipped with a warning."""
-    candidates = [p for p in sorted(folder.glob("*.png")) if GRID_MARKER in p.name]
+def _inversion_files(folder: Path, suffix: str) -> list[Path]:
+    """Files ending in `suffix` in `grids/` or `inversion/` below `folder`, and those beside
+    the results whose name says inversion; links that lead out of `folder` are skipped."""
+    candidates = [p for p in sorted(folder.glob(f"*{suffix}")) if GRID_MARKER in p.name]
     for sub in GRID_FOLDERS:
         if (folder / sub).is_dir() and _inside(folder, folder / sub):
-            candidates += sorted((folder / sub).rglob("*.png"))
-    grids = []
-    for number, path in enumerate(candidates, 1):
-        if not path.is_file() or not _inside(folder, path):
+            candidates += sorted((folder / sub).rglob(f"*{suffix}"))
+    kept = []
+    for path in candidates:
+        if path.is_file() and _inside(folder, path):
+            kept.append(path)
+        else:
             log.warning("skipping %s: not a file inside %s", path, folder)
-            continue
+    return kept
+
+
+def find_inversion_scores(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every inversion result (a JSON object with "sar" by type) in the inversion JSON
+    files, named by file and key path; unreadable files are skipped with a warning."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("sar"), dict) and isinstance(value["sar"].get("type1"), dict):
+                found[where] = value
+                return
+            for key, inner in value.items():
+                walk(inner, f"{where} / {key}")
+
+    for path in _inversion_files(folder, ".json"):
+        try:
+            walk(json.loads(path.read_text(encoding="utf-8")), str(path.relative_to(folder)))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            log.warning("skipping %s: %s", path, error)
+    return found
+
+
+def find_grids(folder: Path) -> tuple[Figure, ...]:
+    """The inversion grid images (PNG) of `folder` (`_inversion_files`); a file that is not
+    a PNG is skipped with a warning."""
+    grids = []
+    for number, path in enumerate(_inversion_files(folder, ".png"), 1):
         data = path.read_bytes()
         if not data.startswith(PNG_SIGNATURE):
             log.warning("skipping %s: not a PNG image", path)
@@ -184,7 +215,7 @@ def load_results(folder: str | Path) -> LoadedResults:
             f"{folder} holds neither study results ({DATABASE}) nor comparison results "
             "(results.json)"
         )
-    return LoadedResults(results, intro, find_grids(folder))
+    return LoadedResults(results, intro, find_grids(folder), find_inversion_scores(folder))
 
 
 def write_folder_report(
@@ -200,5 +231,5 @@ def write_folder_report(
 
     out = check_report_path(Path(folder) / "report.html" if out is None else Path(out))
     loaded = load_results(folder)
-    report = build_report(loaded.results, title, loaded.intro, loaded.grids)
+    report = build_report(loaded.results, title, loaded.intro, loaded.grids, loaded.inversion)
     return write_report(report, out, force), loaded.results

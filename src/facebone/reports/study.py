@@ -63,8 +63,10 @@ def build_report(
     title: str = "FaceBone privacy report",
     intro: Sequence[str] = (),
     grids: Sequence[Figure] = (),
+    inversion: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Report:
-    """The whole report of `judged(...)`-shaped results; `grids` are inversion grids."""
+    """The whole report of `judged(...)`-shaped results; `grids` are inversion grids and
+    `inversion` their scores (`tables.inversion_table`)."""
     goal = results["goal"]
     sections = [
         Section(
@@ -116,6 +118,7 @@ def build_report(
             ),
         )
     )
-    if grids:
-        sections.append(Section("Model inversion grids", tuple(grids)))
+    if grids or inversion:
+        scores = (tables.inversion_table(inversion),) if inversion else ()
+        sections.append(Section("Model inversion", (*scores, *grids)))
     return Report(title, tuple(intro), tuple(sections))

@@ -237,6 +237,33 @@ def canary_table(canaries: Mapping[str, Mapping[str, Any]]) -> Table:
     return Table.of(CANARY_HEADER, rows)
 
 
+FARS = ("far_0.001", "far_0.01")
+
+
+def inversion_table(scores: Mapping[str, Mapping[str, Any]]) -> Table:
+    """Model inversion's success attack rates (`where -> {"sar", "ssim", "chance", ...}` of
+    `attacks.reconstruction`): reconstructions an independent backbone accepts as the target,
+    against the very leaked image (type I) and another image of the person (type II)."""
+
+    def rate(value: Any) -> str:
+        return pct(value) if isinstance(value, int | float) else "-"
+
+    rows = []
+    for where, entry in scores.items():
+        sar, chance = entry["sar"], entry.get("chance", {})
+        rows.append(
+            [
+                where,
+                *(rate(sar.get(kind, {}).get(far)) for kind in ("type1", "type2") for far in FARS),
+                "-" if entry.get("ssim") is None else f"{entry['ssim']:.3f}",
+                " / ".join(rate(chance.get(far)) for far in FARS),
+                str(entry.get("n_targets", "-")),
+            ]
+        )
+    header = ("result", "SAR I @FAR 0.1%", "SAR I @FAR 1%", "SAR II @FAR 0.1%", "SAR II @FAR 1%")
+    return Table.of((*header, "SSIM", "chance (0.1% / 1%)", "targets"), rows)
+
+
 # The original prototype's figures, as it reported them: its membership attack was scored on
 # the attack model's own training data.
 PROTOTYPE = {
