@@ -245,15 +245,17 @@ def test_bad_toml_names_its_line(lfw_root, tmp_path):
         load_config(config)
 
 
-def test_a_folder_of_another_study_is_refused(local_records, tiny_config, tmp_path):
+def test_a_folder_of_another_study_or_of_other_files_is_refused(
+    local_records, tiny_config, tmp_path
+):
     other = tmp_path / "other.toml"
     other.write_text(tiny_config.read_text().replace("seeds = [0, 1, 2]", "seeds = [0]"))
     with pytest.raises(FaceBoneError, match="another study configuration"):
-        run_study(
-            load_config(other, output=local_records.study["output"]),
-            LocalExecutor(),
-            progress=False,
-        )
+        run_study(load_config(other, output=local_records.study["output"]), LocalExecutor())
+    (tmp_path / "config.toml").write_text("a user's own file\n")
+    with pytest.raises(FaceBoneError, match="holds other files and no study results"):
+        run_study(load_config(other, output=tmp_path), LocalExecutor())
+    assert (tmp_path / "config.toml").read_text() == "a user's own file\n"
 
 
 def test_shipped_configs_are_valid():

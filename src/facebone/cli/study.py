@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--data", type=Path, help="image folder, replacing the config's data root")
     run.add_argument("--out", type=Path, help="results folder, replacing the config's output")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="start a study in an output folder that holds other files (its study.json and "
+        "config.toml are replaced, the others left as they are)",
+    )
     add_cache_argument(run)
     add_json_argument(run)
     run.set_defaults(handler=_run)
@@ -78,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     executor = create_executor(args.executor, open_cache(args), args.address, args.workers)
     started = time.perf_counter()
     try:
-        records = run_study(config, executor, progress=not args.json)
+        records = run_study(config, executor, progress=not args.json, force=args.force)
     finally:
         executor.close()
     wall_s = time.perf_counter() - started

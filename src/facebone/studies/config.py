@@ -177,8 +177,8 @@ class StudyConfig:
             "name": self.name,
             "config": str(self.source),
             "config_hash": self.config_hash(),
-            "data": str(self.data),
-            "output": str(self.output),
+            "data": str(self.data.resolve()),
+            "output": str(self.output.resolve()),
             **self.design(),
         }
 

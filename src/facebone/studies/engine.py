@@ -199,10 +199,13 @@ def embed_all(
         executor.map(_embed_shard, jobs, labels, lambda index, count: None, bar)
 
 
-def run_study(config: StudyConfig, executor: Executor, progress: bool = True) -> StudyRecords:
+def run_study(
+    config: StudyConfig, executor: Executor, progress: bool = True, force: bool = False
+) -> StudyRecords:
     """Run every target of `config` not yet in the store of its output folder, storing each
-    as it finishes; the study's records (all of them, earlier runs' included)."""
-    store = ResultStore.create(config.output, config.describe(), config.text)
+    as it finishes; the study's records (all of them, earlier runs' included). `force`
+    starts a study in a folder that holds other files (`ResultStore.create`)."""
+    store = ResultStore.create(config.output, config.describe(), config.text, force)
     finished = store.finished()
     targets = [
         target

@@ -100,14 +100,17 @@ class ResultStore:
             )
 
     @classmethod
-    def create(cls, folder: str | Path, study: Mapping[str, Any], config_text: str) -> ResultStore:
+    def create(
+        cls, folder: str | Path, study: Mapping[str, Any], config_text: str, force: bool = False
+    ) -> ResultStore:
         """The store of `folder` for a run of `study` (its `study.json` content, with a
-        "config_hash"): created if new; reopened if it holds the same study, so the run
-        resumes; an error if it holds another study's results."""
+        "config_hash" and the "data" root): created if new; reopened if it holds the same
+        study on the same data, so the run resumes; an error if it holds another study's
+        results, or (unless `force`) other files, which `study.json` and `config.toml` could
+        replace."""
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise FaceBoneError(f"output folder {folder} exists and is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
         study_path = folder / STUDY_FILE
         if (folder / DATABASE).exists():
             held = _read_json(study_path) if study_path.is_file() else {}
@@ -117,6 +120,17 @@ class ResultStore:
                     f"{held.get('config_hash')}, this one {study['config_hash']}); choose "
                     "another output folder"
                 )
+            if held.get("data") != study["data"]:
+                raise FaceBoneError(
+                    f"{folder} holds results made on the data in {held.get('data')}, not "
+                    f"{study['data']}; resume with that data folder or choose another output"
+                )
+        elif folder.is_dir() and any(folder.iterdir()) and not force:
+            raise FaceBoneError(
+                f"output folder {folder} holds other files and no study results; choose an "
+                "empty or new folder (or force it)"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(folder / DATABASE)) as connection, connection:
             connection.executescript(_SCHEMA)
             connection.execute(
