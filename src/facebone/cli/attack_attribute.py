@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from facebone.cli.common import (
     add_cache_argument,
     add_data_argument,
@@ -163,6 +161,8 @@ def _template(args: argparse.Namespace, system, attacker: Role, targets: Role) -
     """Per backbone: the attack on the templates the system stores. A protected system is
     attacked as the protection assumes (the attacker trains on templates made with a key of
     its own) and with the system's key (stolen, or the attacker's faces enrolled in it)."""
+    import numpy as np
+
     from facebone.attacks.attribute_template import TemplateAttributeAttack
     from facebone.protection import create_protection
 
@@ -188,7 +188,8 @@ def _template(args: argparse.Namespace, system, attacker: Role, targets: Role) -
     return {**headline, "backbone": strongest, "backbones": backbones}
 
 
-def _score(attack, own: np.ndarray, stored: np.ndarray, attacker: Role, targets: Role) -> dict:
+def _score(attack, own, stored, attacker: Role, targets: Role) -> dict:
+    """Fit `attack` on the attacker's templates `own`, score it on the targets' `stored`."""
     from facebone.attacks.attribute_base import evaluate_attribute, prior_class
 
     attack.fit(own, attacker.labels, attacker.people)
