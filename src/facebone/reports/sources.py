@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facebone.attacks.runner import LEVELS
 from facebone.errors import FaceBoneError
 from facebone.reports.document import Figure
 from facebone.reports.study import judged
@@ -57,6 +58,13 @@ def runs_from_records(records) -> dict[str, dict[str, list[dict[str, Any]]]]:
         levels = attacks.get(utility.key)
         if not levels:
             continue  # a target without attacks has no privacy figures to report
+        attack_sets = {tuple(sorted(by_name)) for by_name in levels.values()}
+        if len(attack_sets) > 1 or set(levels) != set(LEVELS):
+            # The figures over seeds and the verdict compare every attack at both levels.
+            raise FaceBoneError(
+                f"{utility.key.label()}: the report needs every attack at both levels "
+                f"({', '.join(LEVELS)}); this study ran some at one level only"
+            )
         run = {
             "system": dict(utility.params),
             "seed": utility.key.seed,
