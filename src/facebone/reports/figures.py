@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 DPI = 110
 PANEL_COLUMNS = 3
+TAB10 = 10
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -35,7 +36,11 @@ def roc_panels(panels: Mapping[str, Mapping[str, dict[str, Any]]], title: str) -
     rows = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(5.2 * columns, 4.4 * rows), layout="constrained")
     axes_grid = np.atleast_1d(figure.subplots(rows, columns, squeeze=False)).ravel()
+    from matplotlib import colormaps
+
     for axes, (panel, curves) in zip(axes_grid, panels.items(), strict=False):
+        if len(curves) > TAB10:  # beyond ten curves the default colours repeat
+            axes.set_prop_cycle(color=colormaps["tab20"].colors)
         draw_rocs(axes, curves, panel, legend_loc="lower right", legend_size="xx-small")
     for axes in axes_grid[len(panels) :]:
         axes.set_visible(False)
