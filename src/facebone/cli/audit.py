@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="privacy budget of the DP-SGD system; 0 leaves it out",
     )
     parser.add_argument(
-        "--systems", help="comma-separated subset of the audit's systems (default all)"
+        "--systems",
+        help="comma-separated subset of the audit's systems: none, cosine, relaxloss, "
+        "dp-eps<E>, and over two or more backbones multi and cosine-fusion (default all)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a preview: one split seed, 8 shadows per attack"
@@ -86,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         data=args.data,
         out=args.out,
         seeds=_seeds(args.seeds) if args.seeds else default_seeds,
-        shadows=args.shadows if args.shadows or not args.quick else audit.QUICK_SHADOWS,
+        shadows=audit.QUICK_SHADOWS if args.shadows is None and args.quick else args.shadows,
         dp_epsilon=args.dp_epsilon or None,
         systems=tuple(parse_names(args.systems, "systems")) if args.systems else None,
     )
