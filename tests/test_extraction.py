@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facebone.attacks.base import AttackError, AttackNotFittedError, pair_key
-from facebone.attacks.extraction import ModelExtraction, query_pairs
+from facebone.attacks.extraction import CopiedShadowTrainer, ModelExtraction, query_pairs
 from facebone.attacks.system_target import system_query_fn
 from facebone.cli import main
 from facebone.embeddings import EmbeddingCache
@@ -83,6 +83,8 @@ def test_cli_reports_fidelity_and_membership_per_budget(
             str(pairs / "target_train.csv"),
             "--nonmembers",
             str(pairs / "target_test.csv"),
+            "--shadows",
+            "2",
             "--json",
         ]
     )
@@ -94,11 +96,23 @@ def test_cli_reports_fidelity_and_membership_per_budget(
         assert 0.5 < row["fidelity"] <= 1 and 0.5 < row["accuracy"] <= 1, row
         assert 0 <= row["membership"]["auc"] <= 1 and "0.01" in row["membership"]["tpr_at_fpr"]
     assert result["membership_baseline"]["auc"] > 0
+    assert 0 <= result["membership_lira_copied_shadows"]["auc"] <= 1
 
     for bad, words in (
         (["--budgets", "ten"], "--budgets"),
         (["--members", str(pairs / "target_train.csv")], "--nonmembers"),
+        (["--shadows", "1"], "--shadows"),
     ):
         assert main([*argv, *bad]) == 2
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_copied_shadows_learn_the_targets_answers(setting, protocol):
+    target, embeddings = setting
+    half = protocol["attacker"][::2]
+    copies = CopiedShadowTrainer(target, embeddings).train_many([(half, 1), (half, 2)])
+    test = protocol["target_test"]
+    original = target(test) >= 0.5
+    for copy in copies:
+        assert np.mean((copy(test) >= 0.5) == original) >= 0.98

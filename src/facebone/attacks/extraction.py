@@ -11,7 +11,9 @@ targets (knowledge distillation keeps more of the target than Copycat's hard lab
 
 The surrogate is also a reference model for membership: a pair the target trained on gets an
 answer more confident than the copy, which never saw it, gives (the difficulty calibration of
-Watson et al., ICLR 2022). `membership_scores` gives that score.
+Watson et al., ICLR 2022). `membership_scores` gives that score. `CopiedShadowTrainer` makes
+copies the shadows of the membership attacks (LiRA and the others), so the attacker needs the
+target's answers instead of its training recipe.
 """
 
 from __future__ import annotations
@@ -93,10 +95,10 @@ class ModelExtraction:
                 f"{'same' if decisions[0] else 'different'}; a surrogate needs both answers "
                 "(raise the budget)."
             )
-        e1, e2, _ = embed_pairs(embeddings, asked)
-        surrogate = NNPredictor(**{"seed": self.seed, **(self.predictor_params or {})})
         targets = answers if self.soft else decisions
-        self.surrogate_ = NNPredictor.fit_many([surrogate], [(e1, e2, targets, None)])[0]
+        self.surrogate_ = train_copies(
+            embeddings, [(asked, targets, self.seed)], self.predictor_params
+        )[0]
         self.queries_ = [
             Pair(p.image1, p.image2, int(d)) for p, d in zip(asked, decisions, strict=True)
         ]
@@ -157,6 +159,50 @@ class ModelExtraction:
             )
         copied = query(self.surrogate_query_fn(embeddings), pairs, "the surrogate")
         return logit_confidence(target_p_same, labels) - logit_confidence(copied, labels)
+
+
+class CopiedShadowTrainer:
+    """Shadow systems that copy the target instead of being trained like it: each learns the
+    target's answers to its pairs (soft targets, one query per distinct pair) with an nn on the
+    attacker's embeddings. A `ShadowTrainer` for the membership attacks."""
+
+    def __init__(
+        self,
+        target: QueryFn,
+        embeddings: Mapping[str, np.ndarray],
+        predictor_params: dict | None = None,
+    ) -> None:
+        self.target = target
+        self.embeddings = embeddings
+        self.predictor_params = predictor_params
+
+    def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
+        return self.train_many([(pairs, seed)])[0]
+
+    def train_many(self, requests: Sequence[tuple[Sequence[Pair], int]]) -> list[QueryFn]:
+        distinct = list(dict.fromkeys((p.image1, p.image2) for pairs, _ in requests for p in pairs))
+        answers = query(self.target, [Pair(a, b, 0) for a, b in distinct])
+        answer_of = dict(zip(distinct, answers, strict=True))
+        datasets = [
+            (list(pairs), np.array([answer_of[(p.image1, p.image2)] for p in pairs]), seed)
+            for pairs, seed in requests
+        ]
+        copies = train_copies(self.embeddings, datasets, self.predictor_params)
+        return [embedding_query_fn(copy, self.embeddings) for copy in copies]
+
+
+def train_copies(
+    embeddings: Mapping[str, np.ndarray],
+    datasets: Sequence[tuple[Sequence[Pair], np.ndarray, int]],
+    predictor_params: dict | None = None,
+) -> list[NNPredictor]:
+    """One nn per `(pairs, target answers, seed)`, trained together (`NNPredictor.fit_many`)."""
+    predictors, rows = [], []
+    for pairs, answers, seed in datasets:
+        predictors.append(NNPredictor(**{**(predictor_params or {}), "seed": seed}))
+        e1, e2, _ = embed_pairs(embeddings, pairs)
+        rows.append((e1, e2, answers, None))
+    return NNPredictor.fit_many(predictors, rows)
 
 
 def query_pairs(

@@ -26,7 +26,8 @@ def register(kinds: argparse._SubParsersAction) -> None:
             "train a surrogate nn on its answers for each query budget, and measure on pairs "
             "of other people (--targets) how often the copy decides as the system (fidelity) "
             "and how accurate it is. With --members and --nonmembers the copy also serves as "
-            "the reference model of a membership attack."
+            "the reference model of a membership attack, and --shadows copies serve as the "
+            "shadows of offline LiRA."
         ),
     )
     parser.add_argument("--model", type=Path, required=True, help="model directory")
@@ -45,6 +46,13 @@ def register(kinds: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--members", type=Path, help="pairs the system trained on")
     parser.add_argument("--nonmembers", type=Path, help="pairs it never saw")
+    parser.add_argument(
+        "--shadows",
+        type=int,
+        default=16,
+        help="with --members: copies of the system trained as offline LiRA's shadows, on "
+        "its answers to the --attacker pairs (0: skip)",
+    )
     parser.add_argument(
         "--surrogate-backbone", default="sface", help="the attacker's public backbone"
     )
@@ -74,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from facebone.attacks.base import logit_confidence, repeated_query, split_by_identity
-    from facebone.attacks.extraction import ModelExtraction
+    from facebone.attacks.extraction import CopiedShadowTrainer, ModelExtraction
+    from facebone.attacks.lira import LiRAAttack
     from facebone.attacks.metrics import evaluate_scores
     from facebone.attacks.runner import choose_queries
     from facebone.attacks.system_target import system_query_fn
@@ -85,6 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     budgets = _budgets(args.budgets)
     if (args.members is None) != (args.nonmembers is None):
         raise FaceBoneError("--members and --nonmembers go together")
+    if args.shadows < 0 or args.shadows == 1:
+        raise FaceBoneError(f"--shadows must be 0 or at least 2, got {args.shadows}")
     started = time.perf_counter()
     attacker = read_pairs(args.attacker, args.data).pairs
     if args.targets is None:
@@ -103,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         target = system_query_fn(system, args.data)
         images = [p for pair in (*attacker, *targets, *candidates) for p in pair[:2]]
         embeddings = own.dataset(args.data, images)[own.names[0]]
-        baseline, answers = None, None
+        baseline, answers, copied_lira = None, None, None
         if candidates:
             # A system that draws a backbone per query is asked each pair repeatedly, as the
             # membership attacks do, so the scores compare answers and not draws.
@@ -111,6 +122,12 @@ def _run(args: argparse.Namespace) -> int:
             answers = asked(candidates)
             confidence = logit_confidence(answers, pair_labels(candidates))
             baseline = evaluate_scores(is_member, confidence)
+            if args.shadows:
+                lira = LiRAAttack(n_shadows=args.shadows, seed=args.seed)
+                lira.fit(CopiedShadowTrainer(target, embeddings), attacker)
+                copied_lira = evaluate_scores(
+                    is_member, lira.infer(asked, candidates), lira.threshold_
+                )
         rows = []
         for budget in tqdm(budgets, desc="query budgets", disable=args.json):
             extraction = ModelExtraction(budget, soft=not args.hard_labels, seed=args.seed)
@@ -131,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "budgets": rows,
         "membership_baseline": baseline,
+        "membership_lira_copied_shadows": copied_lira,
         "seconds": round(time.perf_counter() - started, 2),
     }
     emit(result, args.json, _text(result))
@@ -157,6 +175,12 @@ def _text(result: dict) -> str:
         m = result["membership_baseline"]
         lines.append(
             f"membership without the copy (target confidence alone): AUC {m['auc']:.3f}, "
+            f"TPR@1% {m['tpr_at_fpr']['0.01']:.1%}"
+        )
+    if result["membership_lira_copied_shadows"]:
+        m = result["membership_lira_copied_shadows"]
+        lines.append(
+            f"offline LiRA with copies as shadows: AUC {m['auc']:.3f}, "
             f"TPR@1% {m['tpr_at_fpr']['0.01']:.1%}"
         )
     return "\n".join(lines)

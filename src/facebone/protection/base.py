@@ -130,11 +130,7 @@ def register_protection(name: str):
 
 def create_protection(name: str, **kwargs: Any) -> TemplateProtection:
     """A new protection; its key is drawn on `fit` or first `transform`."""
-    cls = PROTECTIONS.get(name)
-    try:
-        return cls(**kwargs)
-    except TypeError as error:
-        raise FaceBoneError(f"bad argument for template protection {name!r}: {error}") from None
+    return PROTECTIONS.create(name, **kwargs)
 
 
 def list_protections(pattern: str = "*") -> list[str]:
