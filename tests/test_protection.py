@@ -177,3 +177,30 @@ def test_train_evaluate_verify_with_a_key_file(
     assert "does not exist" in _one_line_error(
         capsys, [*verify, "--key-file", str(tmp_path / "no.key")]
     )
+
+
+def test_served_embed_gives_the_protected_template(tmp_path, lfw_root, protocol, cache_dir):
+    """/embed answers what the system stores: the keyed template, never the raw embedding."""
+    import httpx
+
+    from facebone.embeddings import EmbeddingCache
+    from facebone.embeddings.embedder import Embedder
+    from facebone.service.process import running_server
+    from facebone.system import save_system
+
+    embedder = Embedder(["sface"], EmbeddingCache(cache_dir), progress=False)
+    key = create_protection("biohash", dim_in=128, seed=5)
+    system = FRSystem(["sface"], predictor="cosine", template_protection="biohash")
+    system.fit(embedder, lfw_root, protocol["target_train"][:80], keys={"sface": key})
+    save_system(system, tmp_path / "model")
+    save_keys(tmp_path / "face.key", system.protections_)
+    photo = lfw_root / POWELL[0]
+    with (
+        running_server(tmp_path / "model", ["--key-file", str(tmp_path / "face.key")]) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        response = client.post("/embed", files={"img": photo.read_bytes()})
+    assert response.status_code == 200, response.text
+    served = np.array(response.json()["embeddings"]["sface"])
+    raw = embedder.photo(photo)["sface"]
+    np.testing.assert_array_equal(served, key.transform(raw[None])[0])

@@ -8,4 +8,6 @@ def describe_system(system: FRSystem) -> str:
     text = f"{' + '.join(system.backbones)}, {system.predictor} predictor"
     if system.mitigation == "multi":
         text += f", multi-backbone (assign {system.assign}, infer {system.infer})"
+    if system.template_protection is not None:
+        text += f", {system.template_protection} template protection"
     return text
