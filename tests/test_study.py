@@ -304,3 +304,26 @@ def test_engine_reproduces_the_comparison(lfw_root, cache_dir, protocol, tmp_pat
         assert results["runs"]["leaking"][utility.key.system][0]["utility"]["accuracy"] == (
             utility.accuracy
         )
+
+
+def test_explicit_split_files_are_the_protocol(lfw_root, cache_dir, protocol, tmp_path):
+    from facebone.data.pairs import write_pairs
+
+    for role, pairs in protocol.items():
+        write_pairs(tmp_path / f"{role}.csv", pairs)
+    config = tmp_path / "files.toml"
+    config.write_text(
+        f'data = "{lfw_root}"\noutput = "out"\n[splits]\nseeds = [3]\n'
+        "files = { target_train = 'target_train.csv', target_test = 'target_test.csv', "
+        "attacker = 'attacker.csv' }\n"
+        '[systems]\ndefenses = ["cosine"]\n[[attacks]]\nname = "rule-based"\n'
+    )
+    executor = LocalExecutor(EmbeddingCache(cache_dir))
+    try:
+        records = run_study(load_config(config), executor, progress=False)
+    finally:
+        executor.close()
+    (utility,) = records.utility
+    assert utility.key.seed == 3 and utility.n_test == len(protocol["target_test"])
+    assert utility.n_train == len(protocol["target_train"])  # the default regime: all pairs
+    assert {a.key.level for a in records.attacks} == {"pair", "identity"}

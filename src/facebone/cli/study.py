@@ -111,7 +111,11 @@ def _summary_lines(records) -> list[str]:
     from facebone.experiments.statistics import mean_sd
 
     lines = []
-    groups = dict.fromkeys((u.key.regime, u.key.system) for u in records.utility)
+    order = {name: index for index, name in enumerate(records.study.get("systems", {}))}
+    groups = sorted(
+        {(u.key.regime, u.key.system) for u in records.utility},
+        key=lambda group: (group[0], order.get(group[1], len(order)), group[1]),
+    )
     for regime, system in groups:
         accuracy = mean_sd(
             [
