@@ -1,8 +1,9 @@
 """Privacy experiments: defenses compared on the same splits, and where leakage appears.
 
 `defenses.py` names the deployable configurations, `regimes.py` the training recipes,
-`dp_tuning.py` tunes DP-SGD on the attacker's pairs, `runner.py` trains, measures and attacks
-each (regime, defense, seed), `statistics.py` gives means over seeds and chance bands,
+`dp_tuning.py` tunes DP-SGD on the attacker's pairs, `evaluation.py` trains, measures and
+attacks one target, `execution.py` runs such jobs here or in worker processes, `runner.py`
+compares every (regime, defense, seed), `statistics.py` gives means over seeds and chance bands,
 `verdict.py` judges the goal, `canaries.py` audits planted canaries, `leakage.py` maps the
 undefended nn predictor over training-set sizes and lengths, and `report.py` writes the
 markdown report and plots.

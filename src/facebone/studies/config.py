@@ -512,6 +512,8 @@ def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
     for index, table in enumerate(tables):
         entry = reader.sub("attacks", index, table)
         name = entry.take("name", str)
+        if name is None:
+            raise entry.fail(entry.key("name"), "missing: name the attack")
         if name not in list_attacks():
             raise entry.fail(
                 entry.key("name"),
