@@ -10,12 +10,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facebone.attacks.runner import LEVELS
 from facebone.errors import FaceBoneError
 from facebone.reports.document import Figure
 from facebone.reports.study import judged
+
+if TYPE_CHECKING:
+    from facebone.studies.records import StudyRecords
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,7 @@ class LoadedResults:
     inversion: dict[str, dict[str, Any]]
 
 
-def runs_from_records(records) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def runs_from_records(records: StudyRecords) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """`runs[regime][system]`, one run per split seed, from a store's typed records, in the
     shape `verdict.summarise_runs` reads."""
     attacks: dict[Any, dict[str, dict[str, Any]]] = {}
@@ -87,7 +90,7 @@ def runs_from_records(records) -> dict[str, dict[str, list[dict[str, Any]]]]:
 
 
 def _ordered(runs: dict[str, dict[str, list]], order: Sequence[str]) -> dict[str, dict]:
-    """Systems in the study's own order (the configuration's), any others after them."""
+    """Systems in `order`, any others after them."""
     rank = {name: index for index, name in enumerate(order)}
     return {
         regime: dict(sorted(by_system.items(), key=lambda item: rank.get(item[0], len(rank))))
@@ -95,37 +98,44 @@ def _ordered(runs: dict[str, dict[str, list]], order: Sequence[str]) -> dict[str
     }
 
 
-def _study_intro(study: dict[str, Any], records) -> tuple[str, ...]:
+def _planned_targets(study: dict[str, Any]) -> int | None:
+    """How many targets the study's configuration (`study.json`) asks for, if it says."""
+    try:
+        splits = study["splits"]
+        return sum(
+            len(splits["regime_seeds"].get(regime, splits["seeds"]))
+            for system in study["systems"].values()
+            for regime in system["regimes"]
+        )
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _study_intro(study: dict[str, Any], records: StudyRecords) -> tuple[str, ...]:
     seeds = sorted({u.key.seed for u in records.utility})
     attacks = sorted({a.key.attack for a in records.attacks})
-    lines = [
+    planned = _planned_targets(study)
+    finished = f"{len(records.utility)}" + (f" of {planned}" if planned is not None else "")
+    return (
         f"Study `{study.get('name', 'study')}` on `{study.get('data', '?')}`, configuration "
-        f"hash `{str(study.get('config_hash', '?'))[:12]}`: {len(records.utility)} trained "
-        f"targets, {len(records.attacks)} attack results; split seeds "
+        f"hash `{str(study.get('config_hash', '?'))[:12]}`: {finished} targets trained and "
+        f"attacked ({len(records.attacks)} attack results); split seeds "
         f"{', '.join(map(str, seeds))}; attacks {', '.join(attacks)}. Figures are means ± sd "
         "over seeds; attacks were trained on the attacker's people only and scored on the "
         "targets' members and non-members.",
-    ]
-    return tuple(lines)
+    )
 
 
 def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
     from facebone.studies.store import ResultStore
 
-    store = ResultStore(folder)
-    records = store.records()
+    records = ResultStore(folder).records()
     runs = runs_from_records(records)
     if not runs:
         raise FaceBoneError(f"{folder} holds no finished targets yet; nothing to report")
-    study = records.study
-    order = [str(s.get("name", s)) if isinstance(s, dict) else str(s) for s in _systems(study)]
-    return judged(_ordered(runs, order)), _study_intro(study, records)
-
-
-def _systems(study: dict[str, Any]) -> list[Any]:
-    config = study.get("config") if isinstance(study.get("config"), dict) else study
-    systems = config.get("systems", [])
-    return systems if isinstance(systems, list) else list(systems)
+    # Systems in the configuration's order (study.json lists them so), any others after.
+    ordered = _ordered(runs, list(records.study.get("systems", {})))
+    return judged(ordered), _study_intro(records.study, records)
 
 
 def compare_intro(results: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ grids when present, and the original prototype's figures beside ours."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,11 @@ def judged(
     }
 
 
+def slug(text: str) -> str:
+    """`text` fit for a file name: a regime named by a user may hold `/` or spaces."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
 def roc_figures(results: Mapping[str, Any]) -> list[Figure]:
     """Per regime and level, a panel per attack with each defense's ROC on its first seed."""
     made = []
@@ -47,7 +53,7 @@ def roc_figures(results: Mapping[str, Any]) -> list[Figure]:
             seed = next(iter(by_defense.values()))[0]["seed"]
             made.append(
                 Figure(
-                    f"roc-{regime}-{level}.png",
+                    f"roc-{slug(regime)}-{level}.png",
                     figures.roc_panels(
                         panels, f"{regime} regime, {level} level: ROC per attack (seed {seed})"
                     ),
