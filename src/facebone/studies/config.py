@@ -53,6 +53,7 @@ from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import Defense, get_defense
 from facebone.experiments.regimes import Regime, get_regime, list_regimes
 from facebone.experiments.runner import describe_defense, describe_regime
+from facebone.studies.records import package_versions
 
 NN_REGIME_OPTIONS = ("epochs", "weight_decay", "learning_rate", "batch_size")
 
@@ -179,6 +180,7 @@ class StudyConfig:
             "config_hash": self.config_hash(),
             "data": str(self.data.resolve()),
             "output": str(self.output.resolve()),
+            "versions": package_versions(),
             **self.design(),
         }
 
