@@ -68,8 +68,10 @@ def study_dir(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     (root / "results" / "grids").mkdir()
     cv2.imwrite(str(root / "results" / "grids" / "inversion-grid.png"), grid)
     (root / "results" / "inversion-broken.png").write_bytes(b"not a png")
+    # Shaped as `facebone attack inversion` writes it: a headline and each threat model.
     scores = {"sar": {"type1": {"far_0.001": 0.25, "far_0.01": 0.5}, "type2": {}}, "ssim": 0.4}
-    (root / "results" / "grids" / "inversion.json").write_text(json.dumps({"decoder": scores}))
+    inversion = {**scores, "method": "decoder", "threat_models": {"undefended": scores}}
+    (root / "results" / "grids" / "inversion.json").write_text(json.dumps(inversion))
     return root / "results"
 
 
@@ -108,7 +110,8 @@ def test_html_is_self_contained_with_valid_non_empty_images(report, study_dir):
     assert grid in images
     assert "inversion-broken" not in html
     # The inversion scores beside the grid: SAR type I at FAR 0.1% and 1%, no type II.
-    assert "<td>grids/inversion.json / decoder</td><td>25.0%</td><td>50.0%</td><td>-</td>" in html
+    row = "<td>grids/inversion.json (decoder) / undefended</td><td>25.0%</td><td>50.0%</td>"
+    assert row + "<td>-</td>" in html
 
 
 def test_markdown_summary_has_the_same_tables_and_png_files(report, study_dir):

@@ -187,10 +187,18 @@ def find_inversion_scores(folder: Path) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
 
     def walk(value: Any, where: str) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("sar"), dict) and isinstance(value["sar"].get("type1"), dict):
-                found[where] = value
-                return
+        if not isinstance(value, dict):
+            return
+        threats = value.get("threat_models")
+        if isinstance(threats, dict):
+            # `facebone attack inversion` output: a headline and each threat model's scores.
+            about = [str(value[k]) for k in ("method", "backbone") if k in value]
+            label = f"{where} ({', '.join(about)})" if about else where
+            for threat, scores in threats.items():
+                walk(scores, f"{label} / {threat}")
+        elif isinstance(value.get("sar"), dict) and isinstance(value["sar"].get("type1"), dict):
+            found[where] = value
+        else:
             for key, inner in value.items():
                 walk(inner, f"{where} / {key}")
 
