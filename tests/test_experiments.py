@@ -153,6 +153,9 @@ def test_report_and_plots_are_written(results, tmp_path):
         "report-frontier.png",
     }
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+    # `facebone report` reads the comparison's results.json too.
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "again.html")]) == 0
+    assert "**Meet the goal:**" in (tmp_path / "again.md").read_text()
 
 
 def test_leakage_map_cell_and_report(lfw_root, cache_dir, protocol, tmp_path):
