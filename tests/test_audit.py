@@ -115,6 +115,7 @@ def test_a_rerun_resumes_without_new_rows(audited, user, cache_dir, capsys):
         ("few-people", "an audit needs at least 9"),
         ("broken-model", "not a readable ONNX model"),
         ("foreign-out", "not an audit's"),
+        ("two-shadows", "at least 4 (lira-online needs that many)"),
     ],
 )
 def test_bad_audits_fail_in_one_line_before_any_work(
@@ -128,10 +129,11 @@ def test_bad_audits_fail_in_one_line_before_any_work(
     elif case == "broken-model":
         model = tmp_path / "broken.onnx"
         model.write_bytes(b"not onnx")
-    else:
+    elif case == "foreign-out":
         out.mkdir()
         (out / "notes.txt").write_text("mine")
     argv = ["audit", "--backbone", f"onnx:{model}", "--data", str(data), "--out", str(out)]
+    argv += ["--shadows", "2"] if case == "two-shadows" else []
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1

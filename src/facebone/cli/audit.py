@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--shadows",
         type=int,
-        help="shadow systems per attack (default each attack's own: 64 for lira-online, 16 for "
-        "lira, 4 for blackbox-gb; with --quick 8)",
+        help="shadow systems per attack, 4 or more (default each attack's own: 64 for "
+        "lira-online, 16 for lira, 4 for blackbox-gb; with --quick 8)",
     )
     parser.add_argument(
         "--dp-epsilon",

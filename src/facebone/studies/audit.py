@@ -106,16 +106,24 @@ def _toml_value(value: Any) -> str:
     return "[" + ", ".join(_toml_value(v) for v in value) + "]"
 
 
+def _absolute(spec: str) -> str:
+    """`onnx:model.onnx` with its file as an absolute path, so the configuration runs from
+    any folder."""
+    name, _, weights = spec.partition(":")
+    return f"{name}:{Path(weights).resolve()}" if weights else spec
+
+
 def audit_toml(plan: AuditPlan) -> str:
     """The audit as a study configuration; it lives in the output folder (`output = "."`)."""
-    systems = audit_systems(plan.backbones, plan.dp_epsilon)
+    backbones = [_absolute(spec) for spec in plan.backbones]
+    systems = audit_systems(backbones, plan.dp_epsilon)
     chosen = plan.systems or tuple(systems)
     lines = [
         "# A FaceBone audit: rerun or resume with `facebone study run config.toml`.",
         'name = "audit"',
         f"data = {_toml_value(str(plan.data.resolve()))}",
         'output = "."',
-        f"backbones = {_toml_value(list(plan.backbones))}",
+        f"backbones = {_toml_value(backbones)}",
         "",
         "[splits]",
         f"seeds = {_toml_value(list(plan.seeds))}",
@@ -135,6 +143,7 @@ def audit_toml(plan: AuditPlan) -> str:
 
 def check_plan(plan: AuditPlan) -> None:
     """Every mistake the audit can see before any work, as one sentence."""
+    from facebone.attacks.registry import ATTACKS as ATTACK_CLASSES
     from facebone.backbones import create_backbone
     from facebone.data.lfw import scan_lfw
     from facebone.studies.store import DATABASE
@@ -145,8 +154,14 @@ def check_plan(plan: AuditPlan) -> None:
         raise FaceBoneError(f"a backbone is named twice: {', '.join(plan.backbones)}")
     if not plan.seeds or len(set(plan.seeds)) != len(plan.seeds) or min(plan.seeds) < 0:
         raise FaceBoneError(f"seeds must be distinct whole numbers >= 0, got {plan.seeds}")
-    if plan.shadows is not None and plan.shadows < 2:
-        raise FaceBoneError(f"the number of shadows must be at least 2, got {plan.shadows}")
+    if plan.shadows is not None:
+        needs = {name: getattr(ATTACK_CLASSES.get(name), "min_shadows", 1) for name in ATTACKS}
+        strictest = max(needs, key=needs.get)
+        if plan.shadows < needs[strictest]:
+            raise FaceBoneError(
+                f"the number of shadows must be at least {needs[strictest]} ({strictest} "
+                f"needs that many), got {plan.shadows}"
+            )
     if plan.dp_epsilon is not None and plan.dp_epsilon <= 0:
         raise FaceBoneError(f"the DP epsilon must be above 0, got {plan.dp_epsilon}")
     known = audit_systems(plan.backbones, plan.dp_epsilon)
