@@ -55,16 +55,20 @@ class TemplateProtection(ABC):
             )
 
     def fit(self, X: Any = None, y: Any = None) -> TemplateProtection:
-        """Draw the key (the data are not used: a key must not depend on whose faces it
-        protects); returns self."""
+        """Draw the key; embeddings `X` (N, D), where given, tune the data-dependent part a
+        protection may have (BioHash's centre); returns self."""
         self._check_dims()
-        self.key_ = self._draw_key(np.random.default_rng(self.seed))
+        data = None if X is None else self._checked(X)
+        self.key_ = self._draw_key(np.random.default_rng(self.seed), data)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         """Protected templates `(N, K)` float32 of embeddings `(N, D)`."""
         if not hasattr(self, "key_"):
             self.fit()
+        return self._transform(self._checked(X)).astype(np.float32)
+
+    def _checked(self, X: Any) -> np.ndarray:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.dim_in:
             raise FaceBoneError(
@@ -72,7 +76,7 @@ class TemplateProtection(ABC):
             )
         if not np.issubdtype(X.dtype, np.number) or not np.all(np.isfinite(X)):
             raise FaceBoneError("embeddings must be finite real numbers")
-        return self._transform(X.astype(np.float64)).astype(np.float32)
+        return X.astype(np.float64)
 
     def fingerprint(self) -> str:
         """SHA-256 of the key: tells whether a key file is the one a model was made with,
@@ -101,8 +105,8 @@ class TemplateProtection(ABC):
         return protection
 
     @abstractmethod
-    def _draw_key(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """The key arrays, drawn from `rng`."""
+    def _draw_key(self, rng: np.random.Generator, X: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The key arrays, drawn from `rng` (and tuned on embeddings `X` where given)."""
 
     @classmethod
     @abstractmethod

@@ -52,7 +52,8 @@ class FRSystem:
     `template_protection` (a name from `facebone.protection`) replaces each backbone's
     embeddings by keyed templates before the predictor sees them, in training and in every
     answer (`protect`); one key per backbone, given to `fit` or drawn from the operating
-    system's entropy. The keys are secret and never part of `get_params`.
+    system's entropy (and centred on the training faces, see `protection/biohash.py`). The keys
+    are secret and never part of `get_params`.
 
     Per-query backbone draws come from the operating system's entropy, so two processes never
     repeat a draw; `reset_query_stream(seed)` makes them reproducible for experiments.
@@ -167,7 +168,7 @@ class FRSystem:
             if not pairs:
                 raise FaceBoneError("no training pairs")
             system.embedder_ = embedder
-            system.protections_ = system._keyed_protections(keys)
+            system.protections_ = system._protections(keys, root, pairs)
             system.embedding_dim_ = max(
                 system._template_dim(b.name, b.embedding_dim) for b in embedder.backbones
             )
@@ -189,21 +190,35 @@ class FRSystem:
             system.reset_query_stream()
         return systems
 
-    def _keyed_protections(
-        self, keys: Mapping[str, TemplateProtection] | None
+    def _protections(
+        self,
+        keys: Mapping[str, TemplateProtection] | None,
+        root: str | Path,
+        pairs: Sequence[Pair],
     ) -> dict[str, TemplateProtection]:
-        """Backbone name -> keyed protection (none without template protection), checked to
-        fit the backbones: a key for another backbone would silently scramble its templates."""
+        """Backbone name -> keyed protection (none without template protection): `keys`, or
+        new keys from the operating system's entropy fitted to the training faces."""
         if self.template_protection is None:
             if keys:
                 raise FaceBoneError("keys were given but the system has no template protection")
             return {}
+        if keys is not None:
+            return self._checked_keys(keys)
+        images = list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))
+        table = self.embedder_.dataset(root, images)
+        return {
+            b.name: create_protection(self.template_protection, dim_in=b.embedding_dim).fit(
+                np.stack([table[b.name][image] for image in images])
+            )
+            for b in self.embedder_.backbones
+        }
+
+    def _checked_keys(
+        self, keys: Mapping[str, TemplateProtection]
+    ) -> dict[str, TemplateProtection]:
+        """`keys`, checked to fit the backbones: a key for another backbone would silently
+        scramble its templates."""
         backbones = self.embedder_.backbones
-        if keys is None:
-            return {
-                b.name: create_protection(self.template_protection, dim_in=b.embedding_dim).fit()
-                for b in backbones
-            }
         if sorted(keys) != sorted(b.name for b in backbones):
             raise FaceBoneError(
                 f"keys are for backbones {', '.join(sorted(keys))}, the system has "

@@ -212,4 +212,4 @@ def _checked_keys(
             f"the keys given are not the ones {directory} was trained with "
             "(their fingerprint differs)"
         )
-    return system._keyed_protections(keys)
+    return system._checked_keys(keys)
