@@ -24,6 +24,7 @@ from facebone.cli.output import emit
 KIND_MODULES: tuple[str, ...] = (
     "facebone.cli.attack_extraction",
     "facebone.cli.attack_attribute",
+    "facebone.cli.attack_inversion",
 )
 
 

@@ -1,0 +1,88 @@
+"""Black-box inversion: a face found by asking the verification service for scores only.
+
+The attacker sees neither the template nor the network: it submits probe faces against a
+target's enrolled record and reads the service's score. It searches a face space built from
+its own faces (the principal components of its aligned faces, eigenfaces) with a natural
+evolution strategy (Wierstra et al. 2014): each round, `population` probes around the current
+face (antithetic pairs), scores turned into centred ranks, a step along the rank-weighted
+directions. `budget` is the number of queries per target.
+
+The oracle is `score(images (N, S, S, 3) uint8, records (N, K)) -> (N,)`: the service
+comparing each probe with the enrolled record of its row. The attack never reads the records;
+it only names, per probe, whose record to compare with, as a claimed identity does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from facebone.attacks.base import AttackError
+from facebone.attacks.inversion_base import InversionAttack, register_inversion, resize_faces
+
+ScoreOracle = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@register_inversion("blackbox")
+class BlackBoxInversion(InversionAttack):
+    """Score-only search over `components` eigenfaces of the attacker's faces."""
+
+    def __init__(
+        self,
+        oracle: ScoreOracle,
+        image_size: int = 64,
+        budget: int = 400,
+        population: int = 20,
+        components: int = 48,
+        step: float = 0.5,
+        sigma: float = 0.5,
+        seed: int | None = 0,
+    ) -> None:
+        self.oracle = oracle
+        self.image_size = image_size
+        self.budget = budget
+        self.population = population
+        self.components = components
+        self.step = step
+        self.sigma = sigma
+        self.seed = seed
+
+    def _fit(self, faces: np.ndarray, templates: np.ndarray) -> BlackBoxInversion:
+        """Eigenfaces of the attacker's faces; `templates` are not needed (the search learns
+        identity from the service's scores alone)."""
+        if self.population < 2 or self.population % 2 or self.budget < self.population:
+            raise AttackError(
+                f"population must be an even number >= 2 and budget at least population; got "
+                f"population {self.population}, budget {self.budget}"
+            )
+        pixels = resize_faces(faces, self.image_size).reshape(len(faces), -1) / 255.0
+        self.mean_ = pixels.mean(axis=0)
+        _, singular, vt = np.linalg.svd(pixels - self.mean_, full_matrices=False)
+        k = min(self.components, len(faces) - 1)
+        # Components scaled by their spread: a unit step in any direction is one typical face.
+        self.basis_ = vt[:k] * (singular[:k, None] / np.sqrt(len(faces)))
+        return self
+
+    def _images(self, coefficients: np.ndarray) -> np.ndarray:
+        pixels = np.clip(self.mean_ + coefficients @ self.basis_, 0, 1)
+        shape = (len(coefficients), self.image_size, self.image_size, 3)
+        return (pixels * 255).round().astype(np.uint8).reshape(shape)
+
+    def _invert(self, templates: np.ndarray) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        n, k, half = len(templates), len(self.basis_), self.population // 2
+        current = np.zeros((n, k))
+        ranks = np.concatenate([np.arange(self.population)] * n).reshape(n, -1)
+        shaping = ranks / (self.population - 1) - 0.5  # centred ranks, best +0.5
+        records = np.repeat(templates, self.population, axis=0)
+        for _ in range(self.budget // self.population):
+            noise = rng.standard_normal((n, half, k))
+            noise = np.concatenate([noise, -noise], axis=1)
+            probes = current[:, None, :] + self.sigma * noise
+            scores = np.asarray(
+                self.oracle(self._images(probes.reshape(-1, k)), records), dtype=np.float64
+            ).reshape(n, self.population)
+            weights = np.take_along_axis(shaping, np.argsort(np.argsort(scores, axis=1)), axis=1)
+            current += self.step * np.einsum("np,npk->nk", weights, noise) / half
+        return self._images(current)
