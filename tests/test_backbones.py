@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 from facebone.assets import sface_path
 from facebone.backbones import create_backbone, list_backbones
 from facebone.backbones.iresnet import IResNet, save_weights
+from facebone.backbones.onnx_model import OnnxBackbone
 from facebone.errors import FaceBoneError
 from facebone.faces.detect import FaceDetector, find_face
 from facebone.faces.image import load_image
@@ -61,6 +62,27 @@ def test_onnx_backbone_runs_a_user_model_file_like_the_builtin(tmp_path, lfw_roo
     builtin = backbone_pool("sface")
     crops = _aligned_crops(lfw_root, builtin, PHOTOS)
     np.testing.assert_allclose(user.embed(crops), builtin.embed(crops), atol=1e-3)
+
+
+def test_onnx_cache_key_follows_the_input_settings(tmp_path):
+    """Embeddings cached under one normalisation must not be reused under another."""
+    model = tmp_path / "sface.onnx"
+    model.write_bytes(sface_path().read_bytes())
+    keys = {
+        settings: OnnxBackbone(model, **dict(settings)).cache_key
+        for settings in (
+            (("mean", 0.0), ("std", 1.0)),
+            (("mean", 127.5), ("std", 127.5)),
+            (("mean", 0.0), ("std", 1.0), ("color", "bgr")),
+        )
+    }
+    assert len(set(keys.values())) == 3
+    assert OnnxBackbone(model, mean=0.0, std=1.0).cache_key == keys[(("mean", 0.0), ("std", 1.0))]
+    # The settings file beside the model counts like the arguments.
+    (tmp_path / "sface.onnx.json").write_text(json.dumps({"mean": 0.0, "std": 1.0}))
+    assert create_backbone(f"onnx:{model}").cache_key == keys[(("mean", 0.0), ("std", 1.0))]
+    (tmp_path / "sface.onnx.json").write_text(json.dumps({"mean": 0.0, "std": 2.0}))
+    assert create_backbone(f"onnx:{model}").cache_key not in keys.values()
 
 
 def test_onnx_backbone_errors(tmp_path):

@@ -212,7 +212,10 @@ def _overlapping_files(folder: Path, data: Path) -> str:
         ),
         (lambda t, d, f: t.replace('name = "tiny"', "name = tiny"), "bad TOML: Invalid value"),
         (lambda t, d, f: t.replace('"cosine"', '"cosine", "no-such"'), "systems.defenses[1]"),
-        (lambda t, d, f: t.replace("shadows = 4", "shadows = 1", 1), "attacks[0].shadows"),
+        (
+            lambda t, d, f: t.replace("shadows = 4", "shadows = 2", 1),
+            "attacks[0].shadows: lira-online needs at least 4 shadows, got 2",
+        ),
         (lambda t, d, f: t + "\nextra = 1\n", "extra: unknown key"),
     ],
     ids=[

@@ -5,6 +5,7 @@ Configuration comes from keyword arguments or a JSON file beside the model
 ("rgb" or "bgr"). The defaults are InsightFace's: 112 px, RGB, (x - 127.5) / 127.5.
 """
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,6 +95,13 @@ class OnnxBackbone(Backbone):
         self.input_size = size
         probe = np.zeros((1, 3, size, size), dtype=np.float32)
         self.embedding_dim = int(self._session.run(None, {self._input_name: probe})[0].shape[-1])
+
+    @property
+    def cache_key(self) -> str:
+        """The weights' key plus the input settings: the same file read with another size,
+        colour order or normalisation gives other embeddings."""
+        settings = json.dumps([self.input_size, self.color, self.mean, self.std])
+        return f"{super().cache_key}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
     def embed(self, faces: Sequence[np.ndarray]) -> np.ndarray:
         outputs = [np.empty((0, self.embedding_dim), dtype=np.float32)]

@@ -143,9 +143,9 @@ def audit_toml(plan: AuditPlan) -> str:
 
 def check_plan(plan: AuditPlan) -> None:
     """Every mistake the audit can see before any work, as one sentence."""
-    from facebone.attacks.registry import ATTACKS as ATTACK_CLASSES
     from facebone.backbones import create_backbone
     from facebone.data.lfw import scan_lfw
+    from facebone.studies.config import attack_min_shadows
     from facebone.studies.store import DATABASE
 
     if not plan.backbones:
@@ -155,7 +155,7 @@ def check_plan(plan: AuditPlan) -> None:
     if not plan.seeds or len(set(plan.seeds)) != len(plan.seeds) or min(plan.seeds) < 0:
         raise FaceBoneError(f"seeds must be distinct whole numbers >= 0, got {plan.seeds}")
     if plan.shadows is not None:
-        needs = {name: getattr(ATTACK_CLASSES.get(name), "min_shadows", 1) for name in ATTACKS}
+        needs = {name: attack_min_shadows(name) for name in ATTACKS}
         strictest = max(needs, key=needs.get)
         if plan.shadows < needs[strictest]:
             raise FaceBoneError(

@@ -504,6 +504,14 @@ def _system_table(
     return SystemSpec(defense, default_regimes if regime is None else (regime,))
 
 
+def attack_min_shadows(name: str) -> int:
+    """The fewest shadows attack `name` can train with, as its class declares it
+    (`ShadowAttack.min_shadows`; 1 for an attack without shadows, which ignores them)."""
+    from facebone.attacks.registry import ATTACKS
+
+    return getattr(ATTACKS.get(name), "min_shadows", 1)
+
+
 def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
     from facebone.attacks import list_attacks
 
@@ -522,8 +530,11 @@ def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
                 f"unknown attack {name!r}; choose from: {', '.join(list_attacks())}",
             )
         shadows = entry.take("shadows", int)
-        if shadows is not None and shadows < 2:
-            raise entry.fail(entry.key("shadows"), f"must be at least 2, got {shadows}")
+        if shadows is not None and shadows < attack_min_shadows(name):
+            raise entry.fail(
+                entry.key("shadows"),
+                f"{name} needs at least {attack_min_shadows(name)} shadows, got {shadows}",
+            )
         queries = entry.take("queries", int)
         if queries is not None and queries < 1:
             raise entry.fail(entry.key("queries"), f"must be at least 1, got {queries}")
