@@ -17,7 +17,9 @@ from facebone.errors import FaceBoneError
 from facebone.experiments.execution import torch_threads
 from facebone.protection import create_protection
 
-N_TARGETS = 60
+# Enough targets that a few successes above the 1% chance rate are a signal, not one lucky
+# face; a 32 px decoder trains in seconds and already gives them.
+N_TARGETS = 150
 
 
 def _images(pairs) -> list[str]:
@@ -38,7 +40,7 @@ def data(lfw_root, protocol, cache_dir, backbone_pool, lfw_embeddings):
 
 
 def _decoder():
-    return create_inversion("decoder", width=128, epochs=10, seed=0)
+    return create_inversion("decoder", image_size=32, epochs=8, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ def test_evaluation_is_identity_disjoint(data, lfw_root, backbone_pool):
 
 def test_decoder_beats_chance_and_protection_without_key_lowers_it(data, undefended, tmp_path):
     scores, images, _ = undefended
-    assert images.shape == (N_TARGETS, 64, 64, 3) and images.dtype == np.uint8
+    assert images.shape == (N_TARGETS, 32, 32, 3) and images.dtype == np.uint8
     assert scores.chance == {"far_0.001": 0.001, "far_0.01": 0.01}
     assert scores.sar["type1"]["far_0.01"] > scores.chance["far_0.01"]
     assert 0 < scores.n_type2_targets < N_TARGETS and scores.n_type2_comparisons > 0
@@ -82,7 +84,7 @@ def test_decoder_beats_chance_and_protection_without_key_lowers_it(data, undefen
     assert rows.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_optimisation_moves_the_mean_face_towards_the_template(data):
+def test_optimisation_moves_the_mean_face_towards_the_template(data, backbone_pool):
     from facebone.backbones.onnx_torch import differentiable_backbone
 
     attack = create_inversion("optimise", backbone=differentiable_backbone("sface"), budget=8)
@@ -90,7 +92,7 @@ def test_optimisation_moves_the_mean_face_towards_the_template(data):
     templates = data.target_embeddings[:4]
     with torch_threads(1):
         images = attack.invert(templates)
-    sface = _sface(data)
+    sface = backbone_pool("sface")
     start = embed_reconstructions(np.repeat(attack.mean_face_[None], 4, axis=0), sface)
     after = embed_reconstructions(images, sface)
     assert np.all(
@@ -98,28 +100,23 @@ def test_optimisation_moves_the_mean_face_towards_the_template(data):
     )
 
 
-def _sface(data):
-    from facebone.backbones import create_backbone
-
-    return create_backbone("sface")
-
-
-def test_blackbox_search_raises_the_service_score(data):
+def test_blackbox_search_raises_the_service_score(data, backbone_pool):
     """The oracle is a template-matching service: cosine of the probe's SFace embedding with
     the enrolled template; the search never reads the template itself."""
-    sface = _sface(data)
+    sface = backbone_pool("sface")
     asked = []
 
     def oracle(images, records):
         asked.append(len(images))
         return cosine_matrix(embed_reconstructions(images, sface), records).diagonal()
 
-    attack = create_inversion("blackbox", oracle=oracle, budget=40, population=10, seed=0)
+    attack = create_inversion("blackbox", oracle=oracle, budget=30, population=10, seed=0)
     attack.fit(data.attacker_faces, data.attacker_embeddings)
-    records = data.target_embeddings[:3]
+    records = data.target_embeddings[:2]
     images = attack.invert(records)
-    assert sum(asked) == 3 * 40
-    start = oracle(np.repeat(attack._images(np.zeros((1, len(attack.basis_)))), 3, axis=0), records)
+    assert sum(asked) == 2 * 30
+    mean_face = (attack.mean_ * 255).round().astype(np.uint8).reshape(1, 64, 64, 3)  # the start
+    start = oracle(np.repeat(mean_face, 2, axis=0), records)
     assert np.all(oracle(images, records) > start)
 
 

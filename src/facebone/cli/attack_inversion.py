@@ -140,6 +140,9 @@ def _attack(args: argparse.Namespace, system, name: str, data, budget: int) -> d
     else:
         params = {**system.protections_[name].get_params(), "seed": args.seed}
         own_key = create_protection(system.template_protection, **params)
+        # The attacker knows the scheme: its own key is fitted to its own faces, as the
+        # system's was to the system's.
+        own_key.fit(own)
         threats = {"own_key": own_key.transform(own), "stolen_key": system.protect(name, own)}
     scored, images = {}, {}
     for threat, templates in threats.items():
