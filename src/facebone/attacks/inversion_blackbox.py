@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from facebone.attacks.base import AttackError
 from facebone.attacks.inversion_base import InversionAttack, register_inversion, resize_faces
@@ -38,6 +39,7 @@ class BlackBoxInversion(InversionAttack):
         step: float = 0.5,
         sigma: float = 0.5,
         seed: int | None = 0,
+        progress: bool = False,
     ) -> None:
         self.oracle = oracle
         self.image_size = image_size
@@ -47,6 +49,7 @@ class BlackBoxInversion(InversionAttack):
         self.step = step
         self.sigma = sigma
         self.seed = seed
+        self.progress = progress
 
     def _fit(self, faces: np.ndarray, templates: np.ndarray) -> BlackBoxInversion:
         """Eigenfaces of the attacker's faces; `templates` are not needed (the search learns
@@ -76,7 +79,8 @@ class BlackBoxInversion(InversionAttack):
         ranks = np.concatenate([np.arange(self.population)] * n).reshape(n, -1)
         shaping = ranks / (self.population - 1) - 0.5  # centred ranks, best +0.5
         records = np.repeat(templates, self.population, axis=0)
-        for _ in range(self.budget // self.population):
+        rounds = range(self.budget // self.population)
+        for _ in tqdm(rounds, desc="searching by scores", disable=not self.progress):
             noise = rng.standard_normal((n, half, k))
             noise = np.concatenate([noise, -noise], axis=1)
             probes = current[:, None, :] + self.sigma * noise

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from facebone.attacks.inversion_base import InversionAttack, register_inversion, resize_faces
 from facebone.attacks.inversion_decoder import DecoderInversion, to_images, to_tensor
@@ -42,6 +43,7 @@ class OptimisationInversion(InversionAttack):
         tv_weight: float = 0.5,
         batch_size: int = 32,
         device: str = "cpu",
+        progress: bool = False,
     ) -> None:
         self.backbone = backbone
         self.decoder = decoder
@@ -51,6 +53,7 @@ class OptimisationInversion(InversionAttack):
         self.tv_weight = tv_weight
         self.batch_size = batch_size
         self.device = device
+        self.progress = progress
 
     def _fit(self, faces: np.ndarray, templates: np.ndarray) -> OptimisationInversion:
         if self.decoder is not None:
@@ -66,13 +69,15 @@ class OptimisationInversion(InversionAttack):
     def _invert(self, templates: np.ndarray) -> np.ndarray:
         self.backbone.to(self.device)
         starts = self._starts(templates)
+        batches = range(0, len(templates), self.batch_size)
+        bar = tqdm(batches, desc="inverting by gradient descent", disable=not self.progress)
         return np.concatenate(
             [
                 self._descend(
                     starts[start : start + self.batch_size],
                     templates[start : start + self.batch_size],
                 )
-                for start in range(0, len(templates), self.batch_size)
+                for start in bar
             ]
         )
 

@@ -198,6 +198,7 @@ def _create_attack(args: argparse.Namespace, system, name: str, budget: int):
             image_size=args.image_size,
             budget=budget,
             device=args.device,
+            progress=not args.json,
         )
     return create_inversion(
         "blackbox",
@@ -205,6 +206,7 @@ def _create_attack(args: argparse.Namespace, system, name: str, budget: int):
         image_size=args.image_size,
         budget=budget,
         seed=args.seed,
+        progress=not args.json,
     )
 
 
