@@ -172,6 +172,8 @@ def test_cli_writes_metrics_and_grid_for_each_threat_model(workspace, lfw_root, 
     assert set(result["sar"]) == {"type1", "type2"}
     assert set(result["sar"]["type1"]) == {"far_0.001", "far_0.01"}
     assert result["chance"] == {"far_0.001": 0.001, "far_0.01": 0.01}
+    impostors = result["threat_models"]["undefended"]["impostor_acceptance"]
+    assert 0 <= impostors["far_0.001"] <= impostors["far_0.01"] <= 1
     assert list(result["threat_models"]) == ["undefended"] and result["evaluator"] == "dlib"
     assert json.loads((out / "inversion.json").read_text())["sar"] == result["sar"]
     assert (out / "inversion-grid.png").stat().st_size > 0

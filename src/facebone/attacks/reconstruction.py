@@ -6,7 +6,10 @@ network's quirks does not count) accepts it as the target person at the threshol
 false-accept rate (FAR). Thresholds come from impostor pairs of people other than the targets.
 Type I compares with the very image whose template leaked, type II with the person's other
 images (so only people with two images or more count). A random face passes at the FAR
-itself: the chance rate. SSIM compares the reconstruction with the aligned original.
+itself: the chance rate. Reconstructions are not photos, though (blurred, or tuned to a
+network), so the share of them accepted as *someone else* among the target people is measured
+too (`impostor_acceptance`): the chance rate these images actually meet. SSIM compares the
+reconstruction with the aligned original.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class ReconstructionScores:
     sar: dict[str, dict[str, float]]
     ssim: float
     chance: dict[str, float]
+    impostor_acceptance: dict[str, float]
     n_targets: int
     n_type2_targets: int
     n_type2_comparisons: int
@@ -77,6 +81,7 @@ class ReconstructionScores:
             "sar": self.sar,
             "ssim": self.ssim,
             "chance": self.chance,
+            "impostor_acceptance": self.impostor_acceptance,
             "n_targets": self.n_targets,
             "n_type2_targets": self.n_type2_targets,
             "n_type2_comparisons": self.n_type2_comparisons,
@@ -126,6 +131,11 @@ def score_reconstructions(
                 embedded[row : row + 1], np.stack([reference[p] for p in others])
             )
             type2.extend(scores.ravel().tolist())
+    references = list(reference)
+    everyone = cosine_matrix(embedded, np.stack([reference[p] for p in references]))
+    owners = np.array([identity_of(p) for p in references])
+    strangers = owners[None, :] != np.array([identity_of(t) for t in targets])[:, None]
+    impostors = everyone[strangers]
     sar = {
         "type1": {f"far_{far}": float(np.mean(type1 >= t)) for far, t in thresholds.items()},
         "type2": {
@@ -137,6 +147,9 @@ def score_reconstructions(
         sar=sar,
         ssim=mean_ssim(reconstructions, originals),
         chance={f"far_{far}": far for far in thresholds},
+        impostor_acceptance={
+            f"far_{far}": float(np.mean(impostors >= t)) for far, t in thresholds.items()
+        },
         n_targets=len(targets),
         n_type2_targets=len(people),
         n_type2_comparisons=len(type2),

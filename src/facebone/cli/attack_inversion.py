@@ -241,7 +241,7 @@ def _text(result: dict[str, Any]) -> str:
         f"model inversion of {result['backbone']} templates ({result['method']}, "
         f"{result['budget']} {result['budget_counts']}), scored by {result['evaluator']}",
         f"{'threat model':<13} {'targets':>7} {'SAR I@0.1%':>10} {'SAR I@1%':>9} "
-        f"{'SAR II@0.1%':>11} {'SAR II@1%':>10} {'SSIM':>6}",
+        f"{'SAR II@0.1%':>11} {'SAR II@1%':>10} {'SSIM':>6} {'impostor@1%':>11}",
     ]
     for threat, m in result["threat_models"].items():
         type2 = [m["sar"]["type2"][k] for k in ("far_0.001", "far_0.01")]
@@ -249,10 +249,13 @@ def _text(result: dict[str, Any]) -> str:
             f"{threat:<13} {m['n_targets']:>7} {m['sar']['type1']['far_0.001']:10.1%} "
             f"{m['sar']['type1']['far_0.01']:9.1%} "
             + " ".join(f"{v:>10.1%}" if v is not None else f"{'n/a':>10}" for v in type2)
-            + f" {m['ssim']:6.3f}"
+            + f" {m['ssim']:6.3f} {m['impostor_acceptance']['far_0.01']:11.1%}"
         )
     people = next(iter(result["threat_models"].values()))["n_type2_targets"]
-    lines.append(f"chance (the FAR): 0.1% and 1%; type II over {people} people with other photos")
+    lines.append(
+        f"chance (the FAR): 0.1% and 1%; impostor: reconstructions accepted as another target "
+        f"person; type II over {people} people with other photos"
+    )
     if "grid" in result:
         lines.append(f"grid: {result['grid']}")
     return "\n".join(lines)
