@@ -36,22 +36,17 @@ def texts(elements) -> str:
 
 
 @pytest.fixture(scope="module")
-def results_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("results")
-    frontier = [
-        {"defense": d, "regime": r, "accuracy": a, "attack_auc": auc, "meets_goal": ok}
-        for d, r, a, auc, ok in (
-            ("none", "default", 0.997, 0.59, False),
-            ("none", "leaking", 0.995, 0.75, False),
-            ("cosine", "default", 0.997, 0.54, True),
-            ("cosine", "leaking", 0.998, 0.51, True),
-        )
-    ]
-    (folder / "results.json").write_text(json.dumps({"frontier": frontier, "runs": {}}))
-    (folder / "report.md").write_text(
-        "# Comparison\n\n| defense | AUC |\n|---|---|\n| none | 0.59 |\n"
-    )
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(folder / "roc-default.png")
+def results_dir(tmp_path_factory, lfw_root, cache_dir):
+    """A real study folder: the undefended nn and the cosine threshold in the leaking regime,
+    two seeds, online LiRA (8 shadows) and the rule-based attack, as `experiment compare`
+    writes it (results.sqlite, report.md, plots)."""
+    from facebone.cli import main
+
+    folder = tmp_path_factory.mktemp("results") / "study"
+    argv = ["experiment", "compare", "--data", str(lfw_root), "--cache", str(cache_dir)]
+    argv += ["--out", str(folder), "--defenses", "none,cosine", "--regimes", "leaking"]
+    argv += ["--leaking-seeds", "0,1", "--attacks", "lira-online,rule-based", "--shadows", "8"]
+    assert main([*argv, "--canaries", "0", "--json"]) == 0
     return folder
 
 
@@ -200,8 +195,12 @@ def test_report_plots_the_frontier(results_dir):
     assert not app.exception
     chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)
     assert "attack_auc" in json.dumps(chart)
-    assert len(app.dataframe[0].value) == 4
-    assert "# Comparison" in texts(app.markdown) and len(app.get("image")) == 1
+    # One point per defense in the one regime run, read from the study's results store.
+    points = app.dataframe[0].value
+    assert len(points) == 2 and set(points["defense"]) == {"none", "cosine"}
+    assert "# FaceBone defense comparison" in texts(app.markdown)
+    # The report's plots: ROC curves at both levels and the frontier.
+    assert len(app.get("image")) == 3
 
 
 def test_report_without_frontier_and_with_damage(tmp_path):
@@ -209,14 +208,10 @@ def test_report_without_frontier_and_with_damage(tmp_path):
     Image.new("RGB", (32, 32)).save(tmp_path / "leakage-heatmap.png")
     app = open_page("report", DemoConfig(results=tmp_path))
     assert not app.get("vega_lite_chart") and "# Leakage" in texts(app.markdown)
-    (tmp_path / "results.json").write_text("{broken")
+    (tmp_path / "results.sqlite").write_bytes(b"not a database")
     damaged = open_page("report", DemoConfig(results=tmp_path))
     assert "cannot be read" in damaged.error[0].value and not damaged.exception
-
-
-def test_frontier_entries_are_checked(tmp_path):
-    (tmp_path / "results.json").write_text(json.dumps({"frontier": [{"defense": "none"}]}))
-    with pytest.raises(FaceBoneError, match="frontier entry 0 is incomplete"):
+    with pytest.raises(FaceBoneError, match="cannot be read as study results"):
         read_results(tmp_path)
 
 

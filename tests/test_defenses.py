@@ -15,6 +15,8 @@ from facebone.errors import FaceBoneError
 from facebone.experiments.execution import torch_threads
 from facebone.experiments.statistics import chance_band
 from facebone.metrics import verification_metrics
+from facebone.reports.sources import load_results
+from facebone.studies.store import ResultStore
 from facebone.system import FRSystem
 from facebone.system.split_distill import distillation_pairs, shard_pairs, shard_people
 
@@ -226,13 +228,20 @@ def test_compare_runs_seeds_judges_the_goal_and_audits_canaries(
     argv += ["--canaries", "8", "--targets", "4", "--json"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
-    results = json.loads((out / "results.json").read_text())
-    assert results["seeds"] == {"leaking": [0, 1]}
+    # The comparison is a study: its results store, then the canary audit beside it.
+    records = ResultStore(out).records()
+    assert {(u.key.system, u.key.seed) for u in records.utility} == {
+        (s, seed) for s in ("none", "cosine") for seed in (0, 1)
+    }
+    assert {a.shadows for a in records.attacks if a.key.attack == "lira-online"} == {8}
+    results = load_results(out).results
     entry = results["summary"]["leaking"]["none"]
     assert entry["seeds"] == [0, 1] and entry["accuracy"]["n"] == 2
-    assert entry["levels"]["pair"]["attacks"]["lira-online"]["shadows"] == 8
     assert entry["levels"]["identity"]["chance"]["auc"] > 0.5
-    assert set(results["canaries"]["leaking"]) == {"none", "cosine"}
+    canaries = json.loads((out / "canaries.json").read_text())["canaries"]
+    assert set(canaries["leaking"]) == {"none", "cosine"}
+    assert canaries["leaking"]["none"]["n_canaries"] == 8
+    assert results["canaries"] == canaries  # the report judges with them
     # The over-fitted nn is found on both seeds; it can never be the recommendation.
     assert not summary["goal"]["defenses"]["none"]["meets"]
     assert summary["goal"]["best_defense"] in (None, "cosine")

@@ -1,180 +1,156 @@
-"""The defense comparison on real LFW embeddings, in a reduced configuration.
+"""The defense comparison and the leakage map on real LFW embeddings, in reduced
+configurations, as the `facebone experiment` shortcuts run them through the study engine.
 
 The undefended nn in the leaking regime (100 training pairs, 300 epochs, no weight decay) must
 be found by the attacks well above chance; the cosine predictor (one threshold) must not. The
-same seed must give the same numbers, and the report and plots must be written.
+study folder must rerun to the same numbers, and the report and plots must be written.
 """
 
 import json
+import tomllib
 
 import pytest
 
 from facebone.cli import main
-from facebone.embeddings import EmbeddingCache
 from facebone.errors import FaceBoneError
-from facebone.experiments import compare, get_defense, get_regime, save_results
+from facebone.experiments import get_defense, get_regime
 from facebone.experiments.defenses import list_defenses
-from facebone.experiments.leakage import leakage_map, parse_sizes
 from facebone.experiments.regimes import balanced_subset
-from facebone.reports.experiments import write_compare_report, write_leakage_report
+from facebone.reports.sources import load_results
+from facebone.studies.config import load_config
+from facebone.studies.shortcuts import (
+    LEAKAGE_EPOCHS,
+    LEAKAGE_SIZES,
+    leakage_regimes,
+    parse_sizes,
+    shipped_config,
+)
+from facebone.studies.store import ResultStore
 
 ATTACKS = ["lira", "blackbox-gb"]
 SHADOWS = 4
-RUN_KEYS = {
-    "system",
-    "seed",
-    "n_train",
-    "n_attacker",
-    "n_test",
-    "n_identity_test",
-    "utility",
-    "train_accuracy",
-    "generalisation_gap",
-    "privacy",
-    "attacks",
-    "best",
-    "timings",
-}
-METRIC_KEYS = {"auc", "balanced_accuracy", "advantage", "tpr_at_fpr", "roc", "n_members"}
 
 
-def _without_timings(value):
-    if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if k not in ("timings", "time_s")}
-    if isinstance(value, list):
-        return [_without_timings(v) for v in value]
-    return value
+def _figures(records):
+    """What the records measured, without timings (which differ run to run)."""
+    return sorted(
+        [(a.key, a.auc, a.tpr_at_fpr, a.roc_fpr, a.roc_tpr) for a in records.attacks]
+    ), sorted([(u.key, u.accuracy, u.auc, u.train_accuracy) for u in records.utility])
 
 
 @pytest.fixture(scope="module")
-def run_compare(lfw_root, cache_dir, protocol):
-    def run():
-        return compare(
-            lfw_root,
-            lambda seed: protocol,
-            defenses=["none", "cosine"],
-            regimes=["leaking"],
-            attacks=ATTACKS,
-            n_shadows=SHADOWS,
-            seeds={"leaking": [0]},
-            cache=EmbeddingCache(cache_dir),
-            progress=False,
-            n_canaries=0,
-        )
-
-    return run
+def compared(lfw_root, cache_dir, tmp_path_factory):
+    """`experiment compare` reduced to two defenses, the leaking regime, one seed, two
+    attacks with 4 shadows and no canary audit: its study folder."""
+    out = tmp_path_factory.mktemp("compare") / "study"
+    argv = ["experiment", "compare", "--data", str(lfw_root), "--cache", str(cache_dir)]
+    argv += ["--out", str(out), "--defenses", "none,cosine", "--regimes", "leaking"]
+    argv += ["--leaking-seeds", "0", "--attacks", ",".join(ATTACKS), "--shadows", str(SHADOWS)]
+    assert main([*argv, "--canaries", "0", "--json"]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
-def results(run_compare):
-    return run_compare()
+def records(compared):
+    return ResultStore(compared).records()
 
 
-def test_results_hold_every_key(results):
-    for key in (
-        "experiment",
-        "seeds",
-        "protocol",
-        "attacks",
-        "n_shadows",
-        "defenses",
-        "regimes",
-        "runs",
-        "summary",
-        "canaries",
-        "goal",
-        "frontier",
-        "timings",
-    ):
-        assert key in results
-    assert set(results["runs"]) == {"leaking"}
-    assert set(results["runs"]["leaking"]) == {"none", "cosine"}
-    for (run,) in results["runs"]["leaking"].values():
-        assert set(run) >= RUN_KEYS
-        assert run["n_train"] == 100
-        assert {"accuracy", "auc", "tar_at_far"} <= set(run["utility"])
-        assert set(run["privacy"]) == {"dp", "epsilon", "delta", "noise_multiplier", "tuning"}
-        for level in ("pair", "identity"):
-            assert set(run["attacks"][level]) == set(ATTACKS)
-            for metrics in run["attacks"][level].values():
-                assert set(metrics) >= METRIC_KEYS
-                assert set(metrics["tpr_at_fpr"]) == {"0.01", "0.001"}
-                assert metrics["shadows"] == SHADOWS and metrics["queries"] == 1
-        # members are exactly the training pairs
-        assert run["attacks"]["pair"]["lira"]["n_members"] == run["n_train"]
-        assert run["attacks"]["pair"]["lira"]["n_nonmembers"] == run["n_test"]
-    assert set(results["goal"]["defenses"]) == {"none", "cosine"}
-    assert results["canaries"] == {}
-    json.dumps(results)  # serialisable
+def _record(records, system, attack, level):
+    (found,) = [
+        a
+        for a in records.attacks
+        if (a.key.system, a.key.attack, a.key.level) == (system, attack, level)
+    ]
+    return found
 
 
-def test_undefended_leaking_system_is_attacked_above_chance(results):
-    (run,) = results["runs"]["leaking"]["none"]
-    # Measured: LiRA pair AUC ~0.74, identity ~0.77 with 4 shadows; chance bound ~0.56.
-    assert run["attacks"]["pair"]["lira"]["auc"] > 0.64
-    assert run["best"]["identity"]["auc"] > 0.64
-    assert run["utility"]["accuracy"] > 0.95
-    assert run["privacy"]["dp"] is False
-    summary = results["summary"]["leaking"]["none"]
-    assert summary["levels"]["pair"]["attacks"]["lira"]["auc"]["mean"] == pytest.approx(
-        run["attacks"]["pair"]["lira"]["auc"]
-    )
-    assert not results["goal"]["defenses"]["none"]["meets"]
-
-
-def test_cosine_predictor_leaks_near_chance(results):
-    (run,) = results["runs"]["leaking"]["cosine"]
-    # Measured: every attack within ~0.1 of 0.5 (below, not above: population differences).
-    for level in ("pair", "identity"):
-        for metrics in run["attacks"][level].values():
-            assert abs(metrics["auc"] - 0.5) < 0.15
-    assert run["best"]["pair"]["auc"] < 0.58
-    assert run["utility"]["accuracy"] > 0.97
-
-
-def test_same_seed_gives_the_same_numbers(results, run_compare):
-    assert _without_timings(run_compare()) == _without_timings(results)
-
-
-def test_report_and_plots_are_written(results, tmp_path):
-    save_results(results, tmp_path / "results.json")
-    written = write_compare_report(results, tmp_path)
-    assert (tmp_path / "report.md").is_file()
-    assert (tmp_path / "report-roc-leaking-pair.png").stat().st_size > 10_000
-    assert json.loads((tmp_path / "results.json").read_text())["seeds"] == {"leaking": [0]}
-    text = (tmp_path / "report.md").read_text()
-    assert "**Meet the goal:**" in text and "`cosine`" in text and "TPR" in text
-    assert "## Chance bound" in text
-    assert {p.name for p in written} == {
-        "report.html",
-        "report.md",
-        "report-roc-leaking-pair.png",
-        "report-roc-leaking-identity.png",
-        "report-frontier.png",
+def test_the_shortcut_stores_every_cell(records):
+    cells = {(a.key.regime, a.key.system, a.key.attack, a.key.level) for a in records.attacks}
+    assert cells == {
+        ("leaking", s, a, level)
+        for s in ("none", "cosine")
+        for a in ATTACKS
+        for level in ("pair", "identity")
     }
-    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
-    # `facebone report` reads the comparison's results.json too.
-    assert main(["report", str(tmp_path), "--out", str(tmp_path / "again.html")]) == 0
+    for utility in records.utility:
+        assert utility.n_train == 100 and utility.key.seed == 0
+    for record in records.attacks:
+        assert record.shadows == SHADOWS and record.queries == 1
+        assert set(record.tpr_at_fpr) == {"0.01", "0.001"}
+        if record.key.level == "pair":
+            # members are exactly the training pairs, non-members the test pairs
+            assert record.n_members == 100 and record.n_nonmembers > 100
+
+
+def test_undefended_leaking_system_is_attacked_above_chance(compared, records):
+    # Measured: LiRA pair AUC ~0.74, identity ~0.77 with 4 shadows; chance bound ~0.56.
+    assert _record(records, "none", "lira", "pair").auc > 0.64
+    assert max(_record(records, "none", a, "identity").auc for a in ATTACKS) > 0.64
+    (utility,) = [u for u in records.utility if u.key.system == "none"]
+    assert utility.accuracy > 0.95 and utility.epsilon is None
+    goal = load_results(compared).results["goal"]
+    assert not goal["defenses"]["none"]["meets"]
+
+
+def test_cosine_predictor_leaks_near_chance(records):
+    # Measured: every attack within ~0.1 of 0.5 (below, not above: population differences).
+    for record in records.attacks:
+        if record.key.system == "cosine":
+            assert abs(record.auc - 0.5) < 0.15
+    assert _record(records, "cosine", "lira", "pair").auc < 0.58
+    (utility,) = [u for u in records.utility if u.key.system == "cosine"]
+    assert utility.accuracy > 0.97
+
+
+def test_the_recorded_configuration_reruns_to_the_same_numbers(
+    compared, records, cache_dir, tmp_path
+):
+    """config.toml in the study folder holds the shortcut's options: `study run` on it
+    elsewhere gives the same figures (the same seed, the same numbers)."""
+    written = tomllib.loads((compared / "config.toml").read_text())
+    assert written["systems"] == {"defenses": ["none", "cosine"], "regimes": ["leaking"]}
+    assert written["splits"]["regime_seeds"] == {"leaking": [0]}
+    assert [(a["name"], a["shadows"]) for a in written["attacks"]] == [
+        (a, SHADOWS) for a in ATTACKS
+    ]
+    again = tmp_path / "again"
+    argv = ["study", "run", str(compared / "config.toml"), "--out", str(again)]
+    assert main([*argv, "--cache", str(cache_dir), "--json"]) == 0
+    assert _figures(ResultStore(again).records()) == _figures(records)
+
+
+def test_report_and_plots_are_written(compared, tmp_path):
+    assert (compared / "report-roc-leaking-pair.png").stat().st_size > 10_000
+    text = (compared / "report.md").read_text()
+    assert "**Meet the goal:**" in text and "`cosine`" in text and "TPR" in text
+    assert "## Chance bound" in text and "FaceBone defense comparison" in text
+    assert not list(compared.glob(".*.tmp"))  # atomic writes leave no temporaries
+    # `facebone report` reads the study folder too.
+    assert main(["report", str(compared), "--out", str(tmp_path / "again.html")]) == 0
     assert "**Meet the goal:**" in (tmp_path / "again.md").read_text()
 
 
-def test_leakage_map_cell_and_report(lfw_root, cache_dir, protocol, tmp_path):
-    results = leakage_map(
-        lfw_root,
-        lambda seed: protocol,
-        sizes=[100],
-        epochs=[300],
-        attacks=["lira"],
-        n_shadows=2,
-        cache=EmbeddingCache(cache_dir),
-        progress=False,
-    )
-    cell = results["cells"]["100"]["300"]
-    assert cell["n_train"] == 100 and cell["epochs"] == 300
-    assert cell["best"]["pair"]["auc"] > 0.6
-    write_leakage_report(results, tmp_path)
-    assert (tmp_path / "report-leakage-heatmap.png").is_file()
-    assert "pairs \\ epochs" in (tmp_path / "report.md").read_text()
+def test_leakage_shortcut_cell_and_heatmap(lfw_root, cache_dir, tmp_path, capsys):
+    out = tmp_path / "leakage"
+    argv = ["experiment", "leakage", "--data", str(lfw_root), "--cache", str(cache_dir)]
+    argv += ["--out", str(out), "--sizes", "100", "--epochs", "300", "--attacks", "lira"]
+    assert main([*argv, "--shadows", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(out)
+    records = ResultStore(out).records()
+    assert {u.key.regime for u in records.utility} == {"n100-e300"}
+    assert all(u.n_train == 100 for u in records.utility)
+    assert _record(records, "none", "lira", "pair").auc > 0.6
+    assert (out / "report-leakage-heatmap.png").stat().st_size > 10_000
+    assert "pairs \\ epochs" in (out / "report.md").read_text()
+
+
+def test_leakage_defaults_are_the_shipped_configuration():
+    shipped = load_config(shipped_config("leakage"))
+    made = {r["name"]: r for r in leakage_regimes(LEAKAGE_SIZES, LEAKAGE_EPOCHS)}
+    assert list(shipped.regimes) == list(made)
+    for name, regime in shipped.regimes.items():
+        assert regime.n_train == made[name].get("n_train")
+        assert regime.nn_params == {"epochs": made[name]["epochs"], "weight_decay": 0.0}
 
 
 def test_regime_subsets_are_balanced_and_seeded(protocol):
@@ -218,7 +194,8 @@ def test_unknown_names_are_errors_listing_valid_ones():
         (["--defenses", "none,bogus"], "unknown defense 'bogus'"),
         (["--regimes", "overfit"], "unknown regime 'overfit'"),
         (["--attacks", "lira,magic"], "unknown attack 'magic'"),
-        (["--shadows", "1"], "at least 2"),
+        (["--shadows", "1"], "--shadows 1: lira needs at least 2 shadows"),
+        (["--canaries", "6"], "multiple of 4"),
     ],
 )
 def test_cli_bad_input_exits_2(lfw_root, tmp_path, capsys, extra, message):

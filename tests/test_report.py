@@ -145,7 +145,7 @@ def test_report_never_replaces_files_without_force(report, study_dir, capsys):
     ("target", "out", "message"),
     [
         ("missing", None, "does not exist"),
-        ("empty", None, "holds neither study results"),
+        ("empty", None, "holds no study results"),
         ("results", "report.txt", "must be an .html file"),
     ],
 )

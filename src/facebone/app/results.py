@@ -1,5 +1,6 @@
-"""An experiment results folder (`facebone experiment compare --out DIR`) as the report pages
-need it: the privacy-utility frontier from results.json, report.md, and the plots."""
+"""A study folder (`facebone study run`, `facebone experiment compare --out DIR`) as the
+report pages need it: the privacy-utility frontier of its results store, report.md, the plots
+and any inversion results."""
 
 import json
 from dataclasses import dataclass, field
@@ -37,16 +38,15 @@ class ResultsFolder:
 
 
 def read_results(folder: Path) -> ResultsFolder:
-    """Whatever of results.json, report.md and *.png the folder holds; damage is an error.
+    """Whatever of a results store, report.md and *.png the folder holds; damage is an error.
 
     Files whose name contains "inversion" are model-inversion results, for their own page.
     """
+    from facebone.studies.store import DATABASE
+
     if not folder.is_dir():
         raise FaceBoneError(f"results folder {folder} does not exist")
-    frontier = None
-    results_file = folder / "results.json"
-    if results_file.is_file():
-        frontier = _frontier(_read_json(results_file), results_file)
+    frontier = _frontier(folder) if (folder / DATABASE).is_file() else None
     report_file = folder / "report.md"
     report = (
         report_file.read_text(encoding="utf-8", errors="replace") if report_file.is_file() else None
@@ -75,24 +75,18 @@ def _read_json(path: Path) -> dict:
     return document
 
 
-def _frontier(results: dict, path: Path) -> list[FrontierPoint] | None:
-    entries = results.get("frontier")
-    if entries is None:
-        return None
-    if not isinstance(entries, list):
-        raise FaceBoneError(f"{path}: 'frontier' is not a list")
-    points = []
-    for index, entry in enumerate(entries):
-        try:
-            points.append(
-                FrontierPoint(
-                    defense=str(entry["defense"]),
-                    regime=str(entry["regime"]),
-                    accuracy=float(entry["accuracy"]),
-                    attack_auc=float(entry["attack_auc"]),
-                    meets_goal=bool(entry["meets_goal"]),
-                )
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise FaceBoneError(f"{path}: frontier entry {index} is incomplete ({error})") from None
-    return points
+def _frontier(folder: Path) -> list[FrontierPoint]:
+    """Per defense and regime, the study's mean accuracy against the strongest attack's
+    mean AUC (`experiments.verdict.frontier` over the store's records)."""
+    from facebone.reports.sources import load_results
+
+    return [
+        FrontierPoint(
+            defense=entry["defense"],
+            regime=entry["regime"],
+            accuracy=entry["accuracy"],
+            attack_auc=entry["attack_auc"],
+            meets_goal=entry["meets_goal"],
+        )
+        for entry in load_results(folder).results["frontier"]
+    ]

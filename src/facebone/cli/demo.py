@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", type=Path, help="model directory for the verification page")
     parser.add_argument("--data", type=Path, help="image folder in LFW layout (ROOT/Name/*.jpg)")
-    parser.add_argument("--results", type=Path, help="experiment results folder to report")
+    parser.add_argument("--results", type=Path, help="study results folder to report")
     parser.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     parser.add_argument(
         "--workdir",

@@ -1,9 +1,9 @@
 """`facebone experiment`: the defense comparison and the leakage map, with their reports."""
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facebone.cli.common import (
     ATTACK_NAMES,
@@ -11,6 +11,7 @@ from facebone.cli.common import (
     LazyText,
     add_cache_argument,
     add_data_argument,
+    add_force_argument,
     add_json_argument,
     lazy_help,
     open_cache,
@@ -23,6 +24,9 @@ from facebone.data.lfw import scan_lfw
 from facebone.data.pairs import ROLES, make_protocol, read_pairs
 from facebone.errors import FaceBoneError
 
+if TYPE_CHECKING:
+    from facebone.studies.shortcuts import CanaryPlan
+
 # The experiments pull in torch and ART: their names and defaults are read only when a help
 # shows them or the command runs, so that building the parser stays fast.
 DEFENSE_NAMES = LazyNames("facebone.experiments.defenses", "list_defenses")
@@ -30,30 +34,24 @@ REGIME_NAMES = LazyNames("facebone.experiments.regimes", "list_regimes")
 
 
 def _leakage_default(name: str) -> str:
-    from facebone.experiments import leakage
+    from facebone.studies import shortcuts
 
     if name == "sizes":
-        return ",".join(leakage.size_label(s) for s in leakage.DEFAULT_SIZES)
-    return ",".join(str(v) for v in getattr(leakage, f"DEFAULT_{name.upper()}"))
-
-
-def _compare_shadows() -> int | None:
-    from facebone.experiments.runner import DEFAULT_SHADOWS
-
-    return DEFAULT_SHADOWS
-
-
-def _leakage_shadows() -> int | None:
-    from facebone.experiments import leakage
-
-    return leakage.DEFAULT_SHADOWS
+        return ",".join(shortcuts.size_label(s) for s in shortcuts.LEAKAGE_SIZES)
+    return ",".join(str(v) for v in shortcuts.LEAKAGE_EPOCHS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "experiment",
         help="compare defenses, or map where the undefended system leaks",
-        description="Privacy experiments on one identity-disjoint pair protocol.",
+        description=(
+            "Privacy experiments on identity-disjoint pair protocols. compare and leakage "
+            "are shortcuts for the shipped study configurations (configs/compare.toml, "
+            "quick.toml, leakage.toml; `facebone study run` runs them as they are): their "
+            "options replace the configuration's, and the results go into --out as a study "
+            "folder (results.sqlite, report.html, report.md; a rerun resumes)."
+        ),
     )
     commands = parser.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
 
@@ -62,40 +60,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="every defense x regime: utility and membership attacks",
         description=(
             "Train each defense in each regime on the same splits, measure utility on "
-            "target_test, and attack it at pair and identity level. Writes results.json, "
-            "report.html (self-contained), report.md and its figures into --out."
+            "target_test, and attack it at pair and identity level: configs/compare.toml "
+            "(configs/quick.toml with --quick) run as a study into --out, then the canary "
+            "audit (canaries.json) and the report (report.html, self-contained, and report.md)."
         ),
     )
     _common_arguments(compare_parser)
     lazy_help(
         compare_parser.add_argument(
-            "--defenses", help="comma-separated defenses (default all: %(names)s)"
+            "--defenses",
+            help="comma-separated, of %(names)s (default: the configuration's, all of them; "
+            "four with --quick)",
         ),
         names=DEFENSE_NAMES,
     )
     lazy_help(
         compare_parser.add_argument(
-            "--regimes", help="comma-separated regimes (default all: %(names)s)"
+            "--regimes",
+            help="comma-separated, of %(names)s (default: the configuration's, all of them; "
+            "leaking with --quick)",
         ),
         names=REGIME_NAMES,
     )
-    _attack_arguments(compare_parser, "all", _compare_shadows)
+    _attack_arguments(compare_parser, "the configuration's: all seven")
     _seed_arguments(compare_parser)
     _canary_arguments(
         compare_parser, "the canary audit of each defense on each regime's first seed"
     )
-    compare_parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="processes that train and attack systems side by side (default 1; one per core "
-        "is fastest, at one core's memory each)",
-    )
+    _study_arguments(compare_parser)
     compare_parser.add_argument(
         "--quick",
         action="store_true",
-        help="a preset that runs in a few minutes: six defenses, one seed per regime, three "
-        "attacks with 16 shadows, a small canary audit (options given explicitly still win)",
+        help="run configs/quick.toml, a preview of a few minutes: four defenses in the leaking "
+        "regime, two seeds, online LiRA with 8 shadows and the rule-based attack, a small "
+        "canary audit (options given explicitly still win)",
     )
     compare_parser.set_defaults(handler=_run_compare)
 
@@ -130,8 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="attack the undefended nn over training-set sizes and epochs",
         description=(
             "Map the undefended system's membership leakage over training-set size and "
-            "training length. Writes results.json, report.html, report.md and its heatmap into "
-            "--out."
+            "training length: configs/leakage.toml (one regime per cell) run as a study into "
+            "--out, then its report (report.html, report.md) with the leakage heatmap."
         ),
     )
     _common_arguments(leakage_parser)
@@ -143,10 +141,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             leakage_parser.add_argument(f"--{name}", help=f"{what} (default %(fallback)s)"),
             fallback=LazyText(lambda name=name: _leakage_default(name)),
         )
-    _attack_arguments(
-        leakage_parser, LazyText(lambda: _leakage_default("attacks")), _leakage_shadows
-    )
-    leakage_parser.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    _attack_arguments(leakage_parser, "the configuration's: lira-online,lira")
+    leakage_parser.add_argument("--seed", type=int, help="split seed (default 0)")
+    _study_arguments(leakage_parser)
     leakage_parser.set_defaults(handler=_run_leakage)
 
 
@@ -163,10 +160,20 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_argument(parser)
 
 
-def _attack_arguments(
-    parser: argparse.ArgumentParser, attacks: object, shadows: Callable[[], int | None]
-) -> None:
-    """--attacks (unset: `attacks`) and --shadows (unset: `shadows()`)."""
+def _study_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a study shortcut adds: worker processes and --force."""
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that train and attack systems side by side (default 1; one per core "
+        "is fastest, at one core's memory each)",
+    )
+    add_force_argument(parser, "the study")
+
+
+def _attack_arguments(parser: argparse.ArgumentParser, attacks: str) -> None:
+    """--attacks (unset: `attacks`) and --shadows (unset: each attack's in the configuration)."""
     lazy_help(
         parser.add_argument(
             "--attacks", help="'all' or comma-separated: %(names)s (default %(fallback)s)"
@@ -174,31 +181,24 @@ def _attack_arguments(
         names=ATTACK_NAMES,
         fallback=attacks,
     )
-    lazy_help(
-        parser.add_argument(
-            "--shadows",
-            type=int,
-            help="shadow systems per shadow-based attack (default %(fallback)s)",
-        ),
-        fallback=LazyText(lambda: _shadow_text(shadows())),
+    parser.add_argument(
+        "--shadows",
+        type=int,
+        help="shadow systems per shadow-based attack (default: the configuration's, else each "
+        "attack's own: 64 for lira-online, 16 for lira, 4 for the others)",
     )
-
-
-def _shadow_text(count: int | None) -> str:
-    if count is None:
-        return "each attack's own: 64 for lira-online, 16 for lira, 4 for the others"
-    return str(count)
 
 
 def _seed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds",
-        help="comma-separated split seeds of the default regime (default 0,1,2)",
+        help="comma-separated split seeds of the regimes without seeds of their own (default: "
+        "the configuration's, 0,1,2; 0,1 with --quick)",
     )
     parser.add_argument(
         "--leaking-seeds",
-        help="comma-separated split seeds of the leaking regime (default 0,1,2,3,4: with 100 "
-        "members one seed scatters by about +-0.03 AUC)",
+        help="comma-separated split seeds of the leaking regime (default: the configuration's, "
+        "0,1,2,3,4: with 100 members one seed scatters by about +-0.03 AUC; --seeds with --quick)",
     )
 
 
@@ -206,12 +206,13 @@ def _canary_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--canaries",
         type=int,
-        help=f"canaries planted, a multiple of 4; 0 skips {what or 'nothing'} (default 64)",
+        help=f"canaries planted, a multiple of 4; 0 skips {what or 'nothing'} (default 64; "
+        "16 with --quick)",
     )
     parser.add_argument(
         "--targets",
         type=int,
-        help="systems trained per defense in the canary audit (default 32)",
+        help="systems trained per defense in the canary audit (default 32; 8 with --quick)",
     )
 
 
@@ -242,97 +243,102 @@ def _check_out(out: Path) -> None:
         raise FaceBoneError(f"--out {out} exists and is not a folder")
 
 
-def _run_experiment(
-    args: argparse.Namespace,
-    experiment: Callable[..., dict[str, Any]],
-    write_report: Callable[[dict[str, Any], Path], list[Path]],
-    describe: Callable[[dict[str, Any]], tuple[list[str], dict[str, Any]]],
-    **options: Any,
-) -> int:
-    """Check the options every experiment shares, run `experiment(data, protocol_for, ...,
-    **options)`, write results.json and the report into --out, and print a summary:
-    `describe(results)` gives its lines and the entries the JSON summary adds."""
-    from facebone.experiments.runner import check_shadows, save_results
+def _shortcut_overrides(args: argparse.Namespace, config: Path) -> dict[str, Any]:
+    """What the options every shortcut shares replace in the configuration: the pairs
+    (--pairs-dir) and the attacks (--attacks, --shadows), checked as flags."""
+    from facebone.studies.config import attack_min_shadows
+    from facebone.studies.shortcuts import attack_tables
 
-    attacks = parse_attack_names(args.attacks)
-    check_shadows(args.shadows)
+    if args.workers < 1:
+        raise FaceBoneError(f"--workers must be 1 or more, got {args.workers}")
+    require_dir(args.data, "data folder")
     _check_out(args.out)
-    results = experiment(
-        args.data,
-        _protocol_for(args),
-        attacks=attacks,
-        n_shadows=args.shadows,
-        cache=open_cache(args),
-        progress=not args.json,
-        **options,
+    overrides: dict[str, Any] = {}
+    if args.pairs_dir is not None:
+        require_dir(args.pairs_dir, "pairs folder")
+        files = {role: str((args.pairs_dir / f"{role}.csv").resolve()) for role in ROLES}
+        overrides["splits"] = {"files": files}
+    attacks = parse_attack_names(args.attacks) if args.attacks else None
+    tables = attack_tables(config, attacks, args.shadows)
+    if args.shadows is not None:
+        for table in tables:
+            if args.shadows < attack_min_shadows(table["name"]):
+                raise FaceBoneError(
+                    f"--shadows {args.shadows}: {table['name']} needs at least "
+                    f"{attack_min_shadows(table['name'])} shadows"
+                )
+    if attacks is not None or args.shadows is not None:
+        overrides["attacks"] = tables
+    return overrides
+
+
+def _run_shortcut(
+    args: argparse.Namespace,
+    name: str,
+    overrides: dict[str, Any],
+    title: str,
+    canaries: "CanaryPlan | None" = None,
+    sections: Callable[..., Sequence[Any]] | None = None,
+) -> int:
+    """Run the shipped configuration `name` with `overrides`, then the canary audit if
+    planned and the report, and print the verdict."""
+    import time
+
+    from facebone.studies.config import load_config
+    from facebone.studies.shortcuts import run_shortcut, shipped_config
+
+    config = load_config(shipped_config(name), args.data, args.out, overrides)
+    cache = open_cache(args)
+    started = time.perf_counter()
+    written, results = run_shortcut(
+        config, cache, args.workers, not args.json, args.force, canaries, title, sections
     )
-    results_path = save_results(results, args.out / "results.json")
-    written = [results_path, *write_report(results, args.out)]
-    lines, extra = describe(results)
-    lines = [
-        f"wrote {', '.join(str(p) for p in written)}",
-        *lines,
-        f"total {results['timings']['total_s']:.0f} s",
-    ]
+    wall_s = time.perf_counter() - started
+    lines, extra = _describe(results)
+    lines = [f"wrote {', '.join(str(p) for p in written)}", *lines, f"wall time {wall_s:.0f} s"]
     summary = {
         "out": str(args.out),
+        "config_hash": config.config_hash(),
         "files": [str(p) for p in written],
         **extra,
-        "timings": results["timings"],
+        "wall_s": wall_s,
     }
     emit(summary, args.json, "\n".join(lines))
     return 0
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    from facebone.experiments.canaries import (
+        DEFAULT_CANARIES,
+        DEFAULT_TARGETS,
+        check_canary_options,
+    )
     from facebone.experiments.defenses import get_defense
     from facebone.experiments.regimes import get_regime
-    from facebone.experiments.runner import DEFAULT_SEEDS, QUICK, compare
-    from facebone.reports.experiments import write_compare_report
+    from facebone.studies.shortcuts import CanaryPlan, shipped_config
 
-    preset = QUICK if args.quick else {}
-    args.attacks = args.attacks or ",".join(preset.get("attacks", ["all"]))
-    if args.shadows is None:
-        args.shadows = preset.get("n_shadows", _compare_shadows())
+    name = "quick" if args.quick else "compare"
+    overrides = _shortcut_overrides(args, shipped_config(name))
+    systems: dict[str, Any] = {}
     if args.defenses:
-        defenses = parse_names(args.defenses, "defenses")
-    else:
-        defenses = list(preset.get("defenses", DEFENSE_NAMES))
-    regimes = parse_names(args.regimes, "regimes") if args.regimes else list(REGIME_NAMES)
-    for name in defenses:
-        get_defense(name)
-    for name in regimes:
-        get_regime(name)
-    seeds = dict(preset.get("seeds", DEFAULT_SEEDS))
+        systems["defenses"] = [get_defense(d).name for d in parse_names(args.defenses, "defenses")]
+    if args.regimes:
+        systems["regimes"] = [get_regime(r).name for r in parse_names(args.regimes, "regimes")]
+    if systems:
+        overrides["systems"] = systems
+    splits = overrides.setdefault("splits", {})
     if args.seeds:
-        seeds["default"] = _seed_list(args.seeds, "--seeds")
+        splits["seeds"] = _seed_list(args.seeds, "--seeds")
     if args.leaking_seeds:
-        seeds["leaking"] = _seed_list(args.leaking_seeds, "--leaking-seeds")
-    if args.workers < 1:
-        raise FaceBoneError(f"--workers must be 1 or more, got {args.workers}")
-    canaries = {
-        option: value
-        for option, value in (
-            ("n_canaries", _given(args.canaries, preset.get("n_canaries"))),
-            ("n_canary_targets", _given(args.targets, preset.get("n_canary_targets"))),
-        )
-        if value is not None
-    }
-    return _run_experiment(
-        args,
-        compare,
-        write_compare_report,
-        _describe_compare,
-        defenses=defenses,
-        regimes=regimes,
-        seeds=seeds,
-        workers=args.workers,
-        **canaries,
-    )
-
-
-def _given(value: int | None, preset: int | None) -> int | None:
-    return value if value is not None else preset
+        splits["regime_seeds"] = {"leaking": _seed_list(args.leaking_seeds, "--leaking-seeds")}
+    n_canaries, n_targets = (16, 8) if args.quick else (DEFAULT_CANARIES, DEFAULT_TARGETS)
+    n_canaries = n_canaries if args.canaries is None else args.canaries
+    n_targets = n_targets if args.targets is None else args.targets
+    canaries = None
+    if n_canaries:
+        check_canary_options(n_canaries, n_targets)
+        canaries = CanaryPlan(n_canaries, n_targets)
+    return _run_shortcut(args, name, overrides, "FaceBone defense comparison", canaries)
 
 
 def _run_canaries(args: argparse.Namespace) -> int:
@@ -379,7 +385,7 @@ def _run_canaries(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe_compare(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+def _describe(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     goal = results["goal"]
     best = goal["best_defense"]
     lines = []
@@ -401,34 +407,23 @@ def _describe_compare(results: dict[str, Any]) -> tuple[list[str], dict[str, Any
 
 
 def _run_leakage(args: argparse.Namespace) -> int:
-    from facebone.experiments import leakage
-    from facebone.reports.experiments import write_leakage_report
+    from facebone.studies import shortcuts
 
-    args.attacks = args.attacks or _leakage_default("attacks")
-    args.shadows = _leakage_shadows() if args.shadows is None else args.shadows
-    sizes = leakage.parse_sizes(args.sizes or _leakage_default("sizes"))
-    epochs = leakage.parse_epochs(args.epochs or _leakage_default("epochs"))
-    if args.seed < 0:
-        raise FaceBoneError(f"--seed must be 0 or more, got {args.seed}")
-    return _run_experiment(
+    overrides = _shortcut_overrides(args, shortcuts.shipped_config("leakage"))
+    if args.sizes or args.epochs:
+        sizes = shortcuts.parse_sizes(args.sizes or _leakage_default("sizes"))
+        epochs = shortcuts.parse_epochs(args.epochs or _leakage_default("epochs"))
+        regimes = shortcuts.leakage_regimes(sizes, epochs)
+        overrides["regimes"] = regimes
+        overrides["systems"] = {"regimes": [regime["name"] for regime in regimes]}
+    if args.seed is not None:
+        if args.seed < 0:
+            raise FaceBoneError(f"--seed must be 0 or more, got {args.seed}")
+        overrides.setdefault("splits", {})["seeds"] = [args.seed]
+    return _run_shortcut(
         args,
-        leakage.leakage_map,
-        write_leakage_report,
-        _describe_leakage,
-        sizes=sizes,
-        epochs=epochs,
-        seed=args.seed,
+        "leakage",
+        overrides,
+        "FaceBone: where the undefended nn predictor leaks",
+        sections=shortcuts.leakage_map_sections,
     )
-
-
-def _describe_leakage(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    lines = []
-    for size in results["sizes"]:
-        for n_epochs in results["epochs"]:
-            cell = results["cells"][size][str(n_epochs)]
-            lines.append(
-                f"{size:>5s} pairs {n_epochs:4d} epochs  accuracy {cell['utility']['accuracy']:.3f}"
-                f"  best AUC pair {cell['best']['pair']['auc']:.3f} "
-                f"identity {cell['best']['identity']['auc']:.3f}"
-            )
-    return lines, {}

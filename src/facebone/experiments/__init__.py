@@ -1,12 +1,10 @@
-"""Privacy experiments: defenses compared on the same splits, and where leakage appears.
+"""The parts privacy studies are made of (`facebone.studies` runs them).
 
 `defenses.py` names the deployable configurations, `regimes.py` the training recipes,
 `dp_tuning.py` tunes DP-SGD on the attacker's pairs, `evaluation.py` trains, measures and
 attacks one target, `execution.py` runs such jobs here or in worker processes, `runner.py`
-compares every (regime, defense, seed), `statistics.py` gives means over seeds and chance bands,
-`verdict.py` judges the goal, `canaries.py` audits planted canaries, `leakage.py` maps the
-undefended nn predictor over training-set sizes and lengths, and `report.py` writes the
-markdown report and plots.
+holds what studies and experiments share, `statistics.py` gives means over seeds and chance
+bands, `verdict.py` judges the goal, and `canaries.py` audits planted canaries.
 """
 
 from facebone.experiments.defenses import (
@@ -25,7 +23,7 @@ from facebone.experiments.regimes import (
     list_regimes,
     register_regime,
 )
-from facebone.experiments.runner import compare, save_results
+from facebone.experiments.runner import save_results
 from facebone.experiments.verdict import GOAL
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
     "REGIMES",
     "Defense",
     "Regime",
-    "compare",
     "create_defense",
     "create_regime",
     "get_defense",

@@ -58,13 +58,23 @@ def atypicality(embeddings: Mapping[str, np.ndarray]) -> dict[str, float]:
     return dict(zip(names, (-mean_other).tolist(), strict=True))
 
 
+def check_canary_options(n_canaries: int, n_targets: int) -> None:
+    """Half the canaries are mislabeled and half atypical, each half split between
+    same-person and different-person pairs: a multiple of 4. Each target is scored with
+    the others as references, which needs a few of them."""
+    if n_canaries < 4 or n_canaries % 4:
+        raise FaceBoneError(
+            f"the number of canaries must be a multiple of 4 (>= 4), got {n_canaries}"
+        )
+    if n_targets < 4:
+        raise FaceBoneError(f"the canary audit needs at least 4 targets, got {n_targets}")
+
+
 def plant_canaries(
     pool: Sequence[Pair], strangeness: Mapping[str, float], n: int, rng: np.random.Generator
 ) -> tuple[list[Pair], list[str]]:
     """`n` canaries from `pool` (pairs of non-member people) and the kind of each: half
     mislabeled (label flipped, half of them same-person), half the most atypical pairs."""
-    if n < 4 or n % 4:
-        raise FaceBoneError(f"the number of canaries must be a multiple of 4 (>= 4), got {n}")
     by_label = {label: [p for p in pool if p.label == label] for label in (0, 1)}
     if min(len(v) for v in by_label.values()) < n // 2:
         raise FaceBoneError(f"too few candidate pairs for {n} canaries")
@@ -99,8 +109,7 @@ def canary_audit(
 ) -> dict[str, Any]:
     """Plant canaries, train `n_targets` targets of `defense` in `regime`, attack each with
     the others as references; metrics over all (target, canary), and per kind."""
-    if n_targets < 4:
-        raise FaceBoneError(f"the canary audit needs at least 4 targets, got {n_targets}")
+    check_canary_options(n_canaries, n_targets)
     rng = np.random.default_rng([seed, 104])
     training = regime.training_pairs(protocol["target_train"], seed)
     test = list(protocol["target_test"])
@@ -248,6 +257,7 @@ def canary_experiment(
 ) -> dict[str, Any]:
     """`facebone experiment canaries`: the audit of each defense in each regime over
     `seeds`; JSON-serialisable."""
+    check_canary_options(n_canaries, n_targets)
     started = time.perf_counter()
     configurations = [
         (get_regime(r), get_defense(d), list(seeds))

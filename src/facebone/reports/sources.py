@@ -1,20 +1,20 @@
 """What `facebone report RESULTS_DIR` reads: a study's results store (`results.sqlite`, from
-`facebone study run` or `facebone audit`) or an `experiment compare` folder (`results.json`),
-and the inversion grid images either holds. Nothing outside the folder is read: a grid that
-is a link leading out of it is skipped."""
+`facebone study run`, `facebone experiment` or `facebone audit`), the canary audit's
+canaries.json and the inversion grid images beside it. Nothing outside the folder is read: a
+grid that is a link leading out of it is skipped."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facebone.attacks.runner import LEVELS
 from facebone.errors import FaceBoneError
-from facebone.reports.document import Figure
+from facebone.reports.document import Figure, Section
 from facebone.reports.study import judged
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ def _study_intro(study: dict[str, Any], records: StudyRecords) -> tuple[str, ...
 
 
 def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    from facebone.studies.shortcuts import read_canaries
     from facebone.studies.store import ResultStore
 
     records = ResultStore(folder).records()
@@ -135,30 +136,7 @@ def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
         raise FaceBoneError(f"{folder} holds no finished targets yet; nothing to report")
     # Systems in the configuration's order (study.json lists them so), any others after.
     ordered = _ordered(runs, list(records.study.get("systems", {})))
-    return judged(ordered), _study_intro(records.study, records)
-
-
-def compare_intro(results: dict[str, Any]) -> str:
-    """One paragraph on what an `experiment compare` run covered."""
-    seeds = ", ".join(f"{r}: {', '.join(map(str, s))}" for r, s in results["seeds"].items())
-    return (
-        f"Defense comparison on `{results['data']}`; split seeds ({seeds}); attacks "
-        f"{', '.join(results['attacks'])}; figures are means ± sd over seeds; "
-        f"{results['timings']['total_s']:.0f} s in all."
-    )
-
-
-def _from_compare(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FaceBoneError(f"{path} cannot be read ({error})") from None
-    if not isinstance(results, dict) or results.get("experiment") != "compare":
-        raise FaceBoneError(f"{path} holds no `facebone experiment compare` results")
-    try:
-        return judged(results["runs"], results.get("canaries")), (compare_intro(results),)
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
-        raise FaceBoneError(f"{path} is incomplete ({error!r})") from None
+    return judged(ordered, read_canaries(folder)), _study_intro(records.study, records)
 
 
 def _inside(folder: Path, path: Path) -> bool:
@@ -226,21 +204,15 @@ def find_grids(folder: Path) -> tuple[Figure, ...]:
 
 
 def load_results(folder: str | Path) -> LoadedResults:
-    """The results `folder` holds: a study store, else a comparison's results.json."""
+    """The results of the study store in `folder`."""
     from facebone.studies.store import DATABASE
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FaceBoneError(f"results folder {folder} does not exist or is not a folder")
-    if (folder / DATABASE).is_file():
-        results, intro = _from_store(folder)
-    elif (folder / "results.json").is_file():
-        results, intro = _from_compare(folder / "results.json")
-    else:
-        raise FaceBoneError(
-            f"{folder} holds neither study results ({DATABASE}) nor comparison results "
-            "(results.json)"
-        )
+    if not (folder / DATABASE).is_file():
+        raise FaceBoneError(f"{folder} holds no study results ({DATABASE})")
+    results, intro = _from_store(folder)
     return LoadedResults(results, intro, find_grids(folder), find_inversion_scores(folder))
 
 
@@ -249,13 +221,22 @@ def write_folder_report(
     out: str | Path | None = None,
     force: bool = False,
     title: str = "FaceBone privacy report",
+    extra: Callable[[dict[str, Any]], Sequence[Section]] | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
     """The report of the results in `folder`, as `out` (default `folder/report.html`) and
-    its Markdown summary: the paths written, and the results reported (`study.judged`)."""
+    its Markdown summary, with `extra(results)` sections: the paths written, and the
+    results reported (`study.judged`)."""
     from facebone.reports.output import check_report_path, write_report
     from facebone.reports.study import build_report
 
     out = check_report_path(Path(folder) / "report.html" if out is None else Path(out))
     loaded = load_results(folder)
-    report = build_report(loaded.results, title, loaded.intro, loaded.grids, loaded.inversion)
+    report = build_report(
+        loaded.results,
+        title,
+        loaded.intro,
+        loaded.grids,
+        loaded.inversion,
+        () if extra is None else extra(loaded.results),
+    )
     return write_report(report, out, force), loaded.results

@@ -19,7 +19,7 @@ def judged(
     canaries: Mapping[str, Mapping[str, dict]] | None = None,
 ) -> dict[str, Any]:
     """`runs[regime][defense]` (one run per seed) with their figures over seeds, the goal
-    verdict and the frontier, as `experiments.runner.compare` returns them."""
+    verdict and the frontier: what the report and the demo read."""
     summary = {
         regime: {defense: summarise_runs(seed_runs) for defense, seed_runs in by_defense.items()}
         for regime, by_defense in runs.items()
@@ -70,9 +70,11 @@ def build_report(
     intro: Sequence[str] = (),
     grids: Sequence[Figure] = (),
     inversion: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Sequence[Section] = (),
 ) -> Report:
     """The whole report of `judged(...)`-shaped results; `grids` are inversion grids and
-    `inversion` their scores (`tables.inversion_table`)."""
+    `inversion` their scores (`tables.inversion_table`); `extra` sections (a study's own
+    views, such as the leakage map) come before the ROC curves."""
     goal = results["goal"]
     sections = [
         Section(
@@ -110,6 +112,7 @@ def build_report(
     fails = tables.failure_lines(goal)
     if fails:
         sections.append(Section("Why each defense fails", tuple(fails)))
+    sections.extend(extra)
     sections.append(Section("ROC curves", tuple(roc_figures(results))))
     sections.append(
         Section(

@@ -1,5 +1,5 @@
 """The report's tables, from comparison-shaped results: `runs[regime][defense]` (one run
-per split seed, as `experiments.runner.evaluate_system` returns it), their `summary`
+per split seed, as `reports.sources.runs_from_records` makes it), their `summary`
 (`verdict.summarise_runs`), the `goal` (`verdict.judge`) and, where the audit ran, the
 `canaries`. Figures over seeds read `mean ± sd` (sd only over several seeds)."""
 

@@ -13,9 +13,8 @@ resume it, and a rerun of the same audit resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,20 +91,6 @@ def audit_systems(backbones: Sequence[str], dp_epsilon: float | None) -> dict[st
     return systems
 
 
-def _toml_value(value: Any) -> str:
-    """A TOML value: JSON's string escapes are TOML's too (kept as UTF-8, which TOML
-    requires of characters outside the Basic Multilingual Plane)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-
-
 def _absolute(spec: str) -> str:
     """`onnx:model.onnx` with its file as an absolute path, so the configuration runs from
     any folder."""
@@ -115,27 +100,29 @@ def _absolute(spec: str) -> str:
 
 def audit_toml(plan: AuditPlan) -> str:
     """The audit as a study configuration; it lives in the output folder (`output = "."`)."""
+    from facebone.studies.config import toml_value
+
     backbones = [_absolute(spec) for spec in plan.backbones]
     systems = audit_systems(backbones, plan.dp_epsilon)
     chosen = plan.systems or tuple(systems)
     lines = [
         "# A FaceBone audit: rerun or resume with `facebone study run config.toml`.",
         'name = "audit"',
-        f"data = {_toml_value(str(plan.data.resolve()))}",
+        f"data = {toml_value(str(plan.data.resolve()))}",
         'output = "."',
-        f"backbones = {_toml_value(backbones)}",
+        f"backbones = {toml_value(backbones)}",
         "",
         "[splits]",
-        f"seeds = {_toml_value(list(plan.seeds))}",
+        f"seeds = {toml_value(list(plan.seeds))}",
         "",
         "[systems]",
         'regimes = ["default"]',
     ]
     for name in chosen:
         lines += ["", "[[systems.table]]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in systems[name].items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in systems[name].items()]
     for attack in ATTACKS:
-        lines += ["", "[[attacks]]", f"name = {_toml_value(attack)}"]
+        lines += ["", "[[attacks]]", f"name = {toml_value(attack)}"]
         if plan.shadows is not None:
             lines.append(f"shadows = {plan.shadows}")
     return "\n".join(lines) + "\n"

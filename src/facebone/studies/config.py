@@ -248,11 +248,69 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
     return " or ".join(words.get(k, k.__name__) for k in kinds)
 
 
+def toml_value(value: Any) -> str:
+    """A TOML value: JSON's string escapes are TOML's too (kept as UTF-8, which TOML
+    requires of characters outside the Basic Multilingual Plane)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, Path):
+        return toml_value(str(value))
+    if isinstance(value, Mapping):
+        items = (f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }"
+    return "[" + ", ".join(toml_value(v) for v in value) + "]"
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "_-" for c in key) else json.dumps(key)
+
+
+def _is_table_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def toml_text(document: Mapping[str, Any], header: str = "") -> str:
+    """`document` (as `tomllib` reads a study configuration) written back as TOML: top-level
+    tables as `[name]`, lists of tables as `[[name]]` (also one level down, as
+    `[[systems.table]]`), other tables inline."""
+    lines = [f"# {line}" for line in header.splitlines()]
+
+    def body(table: Mapping[str, Any], prefix: str, top: bool) -> None:
+        nested = []
+        for key, value in table.items():
+            if _is_table_list(value) or (top and isinstance(value, Mapping)):
+                nested.append((key, value))
+            else:
+                lines.append(f"{_toml_key(key)} = {toml_value(value)}")
+        for key, value in nested:
+            name = f"{prefix}{_toml_key(key)}"
+            if isinstance(value, Mapping):
+                lines.extend(["", f"[{name}]"])
+                body(value, f"{name}.", False)
+            else:
+                for entry in value:
+                    lines.extend(["", f"[[{name}]]"])
+                    body(entry, f"{name}.", False)
+
+    body(document, "", True)
+    return "\n".join(lines) + "\n"
+
+
 def load_config(
-    path: str | Path, data: str | Path | None = None, output: str | Path | None = None
+    path: str | Path,
+    data: str | Path | None = None,
+    output: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> StudyConfig:
     """Read and check the study configuration at `path`; `data` and `output` (as the CLI's
-    --data and --out give them) replace the file's data root and output folder."""
+    --data and --out give them) replace the file's data root and output folder, and each
+    key of `overrides` replaces the file's (a table's keys one by one: `{"splits":
+    {"seeds": [0]}}` keeps the other split keys). With overrides the configuration recorded
+    for the study (`StudyConfig.text`) is the overridden one, with absolute paths."""
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
@@ -262,6 +320,10 @@ def load_config(
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise FaceBoneError(f"{source}: bad TOML: {error}") from None
+    for key, value in (overrides or {}).items():
+        held = parsed.get(key)
+        both_tables = isinstance(held, Mapping) and isinstance(value, Mapping)
+        parsed[key] = {**held, **value} if both_tables else value
     reader = _Reader(source, parsed)
     base = source.resolve().parent
     name = reader.take("name", str, source.stem)
@@ -276,6 +338,8 @@ def load_config(
     used = {regime for system in systems for regime in system.regimes}
     regimes = {name: regime for name, regime in regimes.items() if name in used}
     backbones = _backbones(reader, backbones, systems)
+    if overrides:
+        text = _overridden_text(parsed, source, data_root, splits)
     return StudyConfig(
         name=name,
         source=source,
@@ -288,6 +352,18 @@ def load_config(
         regimes=regimes,
         attacks=attacks,
     )
+
+
+def _overridden_text(
+    parsed: Mapping[str, Any], source: Path, data_root: Path, splits: SplitSpec
+) -> str:
+    """The checked, overridden configuration as TOML, to be copied into the output folder
+    and rerun from there: its paths are absolute."""
+    written = {**parsed, "data": str(data_root.resolve()), "output": "."}
+    if splits.files is not None:
+        files = {role: str(path.resolve()) for role, path in splits.files.items()}
+        written["splits"] = {**parsed["splits"], "files": files}
+    return toml_text(written, f"{source.name} with options given on the command line")
 
 
 def _data_root(reader: _Reader, base: Path, override: str | Path | None) -> Path:

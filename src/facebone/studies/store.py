@@ -142,8 +142,12 @@ class ResultStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30.0)) as connection:
-            yield connection
+        try:
+            with closing(sqlite3.connect(self.path, timeout=30.0)) as connection:
+                yield connection
+        except sqlite3.DatabaseError as error:
+            # A damaged or foreign file is the user's to fix: one sentence, no traceback.
+            raise FaceBoneError(f"{self.path} cannot be read as study results ({error})") from None
 
     def study(self) -> dict[str, Any]:
         """The study's description (`study.json`)."""

@@ -50,8 +50,8 @@ def render(config: DemoConfig) -> None:
     st.subheader("Verdict")
     if config.results is None:
         st.info(
-            "No results folder: run `facebone experiment compare --out DIR` and start the "
-            "demo with `--results DIR` to see which defenses hold."
+            "No results folder: run a study (`facebone study run configs/quick.toml`) and "
+            "start the demo with `--results` and its output folder to see which defenses hold."
         )
         return
     try:

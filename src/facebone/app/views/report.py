@@ -15,8 +15,9 @@ def render(config: DemoConfig) -> None:
     st.title("Privacy report")
     if config.results is None:
         st.info(
-            "No results folder: run `facebone experiment compare --data DIR --out RESULTS` and "
-            "start the demo with `--results RESULTS`."
+            "No results folder: run a study (`facebone study run configs/quick.toml`, or "
+            "`facebone experiment compare --data DIR --out RESULTS`) and start the demo with "
+            "`--results` and its output folder."
         )
         return
     try:
@@ -27,7 +28,7 @@ def render(config: DemoConfig) -> None:
     if results.frontier:
         _frontier(results.frontier)
     if results.report is None and not results.plots and not results.frontier:
-        st.warning(f"{config.results} holds no results.json, report.md or plots.")
+        st.warning(f"{config.results} holds no results.sqlite, report.md or plots.")
         return
     _plots(results)
     if results.report is not None:
