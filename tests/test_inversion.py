@@ -111,7 +111,7 @@ def test_blackbox_search_raises_the_service_score(data, backbone_pool):
         return cosine_matrix(embed_reconstructions(images, sface), records).diagonal()
 
     attack = create_inversion("blackbox", oracle=oracle, budget=30, population=10, seed=0)
-    attack.fit(data.attacker_faces, data.attacker_embeddings)
+    attack.fit(data.attacker_faces[:200], data.attacker_embeddings[:200])
     records = data.target_embeddings[:2]
     images = attack.invert(records)
     assert sum(asked) == 2 * 30
@@ -134,6 +134,8 @@ def workspace(tmp_path_factory, lfw_root, cache_dir, protocol, data):
     root = tmp_path_factory.mktemp("inversion")
     for role, pairs in protocol.items():
         write_pairs(root / f"{role}.csv", pairs)
+    # A small attacker keeps the command quick: ~70 photos still make ~2,000 impostor pairs.
+    write_pairs(root / "attacker_small.csv", protocol["attacker"][:40])
     common = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--json"]
     common += ["--pairs", str(root / "target_train.csv"), "--predictor", "cosine"]
     key = ["--template-protection", "biohash", "--key-file", str(root / "sface.key")]
@@ -155,7 +157,7 @@ def _cli(workspace, lfw_root, cache_dir, model, *extra):
         "--targets",
         str(workspace / "target_test.csv"),
         "--attacker",
-        str(workspace / "attacker.csv"),
+        str(workspace / "attacker_small.csv"),
         "--max-targets",
         "4",
         "--budget",
