@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from facebone.attacks.base import AttackError, AttackNotFittedError
-from facebone.backbones.base import PREPROCESS_VERSION, Backbone
+from facebone.backbones.base import PREPROCESS_VERSION
 from facebone.embeddings.cache import EmbeddingCache, content_hash
 from facebone.faces.align import align_face
 from facebone.faces.detect import Face, FaceDetector, find_face
@@ -119,11 +119,10 @@ def aligned_faces(
     size: int = 112,
     cache: EmbeddingCache | None = None,
     detector: FaceDetector | None = None,
-    backbone: Backbone | None = None,
 ) -> np.ndarray:
     """Dataset images under `root` detected (centred-crop fallback, as for embeddings) and
-    aligned: on the ArcFace template at `size` px, or as `backbone` aligns them. Detected faces
-    are cached by image content: detection is the slow step, alignment a warp."""
+    aligned on the ArcFace template at `size` px. Detected faces are cached by image content:
+    detection is the slow step, alignment a warp."""
     root = Path(root)
     key = f"yunet-faces-p{PREPROCESS_VERSION}"
     crops = []
@@ -137,9 +136,5 @@ def aligned_faces(
             vector = _face_vector(find_face(detector, image, str(root / path), fallback=True))
             if cache:
                 cache.put(key, digest, vector)
-        face = _vector_face(vector)
-        if backbone is not None:
-            crops.append(backbone.align(image, face))
-        else:
-            crops.append(align_face(image, face.landmarks, size))
+        crops.append(align_face(image, _vector_face(vector).landmarks, size))
     return np.stack(crops) if crops else np.empty((0, size, size, 3), np.uint8)

@@ -76,8 +76,8 @@ class BlackBoxInversion(InversionAttack):
         rng = np.random.default_rng(self.seed)
         n, k, half = len(templates), len(self.basis_), self.population // 2
         current = np.zeros((n, k))
-        ranks = np.concatenate([np.arange(self.population)] * n).reshape(n, -1)
-        shaping = ranks / (self.population - 1) - 0.5  # centred ranks, best +0.5
+        # Weight of the probe ranked r-th (0: lowest score): centred ranks, the best +0.5.
+        shaping = np.tile(np.arange(self.population) / (self.population - 1) - 0.5, (n, 1))
         records = np.repeat(templates, self.population, axis=0)
         rounds = range(self.budget // self.population)
         for _ in tqdm(rounds, desc="searching by scores", disable=not self.progress):
