@@ -31,3 +31,17 @@ def test_sface_copy_matches_onnxruntime_and_has_gradients(faces):
 def test_dlib_has_no_differentiable_copy():
     with pytest.raises(FaceBoneError, match="no differentiable copy"):
         differentiable_backbone("dlib")
+
+
+def test_onnx_spec_copies_the_backbone_normalisation(faces):
+    """`onnx:PATH` with InsightFace's default (x - 127.5) / 127.5: the copy normalises as the
+    onnxruntime backbone does."""
+    from facebone.assets import sface_path
+
+    spec = f"onnx:{sface_path()}"
+    expected = create_backbone(spec).embed(list(faces[:2]))
+    with torch.no_grad():
+        copied = differentiable_backbone(spec)(
+            torch.from_numpy(faces[:2]).permute(0, 3, 1, 2).float()
+        )
+    assert np.abs(copied.numpy() - expected).max() < 1e-4
