@@ -77,13 +77,7 @@ def _check(args: argparse.Namespace) -> None:
         raise FaceBoneError(f"--max-targets must be at least 1, got {args.max_targets}")
     if args.grid_rows < 1:
         raise FaceBoneError(f"--grid-rows must be at least 1, got {args.grid_rows}")
-    if args.device.partition(":")[0] not in ("cpu", "cuda"):
-        raise FaceBoneError(f"--device must be cpu or cuda, not {args.device!r}")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise FaceBoneError("--device cuda: torch sees no GPU here; use --device cpu")
+    check_device(args.device)
     if args.out is not None:
         from facebone.atomic import check_writable
 
@@ -91,6 +85,17 @@ def _check(args: argparse.Namespace) -> None:
         taken = [name for name in OUTPUTS if (args.out / name).exists()]
         if taken and not args.force:
             raise FaceBoneError(f"--out {args.out} already holds {taken[0]}; add --force")
+
+
+def check_device(device: str) -> None:
+    """--device is cpu or cuda[:N], and cuda only where torch sees a GPU."""
+    if device.partition(":")[0] not in ("cpu", "cuda"):
+        raise FaceBoneError(f"--device must be cpu or cuda, not {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise FaceBoneError("--device cuda: torch sees no GPU here; use --device cpu")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -51,6 +51,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only the REST API: start `facebone serve --model` on 127.0.0.1 and time warm "
         "POST /verify of new photos, then throughput under 8 concurrent clients",
     )
+    inversion = parser.add_argument_group(
+        "model inversion (--inversion)",
+        "time the attacks' own training and search on seed --seed's attacker faces (the "
+        "first --images of them) with short budgets, scaled to their default budgets",
+    )
+    inversion.add_argument(
+        "--inversion",
+        action="store_true",
+        help="only model inversion: decoder training faces/s at 64x64, gradient-inversion "
+        "steps/s through the SFace copy, black-box score-search queries/s",
+    )
+    inversion.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    inversion.add_argument("--seed", type=int, default=0, help="seed of the split and training")
+    inversion.add_argument("--epochs", type=int, default=2, help="decoder epochs timed")
+    inversion.add_argument("--steps", type=int, default=10, help="gradient steps timed")
+    inversion.add_argument(
+        "--queries", type=int, default=40, help="black-box queries timed per target"
+    )
+    inversion.add_argument(
+        "--targets", type=int, default=8, help="targets inverted together, gradient and black-box"
+    )
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
@@ -74,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     require_dir(args.data, "data folder")
     if args.serve:
         return _run_serve(args)
+    if args.inversion:
+        return _run_inversion(args)
     if args.images < 1 or args.runs < 1:
         raise FaceBoneError("--images and --runs must be at least 1")
     paths = [image.path for image in scan_lfw(args.data)][: max(args.images, 2 * args.runs)]
@@ -128,12 +151,13 @@ def _run(args: argparse.Namespace) -> int:
                 f"shadows, {regime} regime ({rate['train_pairs']} pairs): "
                 f"{rate['batched_per_s']}/s batched, {rate['one_by_one_per_s']}/s one by one"
             )
-    results["machine"] = {
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-    }
+    results["machine"] = _machine()
     emit(results, args.json, "\n".join(lines))
     return 0
+
+
+def _machine() -> dict:
+    return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -154,3 +178,73 @@ def _run_serve(args: argparse.Namespace) -> int:
         f"{load['median_ms']} ms median, {load['p95_ms']} ms p95 ({load['failed']} failed)",
     )
     return 0
+
+
+def _run_inversion(args: argparse.Namespace) -> int:
+    import torch
+
+    from facebone.attacks.inversion_base import aligned_faces
+    from facebone.attacks.inversion_bench import bench_blackbox, bench_decoder, bench_optimise
+    from facebone.backbones import create_backbone
+    from facebone.cli.attack_inversion import check_device
+    from facebone.data.lfw import scan_lfw
+    from facebone.data.pairs import make_protocol
+    from facebone.embeddings import embed_images
+
+    check_device(args.device)
+    for flag in ("images", "epochs", "steps", "targets"):
+        if getattr(args, flag) < 1:
+            raise FaceBoneError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.images < 2 or args.queries < 20:
+        raise FaceBoneError("--inversion needs --images of at least 2 and --queries of at least 20")
+    attacker = make_protocol(scan_lfw(args.data), seed=args.seed)["attacker"]
+    attacker = list(dict.fromkeys(path for pair in attacker for path in (pair.image1, pair.image2)))
+    paths = attacker[: args.images]
+    cache = open_cache(args)
+    backbone = create_backbone("sface")
+    try:
+        templates = embed_images(args.data, paths, [backbone], cache, progress=not args.json)[0]
+        templates = templates["sface"]
+        faces = aligned_faces(args.data, paths, 112, cache)
+        n = min(args.targets, len(paths))
+        log.info("timing decoder training: %d epochs over %d faces", args.epochs, len(paths))
+        decoder = bench_decoder(
+            faces, templates, len(attacker), args.epochs, args.device, args.seed
+        )
+        log.info("timing gradient inversion: %d steps on %d targets", args.steps, n)
+        optimise = bench_optimise(faces, templates, n, args.steps, args.device)
+        log.info("timing black-box search: %d queries on each of %d targets", args.queries, n)
+        blackbox = bench_blackbox(faces, templates, backbone, n, args.queries, args.seed)
+    finally:
+        backbone.close()
+    results = {
+        "inversion": {"decoder": decoder, "optimise": optimise, "blackbox": blackbox},
+        "device": args.device,
+        "seed": args.seed,
+        "machine": {**_machine(), "torch_threads": torch.get_num_threads()},
+    }
+    if args.device.startswith("cuda"):
+        results["machine"]["gpu"] = torch.cuda.get_device_name(args.device)
+    emit(results, args.json, _inversion_text(results, args.seed))
+    return 0
+
+
+def _inversion_text(results: dict, seed: int) -> str:
+    decoder, optimise, blackbox = results["inversion"].values()
+    return "\n".join(
+        [
+            f"model inversion on {results['machine'].get('gpu', results['device'])} "
+            f"({results['machine']['cpus']} CPUs, {results['machine']['torch_threads']} torch "
+            "threads)",
+            f"decoder training, {decoder['image_size']} px: {decoder['faces_per_s']} faces/s "
+            f"per epoch ({decoder['epochs_timed']} epochs over {decoder['faces']} faces); "
+            f"{decoder['default_epochs']} epochs over seed {seed}'s {decoder['attacker_faces']} "
+            f"attacker faces: {decoder['implied_minutes']} min",
+            f"gradient inversion through the SFace copy, batch of {optimise['batch']}: "
+            f"{optimise['steps_per_s']} steps/s; {optimise['default_steps']} steps: "
+            f"{optimise['implied_seconds_per_batch']} s per batch",
+            f"black-box score search (SFace cosine service, CPU), {blackbox['targets']} targets: "
+            f"{blackbox['queries_per_s']} queries/s; {blackbox['default_queries_per_target']} "
+            f"queries: {blackbox['implied_seconds_per_target']} s per target",
+        ]
+    )
