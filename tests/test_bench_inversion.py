@@ -47,6 +47,11 @@ def test_bench_inversion_cuda_unavailable(lfw_root, cache_dir, capsys):
     assert error.count("\n") == 0 and "--device cuda: torch sees no GPU" in error
 
 
+def test_bench_device_needs_inversion(lfw_root, capsys):
+    assert main(["bench", "--data", str(lfw_root), "--device", "cuda"]) == 2
+    assert "--device applies to --inversion only" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -97,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         return _run_serve(args)
     if args.inversion:
         return _run_inversion(args)
+    if args.device != "cpu":
+        raise FaceBoneError("--device applies to --inversion only")
     if args.images < 1 or args.runs < 1:
         raise FaceBoneError("--images and --runs must be at least 1")
     paths = [image.path for image in scan_lfw(args.data)][: max(args.images, 2 * args.runs)]
