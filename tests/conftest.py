@@ -132,3 +132,22 @@ def pair_membership():
         return results["pair"]
 
     return attack
+
+
+@pytest.fixture(scope="session")
+def sface_cosine_models(tmp_path_factory, lfw_root, cache_dir, protocol, lfw_embeddings):
+    """Seed 0's pair CSVs and two SFace + cosine models trained on them through the CLI:
+    `plain`, and `protected` with BioHash templates (its key in `sface.key`)."""
+    from facebone.cli import main
+    from facebone.data.pairs import write_pairs
+
+    lfw_embeddings("sface")
+    root = tmp_path_factory.mktemp("sface-cosine-models")
+    for role, pairs in protocol.items():
+        write_pairs(root / f"{role}.csv", pairs)
+    common = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--json"]
+    common += ["--pairs", str(root / "target_train.csv"), "--predictor", "cosine"]
+    key = ["--template-protection", "biohash", "--key-file", str(root / "sface.key")]
+    for name, extra in (("plain", []), ("protected", key)):
+        assert main([*common, "--out", str(root / name), *extra]) == 0
+    return root

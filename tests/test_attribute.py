@@ -9,11 +9,10 @@ from facebone.attacks.attribute_base import evaluate_attribute, prior_class
 from facebone.attacks.attribute_blackbox import BlackBoxAttributeAttack
 from facebone.attacks.attribute_template import TemplateAttributeAttack
 from facebone.attacks.system_target import system_query_fn
-from facebone.cli import main
 from facebone.data.attributes import guess_genders, lfw_gender_labels, load_attribute_labels
 from facebone.data.celeba import load_celeba
 from facebone.data.lfw import scan_lfw
-from facebone.data.pairs import DEFAULT_FRACTIONS, read_pairs, split_identities, write_pairs
+from facebone.data.pairs import DEFAULT_FRACTIONS, read_pairs, split_identities
 from facebone.embeddings import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
@@ -118,18 +117,8 @@ def test_blackbox_queries_beat_the_prior(lfw_root, cache_dir, protocol, roles):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, lfw_root, cache_dir, protocol, lfw_embeddings):
-    """Seed 0's pairs, and SFace + cosine models trained on them: plain, and protected."""
-    lfw_embeddings("sface")
-    root = tmp_path_factory.mktemp("attribute")
-    for role, pairs in protocol.items():
-        write_pairs(root / f"{role}.csv", pairs)
-    common = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--json"]
-    common += ["--pairs", str(root / "target_train.csv"), "--predictor", "cosine"]
-    key = ["--template-protection", "biohash", "--key-file", str(root / "sface.key")]
-    for name, extra in (("plain", []), ("protected", key)):
-        assert main([*common, "--out", str(root / name), *extra]) == 0
-    return root
+def workspace(sface_cosine_models):
+    return sface_cosine_models
 
 
 def _attack(workspace, lfw_root, cache_dir, model, *extra):

@@ -129,19 +129,11 @@ def test_contract_errors(data):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, lfw_root, cache_dir, protocol, data):
-    """Seed 0's pairs and SFace + cosine models trained on them: plain, and protected."""
-    root = tmp_path_factory.mktemp("inversion")
-    for role, pairs in protocol.items():
-        write_pairs(root / f"{role}.csv", pairs)
+def workspace(sface_cosine_models, protocol, data):
+    """The shared plain and protected SFace + cosine models, and a small attacker file."""
     # A small attacker keeps the command quick: ~70 photos still make ~2,000 impostor pairs.
-    write_pairs(root / "attacker_small.csv", protocol["attacker"][:40])
-    common = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--json"]
-    common += ["--pairs", str(root / "target_train.csv"), "--predictor", "cosine"]
-    key = ["--template-protection", "biohash", "--key-file", str(root / "sface.key")]
-    for name, extra in (("plain", []), ("protected", key)):
-        assert main([*common, "--out", str(root / name), *extra]) == 0
-    return root
+    write_pairs(sface_cosine_models / "attacker_small.csv", protocol["attacker"][:40])
+    return sface_cosine_models
 
 
 def _cli(workspace, lfw_root, cache_dir, model, *extra):

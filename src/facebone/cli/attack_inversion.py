@@ -57,7 +57,13 @@ def register(kinds: argparse._SubParsersAction) -> None:
         "queries per target (400)",
     )
     parser.add_argument("--backbone", help="the backbone attacked (default: the system's first)")
-    parser.add_argument("--image-size", type=int, choices=(64, 112), default=64)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        choices=(64, 112),
+        default=64,
+        help="side of the decoder's faces in pixels, %(choices)s (default %(default)s)",
+    )
     parser.add_argument("--max-targets", type=int, help="invert only the first N target photos")
     parser.add_argument("--grid-rows", type=int, default=8, help="people shown in the grid")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")

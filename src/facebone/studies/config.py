@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -386,7 +387,8 @@ def _output_dir(reader: _Reader, base: Path, override: str | Path | None) -> Pat
     elif given is None:
         raise reader.fail("output", "missing: name the results folder (or pass --out)")
     else:
-        folder, key = base / given, "output"
+        # Normalised so messages name `runs/quick`, not `configs/../runs/quick`.
+        folder, key = Path(os.path.normpath(base / given)), "output"
     if folder.exists() and not folder.is_dir():
         raise reader.fail(key, f"{folder} exists and is not a folder")
     return folder
