@@ -178,6 +178,21 @@ def test_cli_writes_metrics_and_grid_for_each_threat_model(workspace, lfw_root, 
     assert protected["sar"] == protected["threat_models"]["own_key"]["sar"]
 
 
+def test_cli_queries_a_protected_service_without_its_key(workspace, lfw_root, cache_dir, capsys):
+    """Template protection hides stored templates, not the service's answers: the score-only
+    search runs against the protected system as one threat model; optimise needs raw
+    templates and is refused there."""
+    key = ["--key-file", str(workspace / "sface.key")]
+    blackbox = ["--method", "blackbox", "--budget", "20", *key]
+    assert main(_cli(workspace, lfw_root, cache_dir, "protected", *blackbox)) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["threat_models"]) == ["service"]
+    assert result["threat_models"]["service"]["n_targets"] == 4
+    optimise = ["--method", "optimise", *key]
+    assert main(_cli(workspace, lfw_root, cache_dir, "protected", *optimise)) == 2
+    assert "--method decoder or blackbox" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -119,10 +119,10 @@ def _run(args: argparse.Namespace) -> int:
     name = args.backbone or names[0]
     if name not in names:
         raise FaceBoneError(f"--backbone {name!r} is not one of the system's: {', '.join(names)}")
-    if args.method != "decoder" and system.template_protection is not None:
+    if args.method == "optimise" and system.template_protection is not None:
         raise FaceBoneError(
-            f"--method {args.method} attacks raw embeddings; a protected system is attacked "
-            "with --method decoder"
+            "--method optimise attacks raw embeddings; a protected system is attacked "
+            "with --method decoder or blackbox"
         )
     attacked = system.embedder_.backbones[names.index(name)]
     evaluator = create_backbone("dlib" if name != "dlib" else "sface")
@@ -140,7 +140,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _attack(args: argparse.Namespace, system, name: str, data, budget: int) -> dict[str, Any]:
     """Each threat model's scores (undefended, or with a key of the attacker's own and the
-    stolen key), the headline first; the grid and JSON written under --out."""
+    stolen key; the score-only search needs no key, as it only queries the service), the
+    headline first; the grid and JSON written under --out."""
     from facebone.attacks.inversion_run import first_per_person
     from facebone.attacks.reconstruction import write_grid
     from facebone.protection import create_protection
@@ -148,6 +149,8 @@ def _attack(args: argparse.Namespace, system, name: str, data, budget: int) -> d
     own, stored = data.attacker_embeddings, system.protect(name, data.target_embeddings)
     if system.template_protection is None:
         threats = {"undefended": system.protect(name, own)}
+    elif args.method == "blackbox":
+        threats = {"service": system.protect(name, own)}
     else:
         params = {**system.protections_[name].get_params(), "seed": args.seed}
         own_key = create_protection(system.template_protection, **params)
