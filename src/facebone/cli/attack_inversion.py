@@ -33,9 +33,10 @@ def register(kinds: argparse._SubParsersAction) -> None:
             "(--targets images), learning only from the attacker's own photos (--attacker). "
             "An independent backbone (dlib when SFace is attacked, else SFace) scores the "
             "reconstructions: success attack rate (SAR) type I (against the leaked image) and "
-            "type II (against the person's other images) at FAR 0.1%% and 1%%, and SSIM. A "
-            "system with template protection is attacked with a key of the attacker's own "
-            "(the headline) and with the stolen key."
+            "type II (against the person's other images) at FAR 0.1% and 1%, and SSIM. A "
+            "system with template protection is attacked by the decoder with a key of the "
+            "attacker's own (the headline) and with the stolen key, and by the blackbox search, "
+            "which needs no key, through the protected service."
         ),
     )
     parser.add_argument("--model", type=Path, required=True, help="model directory")
