@@ -367,28 +367,33 @@ def _overridden_text(
     return toml_text(written, f"{source.name} with options given on the command line")
 
 
-def _data_root(reader: _Reader, base: Path, override: str | Path | None) -> Path:
-    given = reader.take("data", str)
+def _path_setting(
+    reader: _Reader, base: Path, name: str, flag: str, override: str | Path | None, what: str
+) -> tuple[Path, str]:
+    """The path the flag overrides, else the config's `name` relative to its folder; with the
+    key to name in errors."""
+    given = reader.take(name, str)
     if override is not None:
-        root, key = Path(override), "--data"
-    elif given is None:
-        raise reader.fail("data", "missing: name the image folder (LFW layout)")
-    else:
-        root, key = base / given, "data"
+        return Path(override), flag
+    if given is None:
+        raise reader.fail(name, f"missing: name {what}")
+    return base / given, name
+
+
+def _data_root(reader: _Reader, base: Path, override: str | Path | None) -> Path:
+    what = "the image folder (LFW layout)"
+    root, key = _path_setting(reader, base, "data", "--data", override, what)
     if not root.is_dir():
         raise reader.fail(key, f"data folder {root} does not exist or is not a folder")
     return root
 
 
 def _output_dir(reader: _Reader, base: Path, override: str | Path | None) -> Path:
-    given = reader.take("output", str)
-    if override is not None:
-        folder, key = Path(override), "--out"
-    elif given is None:
-        raise reader.fail("output", "missing: name the results folder (or pass --out)")
-    else:
+    what = "the results folder (or pass --out)"
+    folder, key = _path_setting(reader, base, "output", "--out", override, what)
+    if key == "output":
         # Normalised so messages name `runs/quick`, not `configs/../runs/quick`.
-        folder, key = Path(os.path.normpath(base / given)), "output"
+        folder = Path(os.path.normpath(folder))
     if folder.exists() and not folder.is_dir():
         raise reader.fail(key, f"{folder} exists and is not a folder")
     return folder
