@@ -102,7 +102,7 @@ def pair_membership():
     """`attack(system, params, embedder, root, members, nonmembers, attacker, attacks,
     n_shadows, queries=None)`: each attack's pair-level metrics against a trained system whose
     shadows are trained like it (its per-query draws seeded, so runs repeat)."""
-    from facebone.attacks.runner import evaluate_membership_attacks
+    from facebone.attacks.membership.runner import evaluate_membership_attacks
     from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 
     def attack(

@@ -11,29 +11,25 @@ import json
 import numpy as np
 import pytest
 
-from facebone.attacks import (
-    AttackError,
-    AttackNotFittedError,
-    BlackBoxAttack,
-    LabelOnlyAttack,
-    LiRAAttack,
-    RuleBasedAttack,
-    cached_shadow_trainer,
-    create_attack,
-    evaluate_scores,
-    identity_of,
-    identity_scores,
-    list_attacks,
-    plot_roc,
-    run_membership_attacks,
-)
-from facebone.attacks.base import pair_identities, split_by_identity
+from facebone.attacks import AttackError, AttackNotFittedError, create_attack, list_attacks
+from facebone.attacks.base import identity_of, pair_identities
 from facebone.attacks.embedding_target import (
     embed_pairs,
     embedding_query_fn,
     embedding_shadow_trainer,
 )
-from facebone.attacks.metrics import downsample_roc, tpr_at_fpr
+from facebone.attacks.membership.base import (
+    cached_shadow_trainer,
+    identity_scores,
+    split_by_identity,
+)
+from facebone.attacks.membership.black_box import BlackBoxAttack
+from facebone.attacks.membership.label_only import LabelOnlyAttack
+from facebone.attacks.membership.lira import LiRAAttack
+from facebone.attacks.membership.metrics import downsample_roc, evaluate_scores, tpr_at_fpr
+from facebone.attacks.membership.plot import plot_roc
+from facebone.attacks.membership.rule_based import RuleBasedAttack
+from facebone.attacks.membership.runner import run_membership_attacks
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
 from facebone.experiments.execution import torch_threads
@@ -153,7 +149,7 @@ def test_run_is_json_serialisable_with_every_key(setting):
     )
     again = json.loads(json.dumps(result))
     assert again["level"] == "pair"
-    assert list(again["attacks"]) == list_attacks()
+    assert list(again["attacks"]) == list_attacks(family="membership")
     for name, metrics in again["attacks"].items():
         assert set(metrics) == METRIC_KEYS, name
         assert set(metrics["tpr_at_fpr"]) == {"0.01", "0.001"}

@@ -5,9 +5,9 @@ attacker never saw; CelebA's attributes through the same interface on its fixtur
 import numpy as np
 import pytest
 
-from facebone.attacks.attribute_base import evaluate_attribute, prior_class
-from facebone.attacks.attribute_blackbox import BlackBoxAttributeAttack
-from facebone.attacks.attribute_template import TemplateAttributeAttack
+from facebone.attacks.attribute.base import evaluate_attribute, prior_class
+from facebone.attacks.attribute.blackbox import BlackBoxAttributeAttack
+from facebone.attacks.attribute.template import TemplateAttributeAttack
 from facebone.attacks.system_target import system_query_fn
 from facebone.data.attributes import guess_genders, lfw_gender_labels, load_attribute_labels
 from facebone.data.celeba import load_celeba

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facebone.assets import sface_path
-from facebone.attacks.base import balanced_sample
+from facebone.attacks.membership.base import balanced_sample
 from facebone.cli import main
 from facebone.data.pairs import write_pairs
 from facebone.errors import FaceBoneError

@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 
 from facebone.attacks.base import AttackError, AttackNotFittedError, identity_of
-from facebone.attacks.inversion_base import create_inversion, list_inversions
-from facebone.attacks.inversion_run import InversionData
-from facebone.attacks.reconstruction import cosine_matrix, embed_reconstructions, write_grid
+from facebone.attacks.inversion.reconstruction import (
+    cosine_matrix,
+    embed_reconstructions,
+    write_grid,
+)
+from facebone.attacks.inversion.run import InversionData
+from facebone.attacks.registry import create_attack, list_attacks
 from facebone.cli import main
 from facebone.data.pairs import write_pairs
 from facebone.embeddings import EmbeddingCache
@@ -40,7 +44,7 @@ def data(lfw_root, protocol, cache_dir, backbone_pool, lfw_embeddings):
 
 
 def _decoder():
-    return create_inversion("decoder", image_size=32, epochs=8, seed=0)
+    return create_attack("decoder", image_size=32, epochs=8, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +91,7 @@ def test_decoder_beats_chance_and_protection_without_key_lowers_it(data, undefen
 def test_optimisation_moves_the_mean_face_towards_the_template(data, backbone_pool):
     from facebone.backbones.onnx_torch import differentiable_backbone
 
-    attack = create_inversion("optimise", backbone=differentiable_backbone("sface"), budget=8)
+    attack = create_attack("optimise", backbone=differentiable_backbone("sface"), budget=8)
     attack.fit(data.attacker_faces, data.attacker_embeddings)
     templates = data.target_embeddings[:4]
     with torch_threads(1):
@@ -110,7 +114,7 @@ def test_blackbox_search_raises_the_service_score(data, backbone_pool):
         asked.append(len(images))
         return cosine_matrix(embed_reconstructions(images, sface), records).diagonal()
 
-    attack = create_inversion("blackbox", oracle=oracle, budget=30, population=10, seed=0)
+    attack = create_attack("blackbox", oracle=oracle, budget=30, population=10, seed=0)
     attack.fit(data.attacker_faces[:200], data.attacker_embeddings[:200])
     records = data.target_embeddings[:2]
     images = attack.invert(records)
@@ -121,7 +125,7 @@ def test_blackbox_search_raises_the_service_score(data, backbone_pool):
 
 
 def test_contract_errors(data):
-    assert list_inversions() == ["decoder", "optimise", "blackbox"]
+    assert list_attacks(family="inversion") == ["decoder", "optimise", "blackbox"]
     with pytest.raises(AttackNotFittedError):
         _decoder().invert(data.target_embeddings[:2])
     with pytest.raises(AttackError, match="one row per face"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from facebone.attacks.inversion_base import aligned_faces
+from facebone.attacks.inversion.base import aligned_faces
 from facebone.backbones import create_backbone
 from facebone.backbones.onnx_torch import differentiable_backbone
 from facebone.embeddings import EmbeddingCache

@@ -77,7 +77,7 @@ def test_bad_arguments_are_one_line_errors_naming_them():
 
 
 def test_listing_keeps_definition_order_and_filters_by_pattern():
-    assert list_attacks() == [
+    assert list_attacks(family="membership") == [
         "blackbox-gb",
         "blackbox-rf",
         "blackbox-nn",
@@ -87,6 +87,9 @@ def test_listing_keeps_definition_order_and_filters_by_pattern():
         "label-only",
     ]
     assert list_attacks("lira*") == ["lira", "lira-online"]
+    assert list_attacks(family="inversion") == ["decoder", "optimise", "blackbox"]
+    assert list_attacks(family="extraction") == ["surrogate"]
+    assert list_attacks(family="attribute") == ["attribute-template", "attribute-blackbox"]
     assert list_backbones("iresnet*") == ["iresnet18", "iresnet34", "iresnet50", "iresnet100"]
     assert list_predictors("*distance*") == []
     assert list_defenses("dp-*") == ["dp-eps1", "dp-eps4", "dp-eps8"]

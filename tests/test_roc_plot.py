@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from facebone.attacks.plot import MIN_FPR, decision_point, roc_figure
+from facebone.attacks.membership.plot import MIN_FPR, decision_point, roc_figure
 from facebone.cli import main
 
 

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from facebone.attacks import LiRAAttack, OnlineLiRAAttack, evaluate_scores
-from facebone.attacks.base import answers_vary, balanced_sample, repeated_query
 from facebone.attacks.embedding_target import (
     embed_pairs,
     embedding_query_fn,
     embedding_shadow_trainer,
 )
+from facebone.attacks.membership.base import answers_vary, balanced_sample, repeated_query
+from facebone.attacks.membership.lira import LiRAAttack
+from facebone.attacks.membership.lira_online import OnlineLiRAAttack
+from facebone.attacks.membership.metrics import evaluate_scores
 from facebone.attacks.system_target import system_query_fn
 from facebone.embeddings import EmbeddingCache
 from facebone.embeddings.embedder import Embedder

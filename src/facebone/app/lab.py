@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facebone.attacks import MembershipAttack, cached_shadow_trainer, create_attack
+from facebone.attacks.membership.base import MembershipAttack, cached_shadow_trainer
+from facebone.attacks.registry import create_attack
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 from facebone.data.lfw import scan_lfw
 from facebone.data.pairs import Pair, make_protocol

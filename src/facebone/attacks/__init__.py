@@ -1,63 +1,40 @@
-"""Membership inference attacks on face-verification systems.
+"""Attacks on face-verification systems, one subpackage per threat, one root class and one
+registry (ART's class tree, timm's registry).
 
-Every attack is one class with the scikit-learn contract (`fit(shadow_trainer, attacker_pairs)`,
-`infer(target, candidates)`), in one module each that registers it with
-`@register_attack(name)` (registry.py); `create_attack(name, seed)` builds one by its name
-and `run_membership_attacks` runs several and evaluates them at pair or identity level
-(`runner.evaluate_membership_attacks`, which the experiments use, evaluates one scoring at
-both levels and can override the shadow count).
+    attacks/
+      base.py          Attack (root: family, name, get_params), errors, the black-box QueryFn
+      registry.py      ATTACKS: register_attack, create_attack, list_attacks(family=...)
+      membership/      was this pair or person in the training set? (LiRA, ART's black-box
+                       and rule-based, label-only; shadows, metrics, ROC plots)
+      inversion/       a face back from a leaked template (decoder, optimise, blackbox)
+      extraction/      a copy of the verifier from its answers (surrogate)
+      attribute/       a private trait (gender) from templates or answers
+      system_target.py, embedding_target.py   how an attack reaches a system (full, or cached
+                       embeddings)
 
-Names: "blackbox-gb", "blackbox-rf", "blackbox-nn" (black_box.py, ART's learned attack),
-"rule-based" (rule_based.py), "lira" (lira.py, offline LiRA), "lira-online" (lira_online.py,
-online LiRA with IN and OUT shadows), "label-only" (label_only.py).
+This package imports nothing heavy: import the module you need (`facebone.attacks.membership.
+lira`), or look an attack up by name with `create_attack`, which imports only its module.
 """
 
-from facebone.attacks.base import (
-    AttackError,
-    AttackNotFittedError,
-    MembershipAttack,
-    QueryFn,
-    ShadowTrainer,
-    cached_shadow_trainer,
-    identity_of,
-    identity_scores,
-)
-from facebone.attacks.black_box import BlackBoxAttack
-from facebone.attacks.label_only import LabelOnlyAttack
-from facebone.attacks.lira import LiRAAttack
-from facebone.attacks.lira_online import OnlineLiRAAttack
-from facebone.attacks.metrics import evaluate_scores
-from facebone.attacks.plot import plot_roc
+from facebone.attacks.base import FAMILIES, Attack, AttackError, AttackNotFittedError
 from facebone.attacks.registry import (
     ATTACKS,
     check_attack_names,
     create_attack,
+    family_of,
     list_attacks,
     register_attack,
 )
-from facebone.attacks.rule_based import RuleBasedAttack
-from facebone.attacks.runner import run_membership_attacks
 
 __all__ = [
     "ATTACKS",
+    "FAMILIES",
+    "Attack",
     "AttackError",
     "AttackNotFittedError",
-    "BlackBoxAttack",
-    "LabelOnlyAttack",
-    "LiRAAttack",
-    "MembershipAttack",
-    "OnlineLiRAAttack",
-    "QueryFn",
-    "RuleBasedAttack",
-    "ShadowTrainer",
-    "cached_shadow_trainer",
     "check_attack_names",
     "create_attack",
-    "evaluate_scores",
-    "identity_of",
-    "identity_scores",
+    "family_of",
     "list_attacks",
-    "plot_roc",
     "register_attack",
-    "run_membership_attacks",
 ]

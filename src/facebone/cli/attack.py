@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facebone.attacks import plot_roc, run_membership_attacks
+    from facebone.attacks.membership.plot import plot_roc
+    from facebone.attacks.membership.runner import run_membership_attacks
     from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
     from facebone.data.pairs import read_pairs
 

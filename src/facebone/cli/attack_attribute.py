@@ -163,7 +163,7 @@ def _template(args: argparse.Namespace, system, attacker: Role, targets: Role) -
     its own) and with the system's key (stolen, or the attacker's faces enrolled in it)."""
     import numpy as np
 
-    from facebone.attacks.attribute_template import TemplateAttributeAttack
+    from facebone.attacks.attribute.template import TemplateAttributeAttack
     from facebone.protection import create_protection
 
     attack = TemplateAttributeAttack(args.classifier, args.neighbors, seed=args.seed)
@@ -190,7 +190,7 @@ def _template(args: argparse.Namespace, system, attacker: Role, targets: Role) -
 
 def _score(attack, own, stored, attacker: Role, targets: Role) -> dict:
     """Fit `attack` on the attacker's templates `own`, score it on the targets' `stored`."""
-    from facebone.attacks.attribute_base import evaluate_attribute, prior_class
+    from facebone.attacks.attribute.base import evaluate_attribute, prior_class
 
     attack.fit(own, attacker.labels, attacker.people)
     prior = prior_class(attacker.labels, attacker.people)
@@ -198,8 +198,8 @@ def _score(attack, own, stored, attacker: Role, targets: Role) -> dict:
 
 
 def _blackbox(args: argparse.Namespace, system, attacker: Role, targets: Role) -> dict[str, Any]:
-    from facebone.attacks.attribute_base import evaluate_attribute, prior_class
-    from facebone.attacks.attribute_blackbox import BlackBoxAttributeAttack
+    from facebone.attacks.attribute.base import evaluate_attribute, prior_class
+    from facebone.attacks.attribute.blackbox import BlackBoxAttributeAttack
     from facebone.attacks.system_target import system_query_fn
 
     attack = BlackBoxAttributeAttack(args.neighbors, args.references, args.seed)

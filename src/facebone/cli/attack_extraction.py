@@ -81,11 +81,12 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from facebone.attacks.base import logit_confidence, repeated_query, split_by_identity
-    from facebone.attacks.extraction import CopiedShadowTrainer, ModelExtraction
-    from facebone.attacks.lira import LiRAAttack
-    from facebone.attacks.metrics import evaluate_scores
-    from facebone.attacks.runner import choose_queries
+    from facebone.attacks.base import logit_confidence
+    from facebone.attacks.extraction.surrogate import CopiedShadowTrainer, ModelExtraction
+    from facebone.attacks.membership.base import repeated_query, split_by_identity
+    from facebone.attacks.membership.lira import LiRAAttack
+    from facebone.attacks.membership.metrics import evaluate_scores
+    from facebone.attacks.membership.runner import choose_queries
     from facebone.attacks.system_target import system_query_fn
     from facebone.data.pairs import pair_labels, read_pairs
     from facebone.embeddings.embedder import Embedder

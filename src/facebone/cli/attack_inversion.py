@@ -106,7 +106,7 @@ def check_device(device: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facebone.attacks.inversion_run import InversionData
+    from facebone.attacks.inversion.run import InversionData
     from facebone.backbones import create_backbone
     from facebone.data.pairs import read_pairs
 
@@ -143,8 +143,8 @@ def _attack(args: argparse.Namespace, system, name: str, data, budget: int) -> d
     """Each threat model's scores (undefended, or with a key of the attacker's own and the
     stolen key; the score-only search needs no key, as it only queries the service), the
     headline first; the grid and JSON written under --out."""
-    from facebone.attacks.inversion_run import first_per_person
-    from facebone.attacks.reconstruction import write_grid
+    from facebone.attacks.inversion.reconstruction import write_grid
+    from facebone.attacks.inversion.run import first_per_person
     from facebone.protection import create_protection
 
     own, stored = data.attacker_embeddings, system.protect(name, data.target_embeddings)
@@ -196,26 +196,26 @@ def _attack(args: argparse.Namespace, system, name: str, data, budget: int) -> d
 
 def _create_attack(args: argparse.Namespace, system, name: str, budget: int):
     """The inversion attack --method names, with --budget as its own budget."""
-    from facebone.attacks.inversion_base import create_inversion
+    from facebone.attacks.registry import create_attack
 
     decoder_params = {"image_size": args.image_size, "device": args.device, "seed": args.seed}
     if args.method == "decoder":
-        return create_inversion("decoder", epochs=budget, progress=not args.json, **decoder_params)
+        return create_attack("decoder", epochs=budget, progress=not args.json, **decoder_params)
     if args.method == "optimise":
         from facebone.backbones.onnx_torch import differentiable_backbone
 
-        return create_inversion(
+        return create_attack(
             "optimise",
             backbone=differentiable_backbone(
                 system.embedder_.specs[system.embedder_.names.index(name)]
             ),
-            decoder=create_inversion("decoder", progress=not args.json, **decoder_params),
+            decoder=create_attack("decoder", progress=not args.json, **decoder_params),
             image_size=args.image_size,
             budget=budget,
             device=args.device,
             progress=not args.json,
         )
-    return create_inversion(
+    return create_attack(
         "blackbox",
         oracle=_service_oracle(system, name),
         image_size=args.image_size,
@@ -230,7 +230,7 @@ def _service_oracle(system, name: str):
     enrolled template of a row, answered with the system's same-person probability."""
     import numpy as np
 
-    from facebone.attacks.reconstruction import embed_reconstructions
+    from facebone.attacks.inversion.reconstruction import embed_reconstructions
 
     index = system.embedder_.names.index(name)
     backbone = system.embedder_.backbones[index]

@@ -185,8 +185,8 @@ def _run_serve(args: argparse.Namespace) -> int:
 def _run_inversion(args: argparse.Namespace) -> int:
     import torch
 
-    from facebone.attacks.inversion_base import aligned_faces
-    from facebone.attacks.inversion_bench import bench_blackbox, bench_decoder, bench_optimise
+    from facebone.attacks.inversion.base import aligned_faces
+    from facebone.attacks.inversion.bench import bench_blackbox, bench_decoder, bench_optimise
     from facebone.backbones import create_backbone
     from facebone.cli.attack_inversion import check_device
     from facebone.data.lfw import scan_lfw

@@ -70,7 +70,7 @@ class LazyNames(Sequence[str]):
         return ", ".join(self.names)
 
 
-ATTACK_NAMES = LazyNames("facebone.attacks", "list_attacks")
+ATTACK_NAMES = LazyNames("facebone.attacks.membership.runner", "DEFAULT_ATTACKS")
 PREDICTOR_NAMES = LazyNames("facebone.predictors", "list_predictors")
 
 
@@ -178,8 +178,8 @@ def parse_attack_names(text: str) -> list[str]:
     from facebone.attacks import check_attack_names, list_attacks
 
     if text.strip() == "all":
-        return list_attacks()
-    return check_attack_names(parse_names(text, "attacks"))
+        return list_attacks(family="membership")
+    return check_attack_names(parse_names(text, "attacks"), family="membership")
 
 
 def parse_names(text: str, what: str) -> list[str]:

@@ -24,10 +24,11 @@ import numpy as np
 from tqdm import tqdm
 
 import facebone
-from facebone.attacks.base import answers_vary, logit_confidence, repeated_query
-from facebone.attacks.lira_online import likelihood_ratio
-from facebone.attacks.metrics import evaluate_scores
-from facebone.attacks.runner import ADAPTIVE_QUERIES
+from facebone.attacks.base import logit_confidence
+from facebone.attacks.membership.base import answers_vary, repeated_query
+from facebone.attacks.membership.lira_online import likelihood_ratio
+from facebone.attacks.membership.metrics import evaluate_scores
+from facebone.attacks.membership.runner import ADAPTIVE_QUERIES
 from facebone.attacks.system_target import system_query_fn
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.cache import EmbeddingCache

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from facebone.attacks.base import split_by_identity
+from facebone.attacks.membership.base import split_by_identity
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
 from facebone.metrics import verification_metrics

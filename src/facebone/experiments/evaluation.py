@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facebone.attacks.runner import LEVELS, evaluate_membership_attacks
+from facebone.attacks.membership.runner import LEVELS, evaluate_membership_attacks
 from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder

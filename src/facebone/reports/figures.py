@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facebone.attacks.plot import draw_rocs
+from facebone.attacks.membership.plot import draw_rocs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

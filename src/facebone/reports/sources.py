@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facebone.attacks.runner import LEVELS
+from facebone.attacks.membership.runner import LEVELS
 from facebone.errors import FaceBoneError
 from facebone.reports.document import Figure, Section
 from facebone.reports.study import judged

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facebone.attacks.runner import LEVELS
+from facebone.attacks.membership.runner import LEVELS
 from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import Defense, get_defense
@@ -596,7 +596,7 @@ def attack_min_shadows(name: str) -> int:
 
 
 def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
-    from facebone.attacks import list_attacks
+    from facebone.attacks.registry import list_attacks
 
     tables = reader.take("attacks", list, [])
     if not tables:
@@ -607,10 +607,10 @@ def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
         name = entry.take("name", str)
         if name is None:
             raise entry.fail(entry.key("name"), "missing: name the attack")
-        if name not in list_attacks():
+        known = list_attacks(family="membership")
+        if name not in known:
             raise entry.fail(
-                entry.key("name"),
-                f"unknown attack {name!r}; choose from: {', '.join(list_attacks())}",
+                entry.key("name"), f"unknown attack {name!r}; choose from: {', '.join(known)}"
             )
         shadows = entry.take("shadows", int)
         if shadows is not None and shadows < attack_min_shadows(name):

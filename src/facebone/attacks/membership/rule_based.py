@@ -12,12 +12,8 @@ import numpy as np
 from art.attacks.inference.membership_inference import MembershipInferenceBlackBoxRuleBased
 from art.estimators.classification import BlackBoxClassifier
 
-from facebone.attacks.base import (
-    MembershipAttack,
-    QueryFn,
-    ShadowTrainer,
-    query,
-)
+from facebone.attacks.base import QueryFn, ShadowTrainer, query
+from facebone.attacks.membership.base import MembershipAttack
 from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 

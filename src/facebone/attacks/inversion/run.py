@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from facebone.attacks.base import identity_of
-from facebone.attacks.inversion_base import InversionAttack, aligned_faces
-from facebone.attacks.reconstruction import (
+from facebone.attacks.inversion.base import InversionAttack, aligned_faces
+from facebone.attacks.inversion.reconstruction import (
     ReconstructionScores,
     far_thresholds,
     score_reconstructions,

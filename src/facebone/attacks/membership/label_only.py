@@ -22,15 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facebone.attacks.base import (
-    QueryFn,
-    ShadowAttack,
-    ShadowTrainer,
-    best_threshold,
-    distinct,
-    query,
-    train_shadows,
-)
+from facebone.attacks.base import QueryFn, ShadowTrainer, query
+from facebone.attacks.membership.base import ShadowAttack, best_threshold, distinct, train_shadows
 from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 

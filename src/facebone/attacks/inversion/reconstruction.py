@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from facebone.attacks.base import identity_of
-from facebone.attacks.inversion_base import resize_faces
+from facebone.attacks.inversion.base import resize_faces
 from facebone.backbones.base import Backbone
 from facebone.errors import FaceBoneError
 from facebone.faces.align import ARCFACE_TEMPLATE_112

@@ -14,13 +14,13 @@ import time
 
 import numpy as np
 
-from facebone.attacks.inversion_base import INVERSIONS, create_inversion
+from facebone.attacks.registry import ATTACKS, create_attack
 from facebone.backbones.base import Backbone
 
 
 def _default(name: str, parameter: str):
     """The registered attack's default for `parameter`: the budget the figures scale to."""
-    return inspect.signature(INVERSIONS.get(name)).parameters[parameter].default
+    return inspect.signature(ATTACKS.get(name)).parameters[parameter].default
 
 
 def bench_decoder(
@@ -35,9 +35,9 @@ def bench_decoder(
     """Faces per second per epoch of decoder training, and the implied minutes for the
     default epochs over `attacker_faces` faces."""
     params = {"image_size": image_size, "device": device, "seed": seed}
-    create_inversion("decoder", epochs=1, **params).fit(faces[:4], templates[:4])  # warm-up
+    create_attack("decoder", epochs=1, **params).fit(faces[:4], templates[:4])  # warm-up
     start = time.perf_counter()
-    create_inversion("decoder", epochs=epochs, **params).fit(faces, templates)
+    create_attack("decoder", epochs=epochs, **params).fit(faces, templates)
     rate = epochs * len(faces) / (time.perf_counter() - start)
     default_epochs = _default("decoder", "epochs")
     return {
@@ -67,8 +67,8 @@ def bench_optimise(
     params = {"image_size": image_size, "batch_size": len(leaked), "device": device}
     params["backbone"] = differentiable_backbone("sface")
     # Warm-up: the copy moved to the device, kernels chosen.
-    create_inversion("optimise", budget=1, **params).fit(faces, templates).invert(leaked)
-    attack = create_inversion("optimise", budget=steps, **params).fit(faces, templates)
+    create_attack("optimise", budget=1, **params).fit(faces, templates).invert(leaked)
+    attack = create_attack("optimise", budget=steps, **params).fit(faces, templates)
     start = time.perf_counter()
     attack.invert(leaked)
     rate = steps / (time.perf_counter() - start)
@@ -95,14 +95,14 @@ def bench_blackbox(
     """Queries per second of the score-only search for the first `targets` templates,
     `queries` each. The service is `backbone`'s cosine score: embedding the probe is what a
     query costs, the predictor on one pair adds little."""
-    from facebone.attacks.reconstruction import embed_reconstructions
+    from facebone.attacks.inversion.reconstruction import embed_reconstructions
 
     def score(images: np.ndarray, records: np.ndarray) -> np.ndarray:
         probes = embed_reconstructions(images, backbone)
         norms = np.linalg.norm(probes, axis=1) * np.linalg.norm(records, axis=1)
         return (probes * records).sum(axis=1) / norms
 
-    attack = create_inversion(
+    attack = create_attack(
         "blackbox", oracle=score, image_size=image_size, budget=queries, seed=seed
     ).fit(faces, templates)
     leaked = templates[:targets]

@@ -20,18 +20,20 @@ the verifier's interface allows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from facebone.attacks.attribute_base import check_labelled, nearest_vote
+from facebone.attacks.attribute.base import check_labelled, nearest_vote
 from facebone.attacks.base import (
+    Attack,
     AttackError,
     AttackNotFittedError,
     QueryFn,
     check_positive_int,
     query,
 )
+from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair
 
 # Photos asked at a time: a batch of pairs the system answers at once, small enough that the
@@ -39,12 +41,15 @@ from facebone.data.pairs import Pair
 BATCH = 32
 
 
-class BlackBoxAttributeAttack:
+@register_attack("attribute-blackbox")
+class BlackBoxAttributeAttack(Attack):
     """The class-balanced vote of the `n_neighbors` reference photos with the highest P(same).
 
     The references are the attacker's labelled photos: all of them, or `n_references` drawn
     with `seed` to bound the queries.
     """
+
+    family: ClassVar[str] = "attribute"
 
     def __init__(
         self, n_neighbors: int = 15, n_references: int | None = None, seed: int = 0
@@ -101,9 +106,3 @@ class BlackBoxAttributeAttack:
     def n_queries(self, n_images: int) -> int:
         """Queries `predict_proba` sends for `n_images` photos."""
         return n_images * len(self.references_)
-
-    def __repr__(self) -> str:
-        return (
-            f"BlackBoxAttributeAttack(n_neighbors={self.n_neighbors!r}, "
-            f"n_references={self.n_references!r}, seed={self.seed!r})"
-        )

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from facebone.attacks.base import (
+    Attack,
     AttackError,
     AttackNotFittedError,
     QueryFn,
@@ -36,12 +37,14 @@ from facebone.attacks.base import (
     query,
 )
 from facebone.attacks.embedding_target import embed_pairs, embedding_query_fn
+from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 from facebone.metrics import verification_metrics
 from facebone.predictors import NNPredictor
 
 
-class ModelExtraction:
+@register_attack("surrogate")
+class ModelExtraction(Attack):
     """Train a surrogate verifier on `budget` answers of the target.
 
     Parameters
@@ -57,6 +60,8 @@ class ModelExtraction:
     Fitted attributes: `queries_` (the pairs asked, labelled with the target's decision),
     `answers_` (its probabilities), `surrogate_` (the fitted predictor).
     """
+
+    family: ClassVar[str] = "extraction"
 
     def __init__(
         self,

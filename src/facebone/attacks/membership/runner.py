@@ -14,17 +14,19 @@ from tqdm import tqdm
 from facebone.attacks.base import (
     QueryFn,
     ShadowTrainer,
-    answers_vary,
-    cached_shadow_trainer,
     check_pair_list,
     check_positive_int,
-    identity_scores,
     pair_identities,
     pair_key,
+)
+from facebone.attacks.membership.base import (
+    answers_vary,
+    cached_shadow_trainer,
+    identity_scores,
     repeated_query,
     repeating_shadow_trainer,
 )
-from facebone.attacks.metrics import evaluate_scores
+from facebone.attacks.membership.metrics import evaluate_scores
 from facebone.attacks.registry import check_attack_names, create_attack, list_attacks
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
@@ -32,7 +34,7 @@ from facebone.errors import FaceBoneError
 log = logging.getLogger(__name__)
 
 LEVELS = ("pair", "identity")
-DEFAULT_ATTACKS = tuple(list_attacks())
+DEFAULT_ATTACKS = tuple(list_attacks(family="membership"))
 # Queries per pair when the target's answers vary from query to query (a backbone drawn per
 # query): averaging 16 answers leaves about a quarter of the single-answer noise.
 ADAPTIVE_QUERIES = 16
@@ -61,7 +63,7 @@ def _checked_inputs(
     for level in levels:
         if level not in LEVELS:
             raise FaceBoneError(f"level must be one of {', '.join(LEVELS)}, got {level!r}.")
-    check_attack_names(attacks)
+    check_attack_names(attacks, family="membership")
     attacker = check_pair_list(attacker_pairs, "attacker_pairs")
     inside = check_pair_list(members, "members")
     outside = check_pair_list(nonmembers, "nonmembers")

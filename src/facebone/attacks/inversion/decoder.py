@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from facebone.attacks.inversion_base import InversionAttack, register_inversion, resize_faces
+from facebone.attacks.inversion.base import InversionAttack, resize_faces
+from facebone.attacks.registry import register_attack
 from facebone.errors import FaceBoneError
 
 
@@ -64,7 +65,7 @@ class Decoder(nn.Module):
         return torch.sigmoid(self.rgb(self.blocks(F.leaky_relu(x, 0.2))))
 
 
-@register_inversion("decoder")
+@register_attack("decoder")
 class DecoderInversion(InversionAttack):
     """NbNet-style decoder, `width` channels after the first layer (halved by each block),
     trained for `epochs` with Adam on a one-cycle learning-rate schedule."""

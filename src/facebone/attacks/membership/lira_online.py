@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from facebone.attacks.base import (
-    QueryFn,
-    ShadowTrainer,
+from facebone.attacks.base import QueryFn, ShadowTrainer, logit_confidence, query
+from facebone.attacks.membership.base import (
     balanced_sample,
     best_threshold,
     distinct,
-    logit_confidence,
-    query,
     train_shadows,
 )
-from facebone.attacks.lira import MIN_STD, LiRAAttack
+from facebone.attacks.membership.lira import MIN_STD, LiRAAttack
 from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 

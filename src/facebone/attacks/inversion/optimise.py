@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from facebone.attacks.inversion_base import InversionAttack, register_inversion, resize_faces
-from facebone.attacks.inversion_decoder import DecoderInversion, to_images, to_tensor
+from facebone.attacks.inversion.base import InversionAttack, resize_faces
+from facebone.attacks.inversion.decoder import DecoderInversion, to_images, to_tensor
+from facebone.attacks.registry import register_attack
 
 
 def total_variation(pixels: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,7 @@ def total_variation(pixels: torch.Tensor) -> torch.Tensor:
     ).abs().mean()
 
 
-@register_inversion("optimise")
+@register_attack("optimise")
 class OptimisationInversion(InversionAttack):
     """White-box inversion of raw embeddings through `backbone`, a differentiable copy of the
     attacked backbone (`backbones.onnx_torch.differentiable_backbone`). `decoder`: an unfitted

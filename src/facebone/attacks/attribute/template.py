@@ -16,17 +16,19 @@ templates keep the attribute as well as the embeddings did.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from facebone.attacks.attribute_base import check_labelled, nearest_vote, person_weights
-from facebone.attacks.base import AttackError, AttackNotFittedError, check_positive_int
+from facebone.attacks.attribute.base import check_labelled, nearest_vote, person_weights
+from facebone.attacks.base import Attack, AttackError, AttackNotFittedError, check_positive_int
+from facebone.attacks.registry import register_attack
 
 CLASSIFIERS = ("knn", "logistic")
 
 
-class TemplateAttributeAttack:
+@register_attack("attribute-template")
+class TemplateAttributeAttack(Attack):
     """P(attribute = 1) of a template from the attacker's labelled templates.
 
     `classifier="knn"`: the class-balanced vote of the `n_neighbors` attacker templates
@@ -36,6 +38,8 @@ class TemplateAttributeAttack:
     stronger of the two on SFace (ROC AUC 0.87 against 0.76 for gender on LFW, seed 0): the
     trait is there, but not along one direction.
     """
+
+    family: ClassVar[str] = "attribute"
 
     def __init__(
         self, classifier: str = "knn", n_neighbors: int = 15, C: float = 1.0, seed: int = 0
@@ -82,12 +86,6 @@ class TemplateAttributeAttack:
 
     def predict(self, templates: Any) -> np.ndarray:
         return (self.predict_proba(templates) >= 0.5).astype(np.int64)
-
-    def __repr__(self) -> str:
-        return (
-            f"TemplateAttributeAttack(classifier={self.classifier!r}, "
-            f"n_neighbors={self.n_neighbors!r}, C={self.C!r}, seed={self.seed!r})"
-        )
 
 
 def _normalised(templates: Any) -> np.ndarray:

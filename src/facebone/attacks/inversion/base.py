@@ -6,13 +6,13 @@ attacker's own aligned faces and their templates (as the attacked system would s
 ArcFace template's coordinates (`faces/align.py`) at `image_size`, so any backbone can align a
 reconstruction from the known landmark positions.
 
-    attack = create_inversion("decoder", image_size=64, epochs=30, seed=0)
+    attack = create_attack("decoder", image_size=64, epochs=30, seed=0)
     attack.fit(attacker_faces, attacker_templates)
     images = attack.invert(leaked_templates)
 
-Names: "decoder" (inversion_decoder.py, NbNet-style learned decoder), "optimise"
-(inversion_optimise.py, gradient descent through a differentiable backbone copy), "blackbox"
-(inversion_blackbox.py, score-only search against the verification service).
+Names: "decoder" (decoder.py, NbNet-style learned decoder), "optimise"
+(optimise.py, gradient descent through a differentiable backbone copy), "blackbox"
+(blackbox.py, score-only search against the verification service).
 
 `aligned_faces` gives the attacker's (and the evaluator's) aligned crops, with the detected
 faces cached by image content beside the embeddings.
@@ -21,42 +21,27 @@ faces cached by image content beside the embeddings.
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 
-from facebone.attacks.base import AttackError, AttackNotFittedError
+from facebone.attacks.base import Attack, AttackError, AttackNotFittedError
 from facebone.backbones.base import PREPROCESS_VERSION
 from facebone.embeddings.cache import EmbeddingCache, content_hash
 from facebone.faces.align import align_face
 from facebone.faces.detect import Face, FaceDetector, find_face
 from facebone.faces.image import decode_image, read_image_bytes
-from facebone.registry import Registry
 
 log = logging.getLogger(__name__)
 
-INVERSIONS: Registry[InversionAttack] = Registry(
-    "inversion attack",
-    builtin_modules=(
-        "facebone.attacks.inversion_decoder",
-        "facebone.attacks.inversion_optimise",
-        "facebone.attacks.inversion_blackbox",
-    ),
-)
-register_inversion = INVERSIONS.register
-list_inversions = INVERSIONS.list
 
-
-def create_inversion(name: str, **kwargs: Any) -> InversionAttack:
-    """A new, unfitted inversion attack registered as `name`."""
-    return INVERSIONS.create(name, **kwargs)
-
-
-class InversionAttack(ABC):
+class InversionAttack(Attack):
     """Leaked templates -> face images (N, image_size, image_size, 3) uint8."""
+
+    family: ClassVar[str] = "inversion"
 
     image_size: int
 

@@ -14,15 +14,8 @@ import torch
 from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
 from art.estimators.classification import BlackBoxClassifier
 
-from facebone.attacks.base import (
-    AttackError,
-    QueryFn,
-    ShadowAttack,
-    ShadowTrainer,
-    distinct,
-    query,
-    train_shadows,
-)
+from facebone.attacks.base import AttackError, QueryFn, ShadowTrainer, query
+from facebone.attacks.membership.base import ShadowAttack, distinct, train_shadows
 from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 

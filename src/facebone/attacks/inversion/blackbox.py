@@ -20,12 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from facebone.attacks.base import AttackError
-from facebone.attacks.inversion_base import InversionAttack, register_inversion, resize_faces
+from facebone.attacks.inversion.base import InversionAttack, resize_faces
+from facebone.attacks.registry import register_attack
 
 ScoreOracle = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-@register_inversion("blackbox")
+@register_attack("blackbox")
 class BlackBoxInversion(InversionAttack):
     """Score-only search over `components` eigenfaces of the attacker's faces."""
 

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from facebone.attacks.base import (
-    AttackError,
-    QueryFn,
+from facebone.attacks.base import AttackError, QueryFn, ShadowTrainer, logit_confidence, query
+from facebone.attacks.membership.base import (
     ShadowAttack,
-    ShadowTrainer,
     balanced_sample,
     best_threshold,
-    logit_confidence,
-    query,
     split_at_random,
     train_shadows,
 )

@@ -1,0 +1,1 @@
+"""Model extraction: a surrogate verifier trained on the target's answers (surrogate.py)."""
