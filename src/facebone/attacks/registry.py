@@ -13,22 +13,23 @@ from facebone.attacks.base import FAMILIES, Attack
 from facebone.errors import FaceBoneError
 from facebone.registry import Registry
 
-# The built-in attacks' modules, family by family, in the order a full run uses their attacks.
+# The built-in attacks' modules, family by family, in the order a full run uses their attacks;
+# a look-up by name imports only the module that may hold it (no torch or ART for a rule).
 ATTACKS: Registry[Attack] = Registry(
     "attack",
-    (
-        "facebone.attacks.membership.black_box",
-        "facebone.attacks.membership.rule_based",
-        "facebone.attacks.membership.lira",
-        "facebone.attacks.membership.lira_online",
-        "facebone.attacks.membership.label_only",
-        "facebone.attacks.inversion.decoder",
-        "facebone.attacks.inversion.optimise",
-        "facebone.attacks.inversion.blackbox",
-        "facebone.attacks.extraction.surrogate",
-        "facebone.attacks.attribute.template",
-        "facebone.attacks.attribute.blackbox",
-    ),
+    {
+        "blackbox-*": "facebone.attacks.membership.black_box",
+        "rule-based": "facebone.attacks.membership.rule_based",
+        "lira": "facebone.attacks.membership.lira",
+        "lira-online": "facebone.attacks.membership.lira_online",
+        "label-only": "facebone.attacks.membership.label_only",
+        "decoder": "facebone.attacks.inversion.decoder",
+        "optimise": "facebone.attacks.inversion.optimise",
+        "blackbox": "facebone.attacks.inversion.blackbox",
+        "surrogate": "facebone.attacks.extraction.surrogate",
+        "attribute-template": "facebone.attacks.attribute.template",
+        "attribute-blackbox": "facebone.attacks.attribute.blackbox",
+    },
 )
 register_attack = ATTACKS.register
 

@@ -215,34 +215,16 @@ def _create_attack(args: argparse.Namespace, system, name: str, budget: int):
             device=args.device,
             progress=not args.json,
         )
+    from facebone.attacks.inversion.blackbox import service_oracle
+
     return create_attack(
         "blackbox",
-        oracle=_service_oracle(system, name),
+        oracle=service_oracle(system, name),
         image_size=args.image_size,
         budget=budget,
         seed=args.seed,
         progress=not args.json,
     )
-
-
-def _service_oracle(system, name: str):
-    """The verification service as the black-box attacker meets it: a probe face against the
-    enrolled template of a row, answered with the system's same-person probability."""
-    import numpy as np
-
-    from facebone.attacks.inversion.reconstruction import embed_reconstructions
-
-    index = system.embedder_.names.index(name)
-    backbone = system.embedder_.backbones[index]
-
-    def score(images: np.ndarray, records: np.ndarray) -> np.ndarray:
-        probes = system.protect(name, embed_reconstructions(images, backbone))
-        width = system.embedding_dim_
-        pad = ((0, 0), (0, width - probes.shape[1]))
-        sources = np.full(len(probes), index)
-        return system.predictor_.predict_proba(np.pad(probes, pad), np.pad(records, pad), sources)
-
-    return score
 
 
 def _people(paths: list[str]) -> int:

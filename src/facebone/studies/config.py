@@ -33,6 +33,10 @@
     queries = 1                      # optional: 16 if the target's answers vary, else 1
     levels = ["pair", "identity"]    # optional: both
 
+    [[attacks]]                      # attacks of the other families take their family's
+    name = "decoder"                 # options (experiments/threats/options.py)
+    targets = 256
+
 Every mistake is one `FaceBoneError` line naming the file and the key; nothing is trained,
 embedded or written before the whole file passed.
 """
@@ -61,12 +65,15 @@ NN_REGIME_OPTIONS = ("epochs", "weight_decay", "learning_rate", "batch_size")
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack and its options; None keeps the attack's own default."""
+    """One attack and its options; None keeps the attack's own default. Membership attacks
+    take `shadows`, `queries` and `levels`; the other families their declared `options`."""
 
     name: str
     shadows: int | None = None
     queries: int | None = None
     levels: tuple[str, ...] = LEVELS
+    family: str = "membership"
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,8 @@ class StudyConfig:
             "regimes": {name: describe_regime(r) for name, r in self.regimes.items()},
             "attacks": [
                 {"name": a.name, "shadows": a.shadows, "queries": a.queries, "levels": a.levels}
+                if a.family == "membership"
+                else {"name": a.name, "family": a.family, **dict(a.options)}
                 for a in self.attacks
             ],
         }
@@ -596,7 +605,7 @@ def attack_min_shadows(name: str) -> int:
 
 
 def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
-    from facebone.attacks.registry import list_attacks
+    from facebone.attacks.registry import ATTACKS, family_of
 
     tables = reader.take("attacks", list, [])
     if not tables:
@@ -607,34 +616,68 @@ def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
         name = entry.take("name", str)
         if name is None:
             raise entry.fail(entry.key("name"), "missing: name the attack")
-        known = list_attacks(family="membership")
-        if name not in known:
+        if name not in ATTACKS:
             raise entry.fail(
-                entry.key("name"), f"unknown attack {name!r}; choose from: {', '.join(known)}"
+                entry.key("name"),
+                f"unknown attack {name!r}; choose from: {', '.join(ATTACKS.list())}",
             )
-        shadows = entry.take("shadows", int)
-        if shadows is not None and shadows < attack_min_shadows(name):
-            raise entry.fail(
-                entry.key("shadows"),
-                f"{name} needs at least {attack_min_shadows(name)} shadows, got {shadows}",
-            )
-        queries = entry.take("queries", int)
-        if queries is not None and queries < 1:
-            raise entry.fail(entry.key("queries"), f"must be at least 1, got {queries}")
-        levels = entry.names("levels", LEVELS)
-        for level in levels:
-            if level not in LEVELS:
-                raise entry.fail(
-                    entry.key("levels"),
-                    f"unknown level {level!r}; choose from: {', '.join(LEVELS)}",
-                )
+        family = family_of(name)
+        if family == "membership":
+            attacks.append(_membership_attack(entry, name))
+        else:
+            attacks.append(AttackSpec(name, family=family, options=_threat_options(entry, family)))
         entry.done()
-        attacks.append(AttackSpec(name, shadows, queries, tuple(levels)))
     names = [a.name for a in attacks]
     repeated = next((n for n in names if names.count(n) > 1), None)
     if repeated:
         raise reader.fail("attacks", f"attack {repeated!r} is listed twice")
     return tuple(attacks)
+
+
+def _membership_attack(entry: _Reader, name: str) -> AttackSpec:
+    shadows = entry.take("shadows", int)
+    if shadows is not None and shadows < attack_min_shadows(name):
+        raise entry.fail(
+            entry.key("shadows"),
+            f"{name} needs at least {attack_min_shadows(name)} shadows, got {shadows}",
+        )
+    queries = entry.take("queries", int)
+    if queries is not None and queries < 1:
+        raise entry.fail(entry.key("queries"), f"must be at least 1, got {queries}")
+    levels = entry.names("levels", LEVELS)
+    for level in levels:
+        if level not in LEVELS:
+            raise entry.fail(
+                entry.key("levels"),
+                f"unknown level {level!r}; choose from: {', '.join(LEVELS)}",
+            )
+    return AttackSpec(name, shadows, queries, tuple(levels))
+
+
+def _threat_options(entry: _Reader, family: str) -> tuple[tuple[str, Any], ...]:
+    """The options given for an attack of `family`, each checked against its declaration
+    (`experiments.threats.options`): whole numbers within the declared bounds, or a
+    non-empty list of them where a list is declared."""
+    from facebone.experiments.threats.options import FAMILY_OPTIONS
+
+    given = []
+    for option_name, option in FAMILY_OPTIONS[family].items():
+        value = entry.take(option_name, option.kind)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise entry.fail(entry.key(option_name), "give at least one value")
+        for item in items:
+            if not isinstance(item, int) or isinstance(item, bool):
+                raise entry.fail(entry.key(option_name), f"expected whole numbers, got {item!r}")
+            if not option.minimum <= item <= option.maximum:
+                raise entry.fail(
+                    entry.key(option_name),
+                    f"must be from {option.minimum} to {option.maximum}, got {item}",
+                )
+        given.append((option_name, tuple(value) if isinstance(value, list) else value))
+    return tuple(given)
 
 
 def _check_backbone(reader: _Reader, key: str, spec: str) -> None:

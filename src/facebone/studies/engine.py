@@ -1,9 +1,11 @@
 """Run a study: splits -> embeddings (cached) -> each system -> utility -> each attack.
 
 Every target (a system in a regime on a split seed) is one job: train it on the regime's
-subset of target_train (the members), measure utility on target_test (the non-members), and
-run the attacks against it, grouped by their options so attacks that ask for the same
-shadows share them. Its utility and attack records are stored in one transaction as it
+subset of target_train (the members), measure utility on target_test (the non-members), run
+the membership attacks against it, grouped by their options so attacks that ask for the same
+shadows share them, then the attacks of the other threat families (inversion, extraction,
+attribute: `experiments.threats`), whose stolen store holds the target_test people's
+templates. Its utility, attack and threat records are stored in one transaction as it
 finishes; a rerun skips the targets already stored. Jobs are seeded on their own, so the
 local and the Ray executor give the same numbers.
 """
@@ -24,6 +26,7 @@ from facebone.experiments.evaluation import AttackPlan, attack_target, train_tar
 from facebone.experiments.execution import EmbedderPool
 from facebone.experiments.runner import check_protocol
 from facebone.experiments.statistics import chance_band
+from facebone.experiments.threats.base import ThreatContext, ThreatFigure, evaluate_threat
 from facebone.studies.config import AttackSpec, StudyConfig, Target
 from facebone.studies.executors import Executor
 from facebone.studies.records import (
@@ -32,6 +35,8 @@ from facebone.studies.records import (
     ChanceBand,
     StudyRecords,
     SystemKey,
+    ThreatKey,
+    ThreatRecord,
     UtilityRecord,
     package_versions,
 )
@@ -55,9 +60,9 @@ class TargetJob:
 
 
 def attack_plans(attacks: Sequence[AttackSpec]) -> list[AttackPlan]:
-    """The attacks grouped by their options, in the order first named."""
+    """The membership attacks grouped by their options, in the order first named."""
     groups: dict[tuple, list[str]] = {}
-    for spec in attacks:
+    for spec in (a for a in attacks if a.family == "membership"):
         groups.setdefault((spec.shadows, spec.queries, spec.levels), []).append(spec.name)
     return [
         AttackPlan(tuple(names), shadows, queries, levels)
@@ -65,7 +70,10 @@ def attack_plans(attacks: Sequence[AttackSpec]) -> list[AttackPlan]:
     ]
 
 
-def run_target(embedders: EmbedderPool, job: TargetJob) -> tuple[UtilityRecord, list[AttackRecord]]:
+TargetRecords = tuple[UtilityRecord, list[AttackRecord], list[ThreatRecord]]
+
+
+def run_target(embedders: EmbedderPool, job: TargetJob) -> TargetRecords:
     """Train, measure and attack one target; its records."""
     started = time.perf_counter()
     target, protocol = job.target, job.protocol
@@ -97,6 +105,13 @@ def run_target(embedders: EmbedderPool, job: TargetJob) -> tuple[UtilityRecord, 
                 records.append(
                     attack_record(cell, results[level][name], seconds[name], job, versions)
                 )
+    context = ThreatContext(job.root, embedders, attacker, test, seed, embedders.cache)
+    threats = [
+        threat_record(key, spec.family, figure, job, versions)
+        for spec in job.attacks
+        if spec.family != "membership"
+        for figure in evaluate_threat(spec.family, spec, trained, context)
+    ]
     privacy = trained.privacy
     utility = UtilityRecord(
         key=key,
@@ -116,7 +131,25 @@ def run_target(embedders: EmbedderPool, job: TargetJob) -> tuple[UtilityRecord, 
         config_hash=job.config_hash,
         versions=versions,
     )
-    return utility, records
+    return utility, records, threats
+
+
+def threat_record(
+    key: SystemKey, family: str, figure: ThreatFigure, job: TargetJob, versions: Mapping[str, str]
+) -> ThreatRecord:
+    """The record of one threat attack's figure against the target `key`."""
+    return ThreatRecord(
+        key=ThreatKey(key.system, key.regime, family, figure.attack, figure.setting, key.seed),
+        metric=figure.metric,
+        value=figure.value,
+        chance=figure.chance,
+        goal=figure.goal,
+        metrics=dict(figure.metrics),
+        n_targets=figure.n_targets,
+        seconds=figure.seconds,
+        config_hash=job.config_hash,
+        versions=dict(versions),
+    )
 
 
 def attack_record(
@@ -229,9 +262,9 @@ def run_study(
         ]
         labels = [f"{t.regime.name}/{t.system.name}/seed{t.seed}" for t in targets]
 
-        def keep(index: int, result: tuple[UtilityRecord, list[AttackRecord]]) -> None:
-            utility, attacks = result
-            store.add(utility, attacks, time.time())
+        def keep(index: int, result: TargetRecords) -> None:
+            utility, attacks, threats = result
+            store.add(utility, attacks, time.time(), threats)
             log.debug("%s: accuracy %.3f, stored", labels[index], utility.accuracy)
 
         with tqdm(

@@ -1,8 +1,9 @@
 """Typed result records of a study: what one trained system scored, and what one attack at one
 level scored against it.
 
-The store (`store.py`) keeps one `UtilityRecord` per system x regime x seed and one
-`AttackRecord` per system x regime x attack x level x seed; reports and exports read them back
+The store (`store.py`) keeps one `UtilityRecord` per system x regime x seed, one
+`AttackRecord` per membership attack x level (system x regime x seed), and one `ThreatRecord`
+per inversion, extraction or attribute attack x setting; reports and exports read them back
 as these records, never as nested string-keyed dicts. Every record converts to and from plain
 JSON (`to_dict` / `from_dict`) so the store and the exports share one shape.
 """
@@ -155,6 +156,54 @@ class AttackRecord:
         )
 
 
+@dataclass(frozen=True, order=True)
+class ThreatKey:
+    """One attack of the inversion, extraction or attribute family against one target, in one
+    setting: the threat model it assumes ("stolen-store", "service") or its query budget."""
+
+    system: str
+    regime: str
+    family: str
+    attack: str
+    setting: str
+    seed: int
+
+    @property
+    def system_key(self) -> SystemKey:
+        return SystemKey(self.system, self.regime, self.seed)
+
+
+@dataclass(frozen=True)
+class ThreatRecord:
+    """What one attack reached against one target: its headline figure `value` (higher means
+    more leaked: SAR, balanced accuracy, fidelity), named by `metric`, beside `chance` (what
+    it reaches with nothing to learn: the upper end of the chance band where the figure is an
+    estimate) and `goal` (the most a defended deployment may reach; None where the figure is
+    reported only), with all its figures in `metrics`."""
+
+    key: ThreatKey
+    metric: str
+    value: float
+    chance: float
+    goal: float | None
+    metrics: Mapping[str, Any]
+    n_targets: int
+    seconds: float = 0.0
+    config_hash: str = ""
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def meets_goal(self) -> bool | None:
+        return None if self.goal is None else self.value <= self.goal
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ThreatRecord:
+        return cls(**{**data, "key": ThreatKey(**data["key"])})
+
+
 @dataclass(frozen=True)
 class StudyRecords:
     """Everything a finished (or partial) study holds: its description (`study.json`) and
@@ -163,6 +212,7 @@ class StudyRecords:
     study: Mapping[str, Any]
     utility: tuple[UtilityRecord, ...]
     attacks: tuple[AttackRecord, ...]
+    threats: tuple[ThreatRecord, ...] = ()
 
     def utility_of(self, key: SystemKey) -> UtilityRecord | None:
         return next((u for u in self.utility if u.key == key), None)

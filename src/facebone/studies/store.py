@@ -1,7 +1,8 @@
 """The results of a study: an SQLite database in its output folder, written as each target
 finishes, so a killed run resumes where it stopped.
 
-A target's utility row and its attack rows (one per attack x level) are written in one
+A target's utility row, its membership attack rows (one per attack x level) and its threat
+rows (inversion, extraction, attribute: one per attack x setting) are written in one
 transaction: after a kill either all of a target's rows are there or none, and a resumed run
 redoes only the targets with none. Each row carries the hash of the configuration that made
 it; UNIQUE keys make a second write of a finished cell an error instead of a duplicate.
@@ -27,13 +28,14 @@ from facebone.studies.records import (
     AttackRecord,
     StudyRecords,
     SystemKey,
+    ThreatRecord,
     UtilityRecord,
 )
 
 DATABASE = "results.sqlite"
 STUDY_FILE = "study.json"
 CONFIG_COPY = "config.toml"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the threats table
 EXPORT_FORMATS = ("json", "csv")
 
 _SCHEMA = """
@@ -49,6 +51,12 @@ CREATE TABLE IF NOT EXISTS attacks (
     metrics TEXT NOT NULL, roc TEXT NOT NULL, timings TEXT NOT NULL, versions TEXT NOT NULL,
     finished REAL NOT NULL,
     UNIQUE (system, regime, attack, level, seed)
+);
+CREATE TABLE IF NOT EXISTS threats (
+    system TEXT NOT NULL, regime TEXT NOT NULL, family TEXT NOT NULL, attack TEXT NOT NULL,
+    setting TEXT NOT NULL, seed INTEGER NOT NULL, config_hash TEXT NOT NULL,
+    record TEXT NOT NULL, finished REAL NOT NULL,
+    UNIQUE (system, regime, family, attack, setting, seed)
 );
 """
 
@@ -159,10 +167,16 @@ class ResultStore:
             rows = connection.execute("SELECT system, regime, seed, config_hash FROM utility")
             return {SystemKey(s, r, seed): h for s, r, seed, h in rows}
 
-    def add(self, utility: UtilityRecord, attacks: Sequence[AttackRecord], now: float) -> None:
-        """Write one target's utility and attack rows in one transaction."""
-        if any(a.key.system_key != utility.key for a in attacks):
-            raise ValueError("attack records must belong to the utility record's target")
+    def add(
+        self,
+        utility: UtilityRecord,
+        attacks: Sequence[AttackRecord],
+        now: float,
+        threats: Sequence[ThreatRecord] = (),
+    ) -> None:
+        """Write one target's utility, attack and threat rows in one transaction."""
+        if any(a.key.system_key != utility.key for a in (*attacks, *threats)):
+            raise ValueError("attack and threat records must belong to the utility record's target")
         with self._connect() as connection, connection:
             connection.execute(
                 "INSERT INTO utility VALUES (?, ?, ?, ?, ?, ?)",
@@ -176,6 +190,18 @@ class ResultStore:
             connection.executemany(
                 "INSERT INTO attacks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_attack_row(record, now) for record in attacks],
+            )
+            connection.executemany(
+                "INSERT INTO threats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        *_threat_columns(record),
+                        record.config_hash,
+                        json.dumps(record.to_dict()),
+                        now,
+                    )
+                    for record in threats
+                ],
             )
 
     def utility_records(self) -> list[UtilityRecord]:
@@ -193,15 +219,26 @@ class ResultStore:
             ).fetchall()
         return [_attack_record(row) for row in rows]
 
+    def threat_records(self) -> list[ThreatRecord]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT record FROM threats ORDER BY system, regime, family, attack, setting, seed"
+            ).fetchall()
+        return [ThreatRecord.from_dict(json.loads(record)) for (record,) in rows]
+
     def records(self) -> StudyRecords:
         """The study's description and every record, sorted by key."""
         return StudyRecords(
-            self.study(), tuple(self.utility_records()), tuple(self.attack_records())
+            self.study(),
+            tuple(self.utility_records()),
+            tuple(self.attack_records()),
+            tuple(self.threat_records()),
         )
 
     def export(self, format: str = "json") -> str:
-        """The results as text: JSON (`{"study", "utility", "attacks"}`, every field and ROC
-        point) or CSV (one row per attack record with its target's utility, no ROC points)."""
+        """The results as text: JSON (`{"study", "utility", "attacks", "threats"}`, every field
+        and ROC point) or CSV (one row per membership attack record with its target's utility,
+        no ROC points; threats are in the JSON)."""
         if format not in EXPORT_FORMATS:
             raise FaceBoneError(
                 f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}"
@@ -214,6 +251,7 @@ class ResultStore:
                         "study": held.study,
                         "utility": [u.to_dict() for u in held.utility],
                         "attacks": [a.to_dict() for a in held.attacks],
+                        "threats": [t.to_dict() for t in held.threats],
                     },
                     indent=1,
                 )
@@ -237,6 +275,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _system_columns(key: SystemKey) -> tuple[str, str, int]:
     return key.system, key.regime, key.seed
+
+
+def _threat_columns(record: ThreatRecord) -> tuple[str, str, str, str, str, int]:
+    key = record.key
+    return key.system, key.regime, key.family, key.attack, key.setting, key.seed
 
 
 def _attack_row(record: AttackRecord, now: float) -> tuple:

@@ -91,3 +91,21 @@ class BlackBoxInversion(InversionAttack):
             weights = np.take_along_axis(shaping, np.argsort(np.argsort(scores, axis=1)), axis=1)
             current += self.step * np.einsum("np,npk->nk", weights, noise) / half
         return self._images(current)
+
+
+def service_oracle(system, name: str) -> ScoreOracle:
+    """The verification service as the black-box attacker meets it: a probe face against the
+    enrolled template of a row, answered with the system's same-person probability."""
+    from facebone.attacks.inversion.reconstruction import embed_reconstructions
+
+    index = system.embedder_.names.index(name)
+    backbone = system.embedder_.backbones[index]
+
+    def score(images: np.ndarray, records: np.ndarray) -> np.ndarray:
+        probes = system.protect(name, embed_reconstructions(images, backbone))
+        width = system.embedding_dim_
+        pad = ((0, 0), (0, width - probes.shape[1]))
+        sources = np.full(len(probes), index)
+        return system.predictor_.predict_proba(np.pad(probes, pad), np.pad(records, pad), sources)
+
+    return score
