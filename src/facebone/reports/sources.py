@@ -18,7 +18,7 @@ from facebone.reports.document import Figure, Section
 from facebone.reports.study import judged
 
 if TYPE_CHECKING:
-    from facebone.studies.records import StudyRecords
+    from facebone.studies.records import StudyRecords, ThreatRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class LoadedResults:
     intro: tuple[str, ...]
     grids: tuple[Figure, ...]
     inversion: dict[str, dict[str, Any]]
+    threats: tuple[ThreatRecord, ...] = ()
 
 
 def runs_from_records(records: StudyRecords) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -114,19 +115,22 @@ def _planned_targets(study: dict[str, Any]) -> int | None:
 def _study_intro(study: dict[str, Any], records: StudyRecords) -> tuple[str, ...]:
     seeds = sorted({u.key.seed for u in records.utility})
     attacks = sorted({a.key.attack for a in records.attacks})
+    threats = sorted({f"{t.key.attack} ({t.key.family})" for t in records.threats})
     planned = _planned_targets(study)
     finished = f"{len(records.utility)}" + (f" of {planned}" if planned is not None else "")
     return (
         f"Study `{study.get('name', 'study')}` on `{study.get('data', '?')}`, configuration "
         f"hash `{str(study.get('config_hash', '?'))[:12]}`: {finished} targets trained and "
-        f"attacked ({len(records.attacks)} attack results); split seeds "
-        f"{', '.join(map(str, seeds))}; attacks {', '.join(attacks)}. Figures are means ± sd "
-        "over seeds; attacks were trained on the attacker's people only and scored on the "
-        "targets' members and non-members.",
+        f"attacked ({len(records.attacks)} membership and {len(records.threats)} other attack "
+        f"results); split seeds {', '.join(map(str, seeds))}; membership attacks "
+        f"{', '.join(attacks)}; other attacks {', '.join(threats) or 'none'}. Figures are "
+        "means ± sd over seeds; attacks were trained on the attacker's people only and scored "
+        "on the targets' members and non-members (membership) or on the enrolled people of "
+        "target_test, whom the attacker never saw (the other threats).",
     )
 
 
-def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...], tuple]:
     from facebone.studies.shortcuts import read_canaries
     from facebone.studies.store import ResultStore
 
@@ -136,7 +140,8 @@ def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
         raise FaceBoneError(f"{folder} holds no finished targets yet; nothing to report")
     # Systems in the configuration's order (study.json lists them so), any others after.
     ordered = _ordered(runs, list(records.study.get("systems", {})))
-    return judged(ordered, read_canaries(folder)), _study_intro(records.study, records)
+    intro = _study_intro(records.study, records)
+    return judged(ordered, read_canaries(folder)), intro, records.threats
 
 
 def _inside(folder: Path, path: Path) -> bool:
@@ -212,8 +217,8 @@ def load_results(folder: str | Path) -> LoadedResults:
         raise FaceBoneError(f"results folder {folder} does not exist or is not a folder")
     if not (folder / DATABASE).is_file():
         raise FaceBoneError(f"{folder} holds no study results ({DATABASE})")
-    results, intro = _from_store(folder)
-    return LoadedResults(results, intro, find_grids(folder), find_inversion_scores(folder))
+    results, intro, threats = _from_store(folder)
+    return LoadedResults(results, intro, find_grids(folder), find_inversion_scores(folder), threats)
 
 
 def write_folder_report(
@@ -238,5 +243,6 @@ def write_folder_report(
         loaded.grids,
         loaded.inversion,
         () if extra is None else extra(loaded.results),
+        loaded.threats,
     )
     return write_report(report, out, force), loaded.results

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facebone.attacks.membership.runner import LEVELS
+from facebone.experiments.threat_matrix import threat_matrix
 from facebone.experiments.verdict import GOAL, frontier, judge, summarise_runs
 from facebone.reports import figures, tables
 from facebone.reports.document import Figure, Report, Section
+
+if TYPE_CHECKING:
+    from facebone.studies.records import ThreatRecord
 
 
 def judged(
@@ -71,12 +75,18 @@ def build_report(
     grids: Sequence[Figure] = (),
     inversion: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Sequence[Section] = (),
+    threats: Sequence[ThreatRecord] = (),
 ) -> Report:
     """The whole report of `judged(...)`-shaped results; `grids` are inversion grids and
     `inversion` their scores (`tables.inversion_table`); `extra` sections (a study's own
     views, such as the leakage map) come before the ROC curves."""
     goal = results["goal"]
+    matrix = threat_matrix(goal, threats)
     sections = [
+        Section(
+            "Threats x deployments",
+            (*tables.MATRIX_NOTE, tables.threat_matrix_table(matrix)),
+        ),
         Section(
             "Verdict (strongest attack over both levels)",
             (*tables.goal_lines(goal), tables.verdict_table(results)),
