@@ -69,7 +69,7 @@ def test_cli_reports_fidelity_and_membership_per_budget(
 ):
     lfw_embeddings("sface")
     pairs = tmp_path / "pairs"
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(pairs)]) == 0
+    assert main(["pairs", "--data", str(lfw_root), "--out", str(pairs), "--seed", "0"]) == 0
     common = ["--data", str(lfw_root), "--cache", str(cache_dir)]
     train = ["train", *common, "--pairs", str(pairs / "target_train.csv")]
     assert main([*train, "--out", str(tmp_path / "model"), "--epochs", "20"]) == 0

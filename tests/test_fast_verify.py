@@ -50,7 +50,9 @@ def test_numpy_answers_equal_a_torch_forward_of_the_saved_weights(
 def sface_nn_model(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     lfw_embeddings("sface")
     root = tmp_path_factory.mktemp("fast-verify")
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs")]) == 0
+    assert (
+        main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs"), "--seed", "0"]) == 0
+    )
     train = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--json"]
     train += ["--pairs", str(root / "pairs" / "target_train.csv"), "--out", str(root / "model")]
     assert main([*train, "--backbones", "sface", "--predictor", "nn"]) == 0

@@ -52,6 +52,32 @@ def test_same_seed_same_files_other_seed_other_files(lfw_root, tmp_path, capsys)
         assert first != (tmp_path / "c" / f"{role}.csv").read_text()
 
 
+def test_without_a_seed_the_split_cannot_be_rebuilt_from_public_information(
+    lfw_root, tmp_path, capsys
+):
+    """No --seed: a seed from OS entropy, kept in a file only its owner can read and never
+    printed; no small seed rebuilds the split, and the kept seed does."""
+    import json
+    import stat
+
+    for name in ("a", "b"):
+        assert (
+            main(["pairs", "--data", str(lfw_root), "--out", str(tmp_path / name), "--json"]) == 0
+        )
+        shown = json.loads(capsys.readouterr().out)
+        kept = tmp_path / name / "seed.txt"
+        assert shown["seed"] == str(kept)
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    members = {role: (tmp_path / "a" / f"{role}.csv").read_text() for role in ROLES}
+    assert members["target_train"] != (tmp_path / "b" / "target_train.csv").read_text()
+    seed = int((tmp_path / "a" / "seed.txt").read_text())
+    images = scan_lfw(lfw_root)
+    tried = {s: make_protocol(images, seed=s)["target_train"] for s in range(20)}
+    read = read_pairs(tmp_path / "a" / "target_train.csv", lfw_root).pairs
+    assert all(pairs != read for pairs in tried.values())
+    assert make_protocol(images, seed=seed)["target_train"] == read
+
+
 def test_cap_limits_pairs_of_one_person(lfw_root):
     protocol = make_protocol(scan_lfw(lfw_root), seed=0, max_positives_per_identity=5)
     positives = [p for pairs in protocol.values() for p in pairs if p.label]

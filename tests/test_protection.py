@@ -157,7 +157,10 @@ def test_train_evaluate_verify_with_a_key_file(
     tmp_path, capsys, lfw_root, cache_dir, lfw_embeddings
 ):
     lfw_embeddings("sface")
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(tmp_path / "pairs")]) == 0
+    assert (
+        main(["pairs", "--data", str(lfw_root), "--out", str(tmp_path / "pairs"), "--seed", "0"])
+        == 0
+    )
     capsys.readouterr()
     common = ["--data", str(lfw_root), "--cache", str(cache_dir)]
     key_file, model = tmp_path / "secret" / "face.key", tmp_path / "model"

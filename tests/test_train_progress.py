@@ -19,7 +19,9 @@ def bar_at_once(monkeypatch):
 def train_args(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     lfw_embeddings("sface")
     root = tmp_path_factory.mktemp("progress")
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs")]) == 0
+    assert (
+        main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs"), "--seed", "0"]) == 0
+    )
     return [
         "train",
         "--data",

@@ -87,3 +87,30 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
             raise FaceBoneError(
                 f"{what} {path} cannot be written ({error.strerror or error})"
             ) from None
+
+
+def write_private(path: Path, data: bytes, overwrite: bool, what: str = "key file") -> None:
+    """Write a secret (`what`) whole or not at all, readable by its owner only (mkstemp's
+    0600); without `overwrite` the final link fails if the file appeared meanwhile, so no key
+    is ever lost."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise FaceBoneError(f"cannot write {what} {path} ({error.strerror or error})") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise FaceBoneError(f"{what} {path} exists; not overwriting it") from None
+    except OSError as error:
+        raise FaceBoneError(f"cannot write {what} {path} ({error.strerror or error})") from None
+    finally:
+        tmp.unlink(missing_ok=True)

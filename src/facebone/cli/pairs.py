@@ -1,6 +1,11 @@
-"""`facebone pairs`: write the identity-disjoint pair protocol, or check a pairs CSV."""
+"""`facebone pairs`: write the identity-disjoint pair protocol, or check a pairs CSV.
+
+The split's seed is drawn from the operating system's entropy unless given: a fixed default
+(or any small number) lets anyone who has the public data rebuild the split, and so the
+members, by trying seeds; the drawn seed is kept beside the CSVs, readable by its owner only."""
 
 import argparse
+import secrets
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +19,8 @@ from facebone.cli.common import (
 from facebone.cli.output import emit
 from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
 from facebone.errors import FaceBoneError
+
+SEED_FILE = "seed.txt"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--out", type=Path, help="folder for the CSV files")
     mode.add_argument("--check", type=Path, metavar="CSV", help="pairs CSV to check against --data")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the split, for a protocol others must reproduce (a study's); by default "
+        f"a seed is drawn from the operating system's entropy and written to OUT/{SEED_FILE}, "
+        "readable by you only, so nobody can rebuild who is a member from public information",
+    )
     parser.add_argument(
         "--fractions",
         default=",".join(str(f) for f in DEFAULT_FRACTIONS),
@@ -49,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facebone.atomic import write_text_atomic
+    from facebone.atomic import write_private, write_text_atomic
     from facebone.data.lfw import scan_lfw
     from facebone.data.pairs import make_protocol, pairs_csv_text
 
@@ -63,9 +76,9 @@ def _run(args: argparse.Namespace) -> int:
         raise FaceBoneError(
             f"--fractions {args.fractions!r}: give numbers like 0.4,0.3,0.3"
         ) from None
-    protocol = make_protocol(
-        scan_lfw(args.data), args.seed, fractions, args.max_positives_per_identity
-    )
+    drawn = args.seed is None
+    seed = secrets.randbits(64) if drawn else args.seed
+    protocol = make_protocol(scan_lfw(args.data), seed, fractions, args.max_positives_per_identity)
     texts = {args.out / f"{role}.csv": pairs_csv_text(pairs) for role, pairs in protocol.items()}
     # Rerunning with the same options rewrites the same files; other pairs would silently
     # change what models trained on these files count as their members.
@@ -77,6 +90,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     for path, text in texts.items():
         write_text_atomic(path, text)
+    if drawn:
+        write_private(args.out / SEED_FILE, f"{seed}\n".encode(), overwrite=True, what="seed file")
     summary = {}
     for role, pairs in protocol.items():
         labels = Counter(pair.label for pair in pairs)
@@ -84,7 +99,10 @@ def _run(args: argparse.Namespace) -> int:
     lines = [
         f"{role}.csv: {s['pairs']} pairs ({s['positives']} same)" for role, s in summary.items()
     ]
-    emit({"out": str(args.out), "seed": args.seed, "files": summary}, args.json, "\n".join(lines))
+    if drawn:
+        lines.append(f"seed drawn from OS entropy, kept in {args.out / SEED_FILE} (owner only)")
+    shown = str(args.out / SEED_FILE) if drawn else args.seed
+    emit({"out": str(args.out), "seed": shown, "files": summary}, args.json, "\n".join(lines))
     return 0
 
 

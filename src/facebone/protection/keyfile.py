@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from facebone.atomic import write_private
 from facebone.errors import FaceBoneError
 from facebone.protection.base import PROTECTIONS, TemplateProtection
 
@@ -39,7 +38,7 @@ def save_keys(
         arrays.update({f"{i}.{name}": array for name, array in protection.key_.items()})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    _write_private(path, buffer.getvalue(), overwrite)
+    write_private(path, buffer.getvalue(), overwrite)
 
 
 def load_keys(path: str | Path) -> dict[str, TemplateProtection]:
@@ -94,29 +93,3 @@ def keys_fingerprint(keys: Mapping[str, TemplateProtection]) -> str:
     tell the right key file from another, without holding the key."""
     text = "".join(f"{entry}={keys[entry].fingerprint()}\n" for entry in sorted(keys))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _write_private(path: Path, data: bytes, overwrite: bool) -> None:
-    """Write a secret whole or not at all, readable by its owner only (mkstemp's 0600); without
-    `overwrite` the final link fails if the file appeared meanwhile, so no key is ever lost."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise FaceBoneError(f"cannot write key file {path} ({error.strerror or error})") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    except FileExistsError:
-        raise FaceBoneError(f"key file {path} exists; not overwriting it") from None
-    except OSError as error:
-        raise FaceBoneError(f"cannot write key file {path} ({error.strerror or error})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
