@@ -1,5 +1,6 @@
-"""Studies on real LFW faces: a small study end to end on the local and the Ray executor,
-a killed run resumed, configuration errors before any work, and exports."""
+"""Studies on real LFW faces: a small study with attacks of all four threat families end to
+end on the local and the Ray executor, a killed run resumed, configuration errors before any
+work, and exports."""
 
 import csv
 import io
@@ -25,7 +26,8 @@ from facebone.studies.store import DATABASE, ResultStore
 REPO = Path(__file__).resolve().parents[1]
 
 # Two systems (the cosine threshold, and an nn that over-fits 60 pairs in 30 epochs), three
-# split seeds, two attacks with 4 shadows each at pair level: six targets, seconds each.
+# split seeds, two membership attacks with 4 shadows each at pair level, and small attacks of
+# the other three families: six targets, seconds each.
 TINY = """
 name = "tiny"
 data = "{data}"
@@ -58,15 +60,37 @@ levels = ["pair"]
 name = "blackbox-gb"
 shadows = 4
 levels = ["pair"]
+
+[[attacks]]
+name = "decoder"
+budget = 2
+targets = 32
+
+[[attacks]]
+name = "attribute-template"
+targets = 96
+
+[[attacks]]
+name = "attribute-blackbox"
+targets = 32
+references = 8
+
+[[attacks]]
+name = "surrogate"
+budgets = [100]
 """
 
 
 def _figures(records):
     """Everything a record measured, without timings (which differ run to run)."""
-    return [
-        (a.key, a.auc, a.advantage, a.balanced_accuracy, a.tpr_at_fpr, a.roc_fpr, a.roc_tpr)
-        for a in records.attacks
-    ] + [(u.key, u.accuracy, u.auc, u.train_accuracy, u.params) for u in records.utility]
+    return (
+        [
+            (a.key, a.auc, a.advantage, a.balanced_accuracy, a.tpr_at_fpr, a.roc_fpr, a.roc_tpr)
+            for a in records.attacks
+        ]
+        + [(u.key, u.accuracy, u.auc, u.train_accuracy, u.params) for u in records.utility]
+        + [(t.key, t.value, t.chance, t.goal, t.n_targets) for t in records.threats]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +145,36 @@ def test_study_stores_every_cell_with_real_figures(local_records):
     # The over-fitted nn leaks; a one-parameter threshold cannot remember its members.
     assert sum(lira["small-nn"]) / 3 > sum(lira["cosine"]) / 3 + 0.1
     assert local_records.study["name"] == "tiny"
+
+
+def test_study_runs_every_threat_family_per_target(local_records):
+    threats = {
+        (t.key.system, t.key.seed, t.key.family, t.key.attack) for t in local_records.threats
+    }
+    assert threats == {
+        (system, seed, family, attack)
+        for system in ("cosine", "small-nn")
+        for seed in (0, 1, 2)
+        for family, attack in (
+            ("inversion", "decoder"),
+            ("attribute", "attribute-template"),
+            ("attribute", "attribute-blackbox"),
+            ("extraction", "surrogate"),
+        )
+    }
+    by_attack: dict[str, list] = {}
+    for record in local_records.threats:
+        by_attack.setdefault(record.key.attack, []).append(record)
+        assert 0.0 <= record.value <= 1.0 and 0.0 <= record.chance <= 1.0
+    # Unprotected SFace templates give gender away (LFW, names as labels: BA about 0.7).
+    template = [r.value for r in by_attack["attribute-template"]]
+    assert sum(template) / len(template) > max(r.chance for r in by_attack["attribute-template"])
+    assert all(
+        r.goal == 0.55 and r.key.setting == "stolen-store" for r in by_attack["attribute-template"]
+    )
+    # A copy from 100 answers decides as the target on nearly every unseen pair.
+    assert all(r.value > 0.9 and r.key.setting == "budget 100" for r in by_attack["surrogate"])
+    assert all(r.n_targets == 32 and r.goal == 0.005 for r in by_attack["decoder"])
 
 
 def test_ray_executor_gives_the_local_numbers(tiny_config, cache_dir, local_records, tmp_path):
@@ -290,3 +344,39 @@ def test_explicit_split_files_are_the_protocol(lfw_root, cache_dir, protocol, tm
     assert utility.key.seed == 3 and utility.n_test == len(protocol["target_test"])
     assert utility.n_train == len(protocol["target_train"])  # the default regime: all pairs
     assert {a.key.level for a in records.attacks} == {"pair", "identity"}
+
+
+def test_quick_preset_overrides_seeds_and_attack_options(tiny_config, tmp_path):
+    text = tiny_config.read_text() + '\n[quick]\noutput = "quick-out"\n[quick.splits]\n'
+    text += "seeds = [0]\n[quick.attacks.decoder]\nbudget = 1\ntargets = 8\n"
+    path = tmp_path / "preset.toml"
+    path.write_text(text)
+    full, quick = load_config(path), load_config(path, quick=True)
+    assert full.seeds() == [0, 1, 2] and quick.seeds() == [0]
+    assert quick.output == tmp_path / "quick-out"
+    decoder = {a.name: dict(a.options) for a in quick.attacks}["decoder"]
+    assert decoder == {"budget": 1, "targets": 8}
+    assert {a.name: dict(a.options) for a in full.attacks}["decoder"] == {
+        "budget": 2,
+        "targets": 32,
+    }
+    with pytest.raises(FaceBoneError, match=r"no \[quick\] table"):
+        load_config(tiny_config, quick=True)
+    path.write_text(text + "[quick.attacks.lira]\nshadows = 2\n")
+    with pytest.raises(FaceBoneError, match=r"quick\.attacks\.lira: not an attack of this study"):
+        load_config(path)
+
+
+def test_report_leads_with_the_threat_matrix(local_records, tmp_path):
+    from facebone.reports.sources import write_folder_report
+
+    write_folder_report(Path(local_records.study["output"]), tmp_path / "report.html")
+    summary = (tmp_path / "report.md").read_text()
+    first = summary.split("\n## ")[1]
+    assert first.startswith("Threats x deployments")
+    rows = [line for line in first.splitlines() if line.startswith("| `")]
+    assert [row.split(" | ")[0] for row in rows] == ["| `cosine`", "| `small-nn`"]
+    for row in rows:
+        assert "not run" not in row
+        for figure in ("AUC", "SAR type I", "fidelity", "gender balanced accuracy"):
+            assert figure in row

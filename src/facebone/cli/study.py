@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         help="local worker processes, or CPUs of a local Ray instance (at least 2)",
     )
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="apply the config's own [quick] preset (fewer seeds, shadows and targets): a "
+        "preview of the same study in minutes",
+    )
     run.add_argument("--data", type=Path, help="image folder, replacing the config's data root")
     run.add_argument("--out", type=Path, help="results folder, replacing the config's output")
     run.add_argument(
@@ -80,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         raise FaceBoneError(f"--workers must be 1 or more, got {args.workers}")
     if args.address is not None and args.executor != "ray":
         raise FaceBoneError("--address needs --executor ray")
-    config = load_config(args.config, data=args.data, output=args.out)
+    config = load_config(args.config, data=args.data, output=args.out, quick=args.quick)
     executor = create_executor(args.executor, open_cache(args), args.address, args.workers)
     started = time.perf_counter()
     try:

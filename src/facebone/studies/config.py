@@ -315,12 +315,15 @@ def load_config(
     data: str | Path | None = None,
     output: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    quick: bool = False,
 ) -> StudyConfig:
     """Read and check the study configuration at `path`; `data` and `output` (as the CLI's
     --data and --out give them) replace the file's data root and output folder, and each
     key of `overrides` replaces the file's (a table's keys one by one: `{"splits":
-    {"seeds": [0]}}` keeps the other split keys). With overrides the configuration recorded
-    for the study (`StudyConfig.text`) is the overridden one, with absolute paths."""
+    {"seeds": [0]}}` keeps the other split keys). `quick` applies the file's own `[quick]`
+    table the same way (its `[quick.attacks.NAME]` tables replace that attack's options): a
+    preview of the same study in minutes. With overrides the configuration recorded for the
+    study (`StudyConfig.text`) is the overridden one, with absolute paths."""
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
@@ -330,6 +333,11 @@ def load_config(
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise FaceBoneError(f"{source}: bad TOML: {error}") from None
+    preset = _quick_preset(source, parsed)
+    if quick:
+        if not preset:
+            raise FaceBoneError(f"{source}: has no [quick] table, so it has no quick preset")
+        overrides = {**preset, **(overrides or {})}
     for key, value in (overrides or {}).items():
         held = parsed.get(key)
         both_tables = isinstance(held, Mapping) and isinstance(value, Mapping)
@@ -362,6 +370,29 @@ def load_config(
         regimes=regimes,
         attacks=attacks,
     )
+
+
+def _quick_preset(source: Path, parsed: dict[str, Any]) -> dict[str, Any]:
+    """The overrides the file's `[quick]` table names (removed from `parsed`): its keys as
+    top-level overrides, and `[quick.attacks.NAME]` merged into that attack's table."""
+    preset = parsed.pop("quick", {})
+    if not isinstance(preset, Mapping):
+        raise FaceBoneError(f"{source}: quick: expected a table, got {preset!r}")
+    preset = dict(preset)
+    by_attack = preset.pop("attacks", None)
+    if by_attack is None:
+        return preset
+    tables = parsed.get("attacks")
+    if not isinstance(by_attack, Mapping) or not isinstance(tables, list):
+        raise FaceBoneError(f"{source}: quick.attacks: expected tables named by attack")
+    named = {t.get("name"): t for t in tables if isinstance(t, Mapping)}
+    for attack, options in by_attack.items():
+        if attack not in named or not isinstance(options, Mapping):
+            raise FaceBoneError(
+                f"{source}: quick.attacks.{attack}: not an attack of this study's [[attacks]]"
+            )
+    preset["attacks"] = [{**t, **by_attack.get(t.get("name"), {})} for t in tables]
+    return preset
 
 
 def _overridden_text(
