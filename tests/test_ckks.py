@@ -65,9 +65,12 @@ def test_packed_scores_equal_plain_scores_over_two_blocks(key, lfw_embeddings):
     paired = key.decrypt_scores(store.match_pairs(probes))
     plain = np.sum(_unit(gallery) * _unit(probes), axis=1)
     assert np.max(np.abs(paired - plain)) < TOLERANCE
-    # The stored bytes give the same store back.
-    again = EncryptedTemplates.from_bytes(store.to_bytes())
+    # The stored bytes give the same store back; damaged ones are one error.
+    stored = store.to_bytes()
+    again = EncryptedTemplates.from_bytes(stored)
     np.testing.assert_array_equal(key.decrypt_scores(again.match(probe)), searched)
+    with pytest.raises(FaceBoneError, match="encrypted store is damaged"):
+        EncryptedTemplates.from_bytes(stored[: len(stored) // 2])
     with pytest.raises(FaceBoneError, match=r"probes must be numbers of shape \(4114, 128\)"):
         store.match_pairs(probes[:10])
 
