@@ -20,6 +20,9 @@ nn-based defense is compared under the same training recipe.
   assignment, random inference.
 - `cosine-fusion`: SFace + dlib, calibrated cosine scores fused (mean probability over both
   backbones): deterministic, and a handful of parameters.
+- `cosine-fusion-ckks`: `cosine-fusion` with CKKS-encrypted templates (`protection/ckks.py`):
+  each answer matches the encrypted template of the first image with the plain second one and
+  decrypts only the score; the keys are drawn from the operating system's entropy.
 
 Each is registered in `DEFENSES` (facebone/registry.py) and built with `create_defense(name)`.
 A new defense is one module with a function decorated `@register_defense("name")` that returns
@@ -164,6 +167,15 @@ for _defense in (
         predictor="cosine",
         mitigation="multi",
         infer="ensemble",
+    ),
+    Defense(
+        "cosine-fusion-ckks",
+        "cosine-fusion with CKKS-encrypted templates, only the score decrypted",
+        backbones=TWO_BACKBONES,
+        predictor="cosine",
+        mitigation="multi",
+        infer="ensemble",
+        system_options={"template_protection": "ckks"},
     ),
 ):
     _register_builtin(_defense)

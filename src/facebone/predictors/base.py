@@ -171,12 +171,7 @@ class Predictor(ABC):
         """Probability that each pair shows the same person, shape (N,), float64."""
         self._check_fitted()
         a, b, src, _ = check_pairs(e1, e2, source)
-        unseen = sorted(set(np.unique(src).tolist()) - set(self.sources_))
-        if unseen:
-            raise InvalidPairsError(
-                f"source {unseen} was never seen in fit; this predictor knows sources "
-                f"{list(self.sources_)}."
-            )
+        self._check_seen(src)
         return np.asarray(self._predict_proba(a, b, src), dtype=np.float64)
 
     def predict(self, e1: Any, e2: Any, source: Any = None, threshold: float = 0.5) -> np.ndarray:
@@ -252,6 +247,14 @@ class Predictor(ABC):
         if not hasattr(self, "sources_"):
             raise NotFittedError(
                 f"This {self.name!r} predictor is not fitted yet; call fit(e1, e2, y) first."
+            )
+
+    def _check_seen(self, src: np.ndarray) -> None:
+        unseen = sorted(set(np.unique(src).tolist()) - set(self.sources_))
+        if unseen:
+            raise InvalidPairsError(
+                f"source {unseen} was never seen in fit; this predictor knows sources "
+                f"{list(self.sources_)}."
             )
 
     def _source_index(self, src: np.ndarray) -> np.ndarray:

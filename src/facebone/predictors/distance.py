@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from facebone.predictors.base import InvalidPairsError, Predictor, sigmoid
+from facebone.predictors.base import InvalidPairsError, Predictor, _check_int_vector, sigmoid
 from facebone.predictors.registry import register_predictor
 
 _EPS = 1e-12
@@ -88,8 +88,26 @@ class DistancePredictor(Predictor):
         self.thresholds_ = {s: float(v) for s, v in zip(self.sources_, t, strict=True)}
 
     def _predict_proba(self, a: np.ndarray, b: np.ndarray, src: np.ndarray) -> np.ndarray:
+        return self._calibrated(self.score(a, b), src)
+
+    def predict_proba_of_scores(self, scores: Any, source: Any = None) -> np.ndarray:
+        """`predict_proba` of pairs whose `score` was computed elsewhere: a system with
+        encrypted templates computes cosines under encryption (`protection/ckks.py`)."""
+        self._check_fitted()
+        s = np.asarray(scores, dtype=np.float64)
+        if s.ndim != 1 or s.size == 0 or not np.all(np.isfinite(s)):
+            raise InvalidPairsError("scores must be a non-empty 1-D array of finite numbers.")
+        src = (
+            np.zeros(s.size, np.int64)
+            if source is None
+            else _check_int_vector(source, s.size, "source")
+        )
+        self._check_seen(src)
+        return self._calibrated(s, src)
+
+    def _calibrated(self, score: np.ndarray, src: np.ndarray) -> np.ndarray:
         idx = self._source_index(src)
-        return sigmoid(self.slopes_[idx] * self.score(a, b) + self.intercepts_[idx])
+        return sigmoid(self.slopes_[idx] * score + self.intercepts_[idx])
 
     def _fitted_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"slopes": self.slopes_.tolist(), "intercepts": self.intercepts_.tolist()}, {}

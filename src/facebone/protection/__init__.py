@@ -6,7 +6,9 @@
     again = load_key("face.key")
     save_keys("system.key", {"sface": p1, "dlib": p2})   # one key per backbone
 
-Names: "biohash" (biohash.py).
+Names: "biohash" (biohash.py), "ckks" (ckks.py: templates encrypted under CKKS and matched
+under encryption; import `facebone.protection.ckks` for its store and scores, which this package
+leaves out so that BioHash never waits for TenSEAL to import).
 """
 
 from facebone.protection.base import (

@@ -23,8 +23,10 @@ import numpy as np
 from facebone.errors import FaceBoneError
 from facebone.registry import Registry
 
+# By name, so that BioHash never waits for TenSEAL to import.
 PROTECTIONS: Registry[TemplateProtection] = Registry(
-    "template protection", builtin_modules=("facebone.protection.biohash",)
+    "template protection",
+    builtin_modules={"biohash": "facebone.protection.biohash", "ckks": "facebone.protection.ckks"},
 )
 
 
@@ -32,6 +34,10 @@ class TemplateProtection(ABC):
     """Keyed, non-invertible-without-the-key map from embeddings to templates."""
 
     name: ClassVar[str]
+    # True where the templates are stored encrypted and matched under encryption by their cosine
+    # with a plain probe (`ckks.py`): such a protection has `encrypted_cosines`, and a system
+    # can only calibrate those cosines (the cosine predictor).
+    encrypts: ClassVar[bool] = False
 
     def __init__(self, dim_in: int, dim_out: int | None = None, seed: int | None = None) -> None:
         self.dim_in = dim_in

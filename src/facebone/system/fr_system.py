@@ -53,7 +53,11 @@ class FRSystem:
     embeddings by keyed templates before the predictor sees them, in training and in every
     answer (`protect`); one key per backbone, given to `fit` or drawn from the operating
     system's entropy (and centred on the training faces, see `protection/biohash.py`). The keys
-    are secret and never part of `get_params`.
+    are secret and never part of `get_params`. With `"ckks"` (`protection/ckks.py`) the
+    templates are encrypted instead: each answer encrypts the first image's template, matches it
+    under encryption with the plain second one, and calibrates the decrypted cosine, so it needs
+    the cosine predictor. Its calibration is fitted on the training pairs' plain cosines, which
+    the key holder computes where it embeds them; encryption moves a cosine by about 1e-5.
 
     Per-query backbone draws come from the operating system's entropy, so two processes never
     repeat a draw; `reset_query_stream(seed)` makes them reproducible for experiments.
@@ -119,7 +123,14 @@ class FRSystem:
                 self.predictor, self.shards, self.teacher, self.distill_factor
             )
         if self.template_protection is not None:
-            PROTECTIONS.get(self.template_protection)  # an unknown name fails before training
+            # An unknown name fails before training.
+            protection = PROTECTIONS.get(self.template_protection)
+            if protection.encrypts and self.predictor != "cosine":
+                raise FaceBoneError(
+                    f"template protection {self.template_protection!r} matches encrypted "
+                    "templates by their cosine with the plain probe, so it needs the cosine "
+                    f"predictor, not {self.predictor!r}"
+                )
 
     def _new_predictor(self) -> Predictor:
         params = dict(self.predictor_params)
@@ -238,7 +249,8 @@ class FRSystem:
     def protect(self, backbone: str, embeddings: np.ndarray) -> np.ndarray:
         """The templates the system stores and matches for `backbone`'s embeddings `(N, D)`:
         protected with that backbone's key, or the embeddings themselves (float32) when the
-        system has no template protection."""
+        system has no template protection; with encrypted templates, the unit vectors that are
+        encrypted (and probes as the server sees them)."""
         if self.template_protection is None:
             return np.asarray(embeddings, dtype=np.float32)
         if not hasattr(self, "protections_"):  # set when fitting starts
@@ -333,8 +345,24 @@ class FRSystem:
         row = {key: i for i, key in enumerate(distinct)}
         chosen = np.array([key[2] for key in distinct], dtype=np.int64)
         asked = [Pair(first, second, 0) for first, second, _ in distinct]
-        answers = self.predictor_.predict_proba(*self._pair_embeddings(root, asked, chosen), chosen)
+        answers = self._match(*self._pair_embeddings(root, asked, chosen), chosen)
         return answers[[row[key] for key in keys]]
+
+    def _match(self, e1: np.ndarray, e2: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        """The predictor's probabilities for template pairs through backbones `sources`; with
+        encrypted templates, of the cosines of the encrypted `e1` with the plain `e2`, each
+        backbone's pairs packed into one batch."""
+        protection = self.template_protection
+        if protection is None or not PROTECTIONS.get(protection).encrypts:
+            return self.predictor_.predict_proba(e1, e2, sources)
+        scores = np.empty(len(sources))
+        for k, name in enumerate(self.embedder_.names):
+            rows = sources == k
+            if rows.any():
+                key = self.protections_[name]
+                width = key.dim_in  # the zero padding adds nothing to a cosine
+                scores[rows] = key.encrypted_cosines(e1[rows, :width], e2[rows, :width])
+        return self.predictor_.predict_proba_of_scores(scores, sources)
 
     def predict_proba(self, root: str | Path, pairs: Sequence[Pair]) -> np.ndarray:
         """Same-person probability for image pairs of the data folder `root`."""
@@ -378,7 +406,7 @@ class FRSystem:
             )
 
         probabilities, answered_by = self._answer(
-            lambda sources: self.predictor_.predict_proba(*embed_pair(sources), sources), 1
+            lambda sources: self._match(*embed_pair(sources), sources), 1
         )
         probability = float(probabilities[0])
         return Verification(probability >= THRESHOLD, probability, answered_by[0])
