@@ -5,8 +5,8 @@ through the service's answers (`attribute-blackbox`: the vote of the attacker's 
 reference photos the system calls most alike).
 
 The headline is balanced accuracy on the enrolled people (each person weighted once), beside
-the band a guess that knows nothing stays under; goals: 0.55 from stolen templates, 0.60
-through the service.
+the band the best of its guesses that know nothing stays under; goals: 0.55 from stolen
+templates, 0.60 through the service.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
             setting=setting,
             metric="gender balanced accuracy",
             value=results[strongest]["balanced_accuracy"],
-            chance=balanced_accuracy_chance(positive, negative),
+            chance=balanced_accuracy_chance(positive, negative, n_tests=len(results)),
             goal=GOALS[setting],
             n_targets=len(set(enrolled_people)),
             seconds=time.perf_counter() - started,

@@ -20,9 +20,9 @@ from facebone.data.pairs import Pair
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.experiments.execution import EmbedderPool
 
-# One-sided level of the chance bands: a figure above the band is unlikely (p < 0.05) from an
-# attack that learned nothing.
-CHANCE_LEVEL = 0.95
+# A figure above its chance band is unlikely (p < 0.05) from attacks that learned nothing; the
+# band of the strongest of `n_tests` attacks is Bonferroni's (as for membership).
+CHANCE_ALPHA = 0.05
 
 
 @dataclass(frozen=True)
@@ -78,21 +78,21 @@ def first_images(paths: Sequence[str], n: int) -> list[str]:
     return ordered[:n]
 
 
-def binomial_chance(rate: float, n: int) -> float:
-    """The share of `n` trials that chance success at `rate` stays under with probability
-    `CHANCE_LEVEL` (one-sided binomial band)."""
+def binomial_chance(rate: float, n: int, n_tests: int = 1) -> float:
+    """The share of `n` trials that the best of `n_tests` chance successes at `rate` stays
+    under with probability 1 - alpha (one-sided binomial band)."""
     from scipy.stats import binom
 
-    return float(binom.ppf(CHANCE_LEVEL, n, rate) / n)
+    return float(binom.ppf(1 - CHANCE_ALPHA / n_tests, n, rate) / n)
 
 
-def balanced_accuracy_chance(n_positive: int, n_negative: int) -> float:
-    """The balanced accuracy a guess that knows nothing stays under with probability
-    `CHANCE_LEVEL`: the normal band of (TPR + TNR) / 2 at 0.5 for these class sizes."""
+def balanced_accuracy_chance(n_positive: int, n_negative: int, n_tests: int = 1) -> float:
+    """The balanced accuracy the best of `n_tests` guesses that know nothing stays under with
+    probability 1 - alpha: the normal band of (TPR + TNR) / 2 at 0.5 for these class sizes."""
     from scipy.stats import norm
 
     sd = 0.5 * np.sqrt(0.25 / max(n_positive, 1) + 0.25 / max(n_negative, 1))
-    return float(0.5 + norm.ppf(CHANCE_LEVEL) * sd)
+    return float(0.5 + norm.ppf(1 - CHANCE_ALPHA / n_tests) * sd)
 
 
 def digest(*parts: Any) -> str:

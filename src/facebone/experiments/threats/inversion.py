@@ -5,8 +5,9 @@ Every stored backbone's templates are attacked and the strongest counts. The hea
 type I at FAR 0.1%: the share of reconstructions that an independent backbone (dlib for SFace
 templates, SFace for dlib's) accepts as the very image whose template leaked, at the threshold
 where 0.1% of impostor pairs of the attacker's people pass; chance is that FAR itself, with a
-binomial band for the number of targets. Results are cached by content (the same templates and
-options give the same reconstructions), so systems that store the same templates share one run.
+binomial band for the number of targets and of backbones attacked. Results are cached by
+content (the same templates and options give the same reconstructions), so systems that store
+the same templates share one run.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
             setting=ATTACK_SETTINGS[spec.name],
             metric="SAR type I @ FAR 0.1%",
             value=per_backbone[strongest]["sar"]["type1"][f"far_{FAR}"],
-            chance=binomial_chance(FAR, n),
+            chance=binomial_chance(FAR, n, n_tests=len(per_backbone)),
             goal=GOAL,
             n_targets=n,
             seconds=time.perf_counter() - started,

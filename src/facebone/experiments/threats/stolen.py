@@ -7,6 +7,10 @@ read, and what it makes of its own faces to learn from.
 - A keyed protection (BioHash): the store holds keyed templates; the thief knows the scheme but
   not the key, so it learns from templates of its own faces made with a key of its own,
   fitted to its own faces as the system's was to the system's.
+- Encryption (CKKS): the store holds ciphertexts and no secret key. The thief reads bytes: as
+  its "templates" it takes consecutive float32 windows of the stored bytes, one per enrolled
+  face, and learns from the same windows of its own faces' ciphertexts under a key of its own.
+  Any attack then measures what such bytes give away.
 """
 
 from __future__ import annotations
@@ -21,9 +25,34 @@ def thief_templates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(the thief's templates of its own faces `own`, the stored templates of the enrolled
     faces `enrolled`) for one backbone of a fitted `FRSystem`."""
-    stored = system.protect(backbone, enrolled)
     if system.template_protection is None:
-        return system.protect(backbone, own), stored
-    params = {**system.protections_[backbone].get_params(), "seed": seed}
+        return system.protect(backbone, own), system.protect(backbone, enrolled)
+    protection = system.protections_[backbone]
+    encrypts = getattr(protection, "encrypts", False)
+    params = {**protection.get_params(), "seed": None if encrypts else seed}
     own_key = create_protection(system.template_protection, **params).fit(own)
-    return own_key.transform(own), stored
+    if encrypts:
+        return (
+            _ciphertext_windows(own_key, own, seed),
+            _ciphertext_windows(protection, enrolled, seed + 1),
+        )
+    return own_key.transform(own), system.protect(backbone, enrolled)
+
+
+def _ciphertext_windows(key, embeddings: np.ndarray, seed: int) -> np.ndarray:
+    """The stored bytes of `embeddings` encrypted under `key`, read as float32 windows of the
+    template's width from the middle of the store, where the ciphertexts lie (its start holds
+    the header and the public context, alike in every store), one per face, dealt to the faces
+    in a random order: a ciphertext holds one coordinate of many faces, so no window belongs
+    to a face, and a window's place must not stand in for the face's place in the store.
+    Made finite and scaled to unit length, as a template is."""
+    n, dim = embeddings.shape
+    data = key.encrypt(key.transform(embeddings)).to_bytes()
+    start = len(data) // 2
+    floats = np.frombuffer(data[start : start + n * dim * 4], dtype=np.float32)
+    windows = np.nan_to_num(floats.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    windows = np.clip(windows, -1e6, 1e6).reshape(n, dim)[
+        np.random.default_rng(seed).permutation(n)
+    ]
+    norms = np.linalg.norm(windows, axis=1, keepdims=True)
+    return windows / np.where(norms > 0, norms, 1.0)
