@@ -21,6 +21,7 @@ ATTACKS: Registry[Attack] = Registry(
         "facebone.attacks.membership.rule_based",
         "facebone.attacks.membership.lira",
         "facebone.attacks.membership.lira_online",
+        "facebone.attacks.membership.rmia",
         "facebone.attacks.membership.label_only",
         "facebone.attacks.inversion.decoder",
         "facebone.attacks.inversion.optimise",
