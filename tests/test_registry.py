@@ -84,6 +84,7 @@ def test_listing_keeps_definition_order_and_filters_by_pattern():
         "rule-based",
         "lira",
         "lira-online",
+        "rmia",
         "label-only",
     ]
     assert list_attacks("lira*") == ["lira", "lira-online"]

@@ -22,6 +22,7 @@ ATTACKS: Registry[Attack] = Registry(
         "rule-based": "facebone.attacks.membership.rule_based",
         "lira": "facebone.attacks.membership.lira",
         "lira-online": "facebone.attacks.membership.lira_online",
+        "rmia": "facebone.attacks.membership.rmia",
         "label-only": "facebone.attacks.membership.label_only",
         "decoder": "facebone.attacks.inversion.decoder",
         "optimise": "facebone.attacks.inversion.optimise",

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,8 @@ from facebone.attacks.base import (
 )
 from facebone.data.pairs import Pair
 
+T = TypeVar("T")
+
 
 def train_shadows(
     trainer: ShadowTrainer, requests: Sequence[tuple[Sequence[Pair], int]]
@@ -51,11 +53,14 @@ class SharedShadows:
 
     The black-box and label-only attacks use the same shadow splits for the same seed, so a run
     of all attacks trains those shadows once; misses are trained together (`train_many`).
+    What is computed from the shadows (a signal table, `signals.signal_table`) is remembered
+    too (`remembered`).
     """
 
     def __init__(self, trainer: ShadowTrainer) -> None:
         self.trainer = trainer
         self._trained: dict[tuple[tuple[Pair, ...], int], QueryFn] = {}
+        self._made: dict[Hashable, Any] = {}
 
     def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
         return self.train_many([(pairs, seed)])[0]
@@ -67,6 +72,12 @@ class SharedShadows:
             trained = train_shadows(self.trainer, [(list(p), s) for p, s in missing])
             self._trained.update(zip(missing, trained, strict=True))
         return [self._trained[k] for k in keys]
+
+    def remembered(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()`, made once per `key` for as long as these shadows live."""
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
 
 
 def cached_shadow_trainer(trainer: ShadowTrainer) -> SharedShadows:

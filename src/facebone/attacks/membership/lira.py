@@ -6,6 +6,10 @@ candidate is OUT for every shadow and no shadow has to be retrained per candidat
 candidate the attack fits a Gaussian to the shadows' logit-scaled confidence on its true label,
 phi = log(p_y / (1 - p_y)), and measures how far above that OUT distribution the target's phi
 lies: a training pair gets an unusually confident answer.
+
+The score is a function of a signal table (`lira_offline_scores`, OUT shadows only), so it
+also runs on the table online LiRA and RMIA share; the attack builds its own table, without
+a population, from the shadows it trained in `fit`, where every candidate is OUT.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from facebone.attacks.membership.base import (
     split_at_random,
     train_shadows,
 )
+from facebone.attacks.membership.signals import SignalTable, measure_signals
 from facebone.attacks.registry import register_attack
 from facebone.data.pairs import Pair, pair_labels
 
@@ -48,6 +53,30 @@ def _out_gaussian(phi: np.ndarray, out: np.ndarray, per_pair: bool) -> tuple:
     return mean, np.maximum(np.sqrt(var), MIN_STD), usable
 
 
+def check_variance(variance: str, n_shadows: int) -> None:
+    """`variance` is one of `VARIANCES`, and "per-pair" has shadows enough."""
+    if variance not in VARIANCES:
+        raise AttackError(f"variance must be one of {', '.join(VARIANCES)}, got {variance!r}.")
+    if variance == "per-pair" and n_shadows < 3:
+        raise AttackError("a per-pair variance needs n_shadows >= 3; use variance='global'.")
+
+
+def per_pair_variance(variance: str, n_shadows: int) -> bool:
+    """Whether `variance` means one variance per pair ("auto": from 64 shadows up)."""
+    return variance == "per-pair" or (variance == "auto" and n_shadows >= GLOBAL_VARIANCE_BELOW)
+
+
+def lira_offline_scores(table: SignalTable, variance: str = "auto") -> np.ndarray:
+    """Offline LiRA on a signal table: z = (phi_target - mean_out) / std_out per candidate,
+    from the OUT shadows only (`variance` as `LiRAAttack`'s). A candidate with too few OUT
+    shadows (none; one for a per-pair variance) scores 0: no evidence either way."""
+    signals = table.candidates
+    check_variance(variance, signals.n_shadows)
+    per_pair = per_pair_variance(variance, signals.n_shadows)
+    mean, std, usable = _out_gaussian(signals.shadow_phi.T, ~signals.inside.T, per_pair)
+    return np.where(usable, (signals.target_phi - mean) / std, 0.0)
+
+
 @register_attack("lira")
 class LiRAAttack(ShadowAttack):
     """Offline LiRA on the target's confidence in each pair's true label.
@@ -66,7 +95,8 @@ class LiRAAttack(ShadowAttack):
     ranks identically and does not saturate at 1.0 for strongly memorised pairs, which matters
     for TPR at low FPR.
 
-    Fitted attributes: `shadows_` (the shadows' query functions), `per_pair_variance_`,
+    Fitted attributes: `shadows_` (the shadows' query functions), `training_sets_` (the
+    pairs each trained on), `per_pair_variance_`,
     `threshold_` (chosen on the attacker's pairs: each shadow in turn plays the target and the
     others give the OUT statistics).
     """
@@ -88,17 +118,10 @@ class LiRAAttack(ShadowAttack):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.variance not in VARIANCES:
-            raise AttackError(
-                f"variance must be one of {', '.join(VARIANCES)}, got {self.variance!r}."
-            )
-        if self.variance == "per-pair" and self.n_shadows < 3:
-            raise AttackError("a per-pair variance needs n_shadows >= 3; use variance='global'.")
+        check_variance(self.variance, self.n_shadows)
 
     def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None:
-        per_pair = self.variance == "per-pair" or (
-            self.variance == "auto" and self.n_shadows >= GLOBAL_VARIANCE_BELOW
-        )
+        per_pair = per_pair_variance(self.variance, self.n_shadows)
         positions = {pair: i for i, pair in enumerate(pairs)}
         requests, inside = [], np.zeros((self.n_shadows, len(pairs)), dtype=bool)
         for k in range(self.n_shadows):
@@ -110,6 +133,7 @@ class LiRAAttack(ShadowAttack):
             requests.append((shadow_in, seed))
             inside[k, [positions[p] for p in shadow_in]] = True
         self.shadows_ = train_shadows(shadow_trainer, requests)
+        self.training_sets_ = [frozenset(shadow_in) for shadow_in, _ in requests]
         self.per_pair_variance_ = per_pair
         self.threshold_ = self._shadow_threshold(pairs, inside, per_pair)
 
@@ -136,8 +160,5 @@ class LiRAAttack(ShadowAttack):
         )
 
     def _infer(self, target: QueryFn, pairs: list[Pair]) -> np.ndarray:
-        labels = pair_labels(pairs)
-        phi = self._shadow_phi(pairs, labels)
-        mean, std, _ = _out_gaussian(phi, np.ones_like(phi, dtype=bool), self.per_pair_variance_)
-        phi_target = logit_confidence(query(target, pairs), labels)
-        return (phi_target - mean) / std
+        table = SignalTable(measure_signals(target, self.shadows_, pairs, self.training_sets_))
+        return lira_offline_scores(table, "per-pair" if self.per_pair_variance_ else "global")

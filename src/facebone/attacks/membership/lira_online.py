@@ -15,25 +15,19 @@ the target (a few percent of the candidates in the leaking regime), so a candida
 few shadows even when there are many: "auto" takes a candidate's own variance on a side only
 where that side has `OWN_VARIANCE_FROM` shadows or more. A candidate with no IN shadow gets
 the average IN-OUT shift of the others.
+
+The shadows and their answers are a signal table (`signals.py`), shared with RMIA and any
+other attack of the run that asks for the same shadows; the score is `lira_online_scores`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from facebone.attacks.base import QueryFn, ShadowTrainer, logit_confidence, query
-from facebone.attacks.membership.base import (
-    balanced_sample,
-    best_threshold,
-    distinct,
-    train_shadows,
-)
-from facebone.attacks.membership.lira import MIN_STD, LiRAAttack
+from facebone.attacks.membership.lira import MIN_STD, check_variance
+from facebone.attacks.membership.signals import SignalAttack, SignalTable
 from facebone.attacks.registry import register_attack
-from facebone.data.pairs import Pair, pair_labels
 
-# Shadows that play the target in turn when the attack picks its threshold.
-THRESHOLD_PSEUDO_TARGETS = 16
 # "auto" variance: a candidate's own variance on a side with at least this many shadows.
 OWN_VARIANCE_FROM = 32
 
@@ -70,8 +64,18 @@ def likelihood_ratio(
     return log_density(mean_in, std_in) - log_density(mean_out, std_out)
 
 
+def lira_online_scores(table: SignalTable, variance: str = "auto") -> np.ndarray:
+    """Online LiRA on a signal table: the log-likelihood ratio of each candidate's target phi
+    under its IN and OUT Gaussians (`variance`: "per-pair", "global", or "auto", a
+    candidate's own variance on a side with `OWN_VARIANCE_FROM` shadows or more)."""
+    signals = table.candidates
+    check_variance(variance, signals.n_shadows)
+    own_from = {"per-pair": 2, "global": None}.get(variance, OWN_VARIANCE_FROM)
+    return likelihood_ratio(signals.shadow_phi.T, signals.inside.T, signals.target_phi, own_from)
+
+
 @register_attack("lira-online")
-class OnlineLiRAAttack(LiRAAttack):
+class OnlineLiRAAttack(SignalAttack):
     """Online LiRA: IN and OUT shadows per candidate, trained on draws from the candidates
     (LiRA's options, 64 shadows by default).
 
@@ -84,13 +88,12 @@ class OnlineLiRAAttack(LiRAAttack):
     shadow_size : pairs each shadow trains on (the target's training-set size; None: half
         of the candidates and attacker pairs together).
 
-    Shadows are trained in `infer`, once the candidates are known; `fit` only keeps the
-    attacker's pairs and the trainer. `threshold_` is chosen there too, on shadow data only:
-    each of a few shadows plays the target, scored against the others.
+    Shadows are trained in `infer`, once the candidates are known (`SignalAttack`); `fit`
+    only keeps the attacker's pairs and the trainer. `threshold_` is chosen there too, on
+    shadow data only: each of a few shadows plays the target, scored against the others.
     """
 
     name = "lira-online"
-    min_shadows = 4
 
     def __init__(
         self,
@@ -99,41 +102,14 @@ class OnlineLiRAAttack(LiRAAttack):
         seed: int = 0,
         shadow_size: int | None = None,
     ) -> None:
-        super().__init__(n_shadows, variance, seed, shadow_size)
+        self.n_shadows = n_shadows
+        self.variance = variance
+        self.seed = seed
+        self.shadow_size = shadow_size
 
-    def _fit(self, shadow_trainer: ShadowTrainer, pairs: list[Pair]) -> None:
-        self.trainer_ = shadow_trainer
-        self.attacker_pairs_ = pairs
-        self.threshold_ = 0.0  # replaced in infer, once shadows exist
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_variance(self.variance, self.n_shadows)
 
-    def _infer(self, target: QueryFn, pairs: list[Pair]) -> np.ndarray:
-        own_from = {"per-pair": 2, "global": None}.get(self.variance, OWN_VARIANCE_FROM)
-        pool = distinct(pairs + self.attacker_pairs_)
-        size = self.shadow_size or len(pool) // 2
-        candidate_rows = {pair: i for i, pair in enumerate(pairs)}
-        requests, inside = [], np.zeros((self.n_shadows, len(pairs)), dtype=bool)
-        for k in range(self.n_shadows):
-            rng = np.random.default_rng([self.seed, k, 2])
-            chosen = balanced_sample(pool, size, rng)
-            requests.append((chosen, int(rng.integers(2**31 - 1))))
-            rows = [candidate_rows[p] for p in chosen if p in candidate_rows]
-            inside[k, rows] = True
-        shadows = train_shadows(self.trainer_, requests)
-        labels = pair_labels(pairs)
-        phi = np.stack([logit_confidence(query(s, pairs, "a shadow"), labels) for s in shadows])
-        self.threshold_ = self._threshold_from_shadows(phi, inside, own_from)
-        phi_target = logit_confidence(query(target, pairs), labels)
-        return likelihood_ratio(phi, inside, phi_target, own_from)
-
-    def _threshold_from_shadows(
-        self, phi: np.ndarray, inside: np.ndarray, own_from: int | None
-    ) -> float:
-        scores, truth = [], []
-        for k in range(min(THRESHOLD_PSEUDO_TARGETS, self.n_shadows)):
-            others = np.arange(self.n_shadows) != k
-            scores.append(likelihood_ratio(phi[others], inside[others], phi[k], own_from))
-            truth.append(inside[k])
-        truth_all = np.concatenate(truth)
-        if truth_all.all() or not truth_all.any():
-            return 0.0
-        return best_threshold(truth_all, np.concatenate(scores))
+    def _scores(self, table: SignalTable) -> np.ndarray:
+        return lira_online_scores(table, self.variance)

@@ -141,12 +141,13 @@ def evaluate_membership_attacks(
 
     `n_shadows` (None: each attack's default) replaces the shadow count of every attack that
     trains shadows; `shadow_size` (the target's training-set size, which the attacker knows)
-    sets how many pairs each shadow trains on. Shadows are shared between attacks that ask
-    for the same ones. `queries` is how often each pair is asked (both image orders in
-    turn, answers averaged), of the target and of every shadow alike; None: 16 if the
-    target's answers vary, else 1 (`choose_queries`). Each attack's metrics carry `shadows`
-    and `queries`. `on_attack(name)` is called as each attack starts; each attack's figures
-    are logged at `log_level` as it ends.
+    sets how many pairs each shadow trains on. Shadows, and the signal table the score-based
+    attacks read (`signals.py`), are shared between attacks that ask for the same ones.
+    `queries` is how often each pair is asked (both image orders in turn, answers averaged),
+    of the target and of every shadow alike; None: 16 if the target's answers vary, else 1
+    (`choose_queries`). Each attack's metrics carry `shadows` and `queries`. `on_attack(name)`
+    is called as each attack starts; each attack's figures are logged at `log_level` as it
+    ends.
     """
     attacker, inside, outside = _checked_inputs(
         attacker_pairs, members, nonmembers, levels, attacks
