@@ -1,9 +1,15 @@
 """The REST API over real HTTP: `facebone serve` on 127.0.0.1, real LFW photos, bad input."""
 
 import base64
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -261,6 +267,47 @@ def test_multi_backbone_answers_vary_per_request(multi_model, photos):
     assert all(answer["same"] is True for answer in answers)
     assert len({round(answer["probability"], 9) for answer in answers}) == 2
     assert "multi-backbone" in answers[0]["model"]
+
+
+PARENT = """
+import sys, time
+from facebone.service.process import server_process
+with server_process(sys.argv[1]) as server:
+    print(server.process.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_parent_takes_serve_and_its_workers_with_it(multi_model):
+    """`bench --serve` killed with -9: its `serve` child, and that child's dlib workers, end."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(multi_model)], stdout=subprocess.PIPE, text=True
+    )
+    serve = int(parent.stdout.readline())
+    workers = [
+        int(pid)
+        for children in Path(f"/proc/{serve}/task").glob("*/children")
+        for pid in children.read_text().split()
+    ]
+    assert workers and _alive(serve)  # dlib's workers start before the server says it is ready
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in (serve, *workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [pid for pid in (serve, *workers) if _alive(pid)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "serve or its workers outlived the parent"
 
 
 def test_bench_serve_is_bounded_and_every_request_succeeds(sface_model, lfw_root, capsys):
