@@ -57,9 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         default="probability",
         choices=OUTPUT_NAMES,
-        help="what /verify shows of P(same): the probability, a coarse level (the middle of "
-        "its 0.1-wide band) or the decision as 0/1; the less shown, the less score-based "
-        "attacks learn",
+        metavar="POLICY",
+        help="what /verify shows of P(same) (%(choices)s): the probability, a coarse level "
+        "(the middle of its 0.1-wide band) or the decision as 0/1; the less shown, the less "
+        "score-based attacks learn",
     )
     parser.add_argument(
         "--query-budget",

@@ -1,8 +1,10 @@
-"""FastAPI routes: POST /verify, POST /embed, GET /healthz, and OpenAPI docs at /docs.
+"""FastAPI routes: POST /verify, POST /embed, GET /healthz, and OpenAPI docs at /docs and
+/redoc (their assets served here, so they work offline).
 
 Conventions of deepface's API where they fit: images `img1` / `img2` (multipart files or
 base64 JSON), an `{"error": ...}` body for every failure. Every failure a client can cause is a
-4xx with a reason; anything else is a 500 whose details stay in the server log.
+4xx with a reason in the API's words (the field, the query parameter); anything else is a 500
+whose details stay in the server log. With API keys, everything but a bare /healthz needs one.
 """
 
 import logging
