@@ -147,6 +147,16 @@ def test_retraining_replaces_only_what_facebone_wrote(data, pairs_csv, tmp_path,
     assert json.loads((out / "config.json").read_text())["n_training_pairs"] == 6
 
 
+def test_train_refuses_a_key_file_inside_its_model_folder(data, tmp_path, cache_dir, capsys):
+    """Refused before any work: the pairs file does not even exist."""
+    out = tmp_path / "model"
+    argv = train_args(data, tmp_path / "missing.csv", out, cache_dir)
+    key = ["--template-protection", "biohash", "--key-file", str(out / "keys" / "face.key")]
+    err = run_error(capsys, [*argv, *key])
+    assert "--key-file" in err and "inside --out" in err and "never hold its key" in err
+    assert not out.exists()
+
+
 def test_model_directories_get_the_users_umask(data, pairs_csv, tmp_path, cache_dir):
     umask = os.umask(0)
     os.umask(umask)

@@ -5,7 +5,7 @@ import math
 import sys
 from pathlib import Path
 
-from facebone.cli.common import LazyNames, add_key_file_argument, load_model
+from facebone.cli.common import LazyNames, add_key_file_argument, load_model, refuse_key_inside
 from facebone.errors import FaceBoneError
 
 OUTPUT_NAMES = LazyNames("facebone.system.output_policy", "OUTPUT_POLICIES")
@@ -120,14 +120,8 @@ def _check_options(args: argparse.Namespace) -> None:
             raise FaceBoneError(f"{flag} must be a positive number of seconds")
     if args.query_window is not None and args.query_budget is None:
         raise FaceBoneError("--query-window needs --query-budget")
-    model = args.model.resolve()
-    for flag in ("--key-file", "--api-key-file"):
-        key = getattr(args, flag[2:].replace("-", "_"))
-        if key is not None and key.resolve().is_relative_to(model):
-            raise FaceBoneError(
-                f"{flag} {key} is inside --model {args.model}: a model folder must never hold "
-                "its key, or whoever copies the model has it; keep the key elsewhere"
-            )
+    refuse_key_inside(args.key_file, "--key-file", args.model, "--model")
+    refuse_key_inside(args.api_key_file, "--api-key-file", args.model, "--model")
 
 
 def _run(args: argparse.Namespace) -> int:
