@@ -15,7 +15,7 @@ from facebone.cli import main
 from facebone.service.process import server_process
 from web_images import BLAIR, POWELL
 
-TIMEOUT = 2  # the strict server's --client-timeout, in seconds
+TIMEOUT = 3  # the strict server's --client-timeout, in seconds
 CAP = 6  # its --max-connections
 DEADLINE = 30  # how long a test waits for the server to act, far over TIMEOUT
 SLOW_HEAD = (
