@@ -13,11 +13,9 @@ import re
 import shutil
 import signal
 import stat
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ import pytest
 from tqdm import tqdm
 
 from facebone.cli import main
+from web_images import header_only_png
 
 PEOPLE = ("Colin_Powell", "Tony_Blair", "George_W_Bush", "Gerhard_Schroeder")
 
@@ -146,6 +145,16 @@ def test_retraining_replaces_only_what_facebone_wrote(data, pairs_csv, tmp_path,
     assert (out / "NOTES.md").read_text() == "why this model"
     assert (out / "plots" / "roc.png").read_bytes() == b"png"
     assert json.loads((out / "config.json").read_text())["n_training_pairs"] == 6
+
+
+def test_train_refuses_a_key_file_inside_its_model_folder(data, tmp_path, cache_dir, capsys):
+    """Refused before any work: the pairs file does not even exist."""
+    out = tmp_path / "model"
+    argv = train_args(data, tmp_path / "missing.csv", out, cache_dir)
+    key = ["--template-protection", "biohash", "--key-file", str(out / "keys" / "face.key")]
+    err = run_error(capsys, [*argv, *key])
+    assert "--key-file" in err and "inside --out" in err and "never hold its key" in err
+    assert not out.exists()
 
 
 def test_model_directories_get_the_users_umask(data, pairs_csv, tmp_path, cache_dir):
@@ -359,27 +368,10 @@ def test_a_model_path_that_is_a_file_says_so(tmp_path, data, capsys):
     )
 
 
-def _png_header_only(path: Path, width: int, height: int) -> Path:
-    """A PNG file that declares a huge image but holds no pixels: what a bomb looks like."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
-    return path
-
-
 @pytest.mark.parametrize("side", [12000, 30000])
 def test_huge_images_are_too_large_whatever_their_size(side, tmp_path, capsys):
-    png = _png_header_only(tmp_path / f"huge-{side}.png", side, side)
+    png = tmp_path / f"huge-{side}.png"
+    png.write_bytes(header_only_png(side, side))
     err = run_error(capsys, ["embed", "--images", str(png)])
     assert f"huge-{side}.png: image is too large" in err
 

@@ -1,8 +1,15 @@
 """The REST API over real HTTP: `facebone serve` on 127.0.0.1, real LFW photos, bad input."""
 
 import base64
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -20,6 +27,7 @@ from web_images import (
     BLAIR_OTHER,
     POWELL,
     gray_face,
+    header_only_png,
     large_face,
     no_face,
     too_many_pixels,
@@ -27,6 +35,7 @@ from web_images import (
 )
 
 API_KEY = "k" * 24
+OTHER_KEY = "another-client-key-0123"
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +69,8 @@ def test_verify_answers_same_and_different_people(server, photos):
     same = verify(server, photos[POWELL[0]], photos[POWELL[1]])
     different = verify(server, photos[POWELL[0]], photos[BLAIR])
     assert same.status_code == 200 and different.status_code == 200
-    assert set(same.json()) == {"same", "probability", "threshold", "model", "time_ms"}
+    assert set(same.json()) == {"same", "probability", "threshold", "output", "model", "time_ms"}
+    assert same.json()["output"] == "probability"
     assert same.json()["same"] is True and same.json()["probability"] > 0.5
     assert different.json()["same"] is False and different.json()["probability"] < 0.5
     assert same.json()["threshold"] == 0.5 and "sface" in same.json()["model"]
@@ -105,8 +115,12 @@ def test_bad_inputs_get_4xx_json_errors(server, photos, lfw_root):
         "not valid JSON",
     )
     assert_error(server.post("/verify", data={"img1": "a"}), 415, "unsupported content type")
-    assert_error(verify(server, no_face(), face), 422, "no face found")
-    assert_error(verify(server, gray_face(lfw_root), face), 400, "grayscale")
+    assert_error(verify(server, no_face(), face), 422, "img1: no face found")
+    # In the API's words: the field, not the server's temporary file; the query parameter,
+    # not the command-line flag.
+    gray = verify(server, face, gray_face(lfw_root))
+    assert_error(gray, 400, "img2: image is grayscale")
+    assert "convert_color=true" in gray.text and "--" not in gray.text and "/tmp" not in gray.text
     converted = verify(server, gray_face(lfw_root), face, params={"convert_color": "true"})
     assert converted.status_code == 200 and converted.json()["same"] is True
     assert_error(
@@ -116,18 +130,41 @@ def test_bad_inputs_get_4xx_json_errors(server, photos, lfw_root):
     assert_error(server.get("/verify"), 405, "Method Not Allowed")
 
 
+def test_hostile_json_and_numbers_get_400_not_500(server, photos):
+    as_json = {"content-type": "application/json"}
+    nested = b"[" * 100_000 + b"]" * 100_000
+    assert_error(server.post("/verify", content=nested, headers=as_json), 400, "nests too deeply")
+    long_number = b'{"img1": ' + b"9" * 5000 + b', "img2": "x"}'
+    assert_error(
+        server.post("/verify", content=long_number, headers=as_json), 400, "number too long"
+    )
+    face = photos[BLAIR]
+    assert_error(verify(server, face, face, params={"face1": "9" * 5000}), 422, "face1")
+
+
 def test_size_limits(server, photos):
     face = photos[BLAIR]
     assert_error(verify(server, b"\xff" * (MAX_UPLOAD_BYTES + 1), face), 413, "10 MB")
     assert_error(verify(server, too_many_pixels(), face), 413, "20 megapixels")
+    # A header PIL itself refuses to open (far over its own limit) is too large, not "no image".
+    assert_error(verify(server, face, header_only_png(30000, 30000)), 413, "img2")
     huge = base64.b64encode(b"\0" * (MAX_UPLOAD_BYTES + 1024)).decode()
     assert_error(server.post("/verify", json={"img1": huge, "img2": "x"}), 413, "10 MB")
     assert_error(server.post("/verify", content=b"\0" * (31 << 20)), 413, "request body over")
 
 
-def test_health_and_docs(server):
-    assert server.get("/healthz").json()["status"] == "ok"
-    assert server.get("/docs").status_code == 200
+def test_health_and_docs_need_no_internet(server):
+    """The docs pages load their scripts from the server itself, never from a CDN."""
+    assert server.get("/healthz").json() == {"status": "ok", "model": "sface, cosine predictor"}
+    for page in ("/docs", "/redoc"):
+        html = server.get(page)
+        assert html.status_code == 200
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and all(url.startswith("/docs/assets/") for url in assets), assets
+        for url in assets:
+            asset = server.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
+        assert "https://" not in html.text
     body = server.get("/openapi.json").json()["paths"]["/verify"]["post"]["requestBody"]
     assert set(body["content"]) == {"multipart/form-data", "application/json"}
 
@@ -150,7 +187,7 @@ def test_bounded_load_run_answers_every_request_right(server, photos):
 @pytest.fixture(scope="module")
 def guarded(sface_model, tmp_path_factory):
     key_file = tmp_path_factory.mktemp("key") / "api-key"
-    key_file.write_text(API_KEY + "\n")
+    key_file.write_text(f"{API_KEY}\n\n{OTHER_KEY}\n")
     args = ["--api-key-file", str(key_file), "--max-concurrent", "1"]
     with running_server(sface_model, args) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client
@@ -160,8 +197,22 @@ def test_api_key_is_required_when_configured(guarded, photos):
     face = photos[BLAIR]
     assert_error(verify(guarded, face, face), 401, "API key")
     assert_error(verify(guarded, face, face, headers={"X-API-Key": "wrong"}), 401, "API key")
-    assert verify(guarded, face, face, headers={"X-API-Key": API_KEY}).status_code == 200
-    assert guarded.get("/healthz").status_code == 200
+    for key in (API_KEY, OTHER_KEY):  # every line of the key file is a key
+        assert verify(guarded, face, face, headers={"X-API-Key": key}).status_code == 200
+
+
+def test_with_keys_only_a_bare_liveness_answer_is_public(guarded):
+    """Without the key: /healthz says it is up and nothing more; the docs, the schema, the
+    docs' assets and unknown paths all answer 401, so a stranger learns neither the model
+    nor the API."""
+    assert guarded.get("/healthz").json() == {"status": "ok"}
+    keyed = {"X-API-Key": API_KEY}
+    assert "sface" in guarded.get("/healthz", headers=keyed).json()["model"]
+    for path in ("/docs", "/redoc", "/openapi.json", "/docs/assets/swagger-ui.css", "/nowhere"):
+        assert_error(guarded.get(path), 401, "API key")
+        assert guarded.get(path, headers=keyed).status_code == (404 if path == "/nowhere" else 200)
+    security = guarded.get("/openapi.json", headers=keyed).json()["components"]["securitySchemes"]
+    assert [scheme["name"] for scheme in security.values()] == ["X-API-Key"]
 
 
 def test_requests_over_the_concurrency_cap_get_503(guarded, lfw_root):
@@ -216,6 +267,47 @@ def test_multi_backbone_answers_vary_per_request(multi_model, photos):
     assert all(answer["same"] is True for answer in answers)
     assert len({round(answer["probability"], 9) for answer in answers}) == 2
     assert "multi-backbone" in answers[0]["model"]
+
+
+PARENT = """
+import sys, time
+from facebone.service.process import server_process
+with server_process(sys.argv[1]) as server:
+    print(server.process.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_parent_takes_serve_and_its_workers_with_it(multi_model):
+    """`bench --serve` killed with -9: its `serve` child, and that child's dlib workers, end."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(multi_model)], stdout=subprocess.PIPE, text=True
+    )
+    serve = int(parent.stdout.readline())
+    workers = [
+        int(pid)
+        for children in Path(f"/proc/{serve}/task").glob("*/children")
+        for pid in children.read_text().split()
+    ]
+    assert workers and _alive(serve)  # dlib's workers start before the server says it is ready
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in (serve, *workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [pid for pid in (serve, *workers) if _alive(pid)]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "serve or its workers outlived the parent"
 
 
 def test_bench_serve_is_bounded_and_every_request_succeeds(sface_model, lfw_root, capsys):

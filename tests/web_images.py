@@ -1,6 +1,8 @@
 """Images the web tests send: real LFW faces, and the bad inputs a server must refuse."""
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -27,6 +29,23 @@ def no_face() -> bytes:
 def too_many_pixels() -> bytes:
     """5000 x 4200 = 21 megapixels, a few kB as PNG: over the 20-megapixel upload limit."""
     return encode(Image.new("RGB", (5000, 4200)))
+
+
+def header_only_png(width: int, height: int) -> bytes:
+    """A PNG that declares a huge image but holds no pixels: what a bomb looks like."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def two_faces(lfw_root: Path) -> bytes:

@@ -42,7 +42,13 @@ def check_upload(data: bytes, name: str) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError):
+    except Image.DecompressionBombError:
+        # PIL refuses, while reading the header, images far over its own pixel limit.
+        raise UploadTooLargeError(
+            f"{name}: the image declares far more than "
+            f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels, the limit of uploads"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
         raise InvalidImageError(f"{name}: not an image file (JPEG, PNG, WebP, ...)") from None
     if width * height > MAX_UPLOAD_PIXELS:
         raise UploadTooLargeError(

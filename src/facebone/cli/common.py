@@ -204,6 +204,15 @@ def add_key_file_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def refuse_key_inside(key: Path | None, key_flag: str, folder: Path, folder_flag: str) -> None:
+    """A key file inside a model folder is refused: whoever copies the model would have it."""
+    if key is not None and key.resolve().is_relative_to(folder.resolve()):
+        raise FaceBoneError(
+            f"{key_flag} {key} is inside {folder_flag} {folder}: a model folder must never hold "
+            "its key, or whoever copies the model has it; keep the key elsewhere"
+        )
+
+
 def load_model(args: argparse.Namespace, cache: "EmbeddingCache | None", progress: bool):
     """The `FRSystem` in `--model`, with the keys of `--key-file` when it protects templates:
     a missing, needless or wrong key file is one line naming the flag."""

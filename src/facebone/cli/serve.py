@@ -1,11 +1,17 @@
 """`facebone serve`: the REST API (POST /verify, POST /embed, GET /healthz, docs at /docs)."""
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from facebone.cli.common import add_key_file_argument, load_model
+from facebone.cli.common import LazyNames, add_key_file_argument, load_model, refuse_key_inside
 from facebone.errors import FaceBoneError
+
+OUTPUT_NAMES = LazyNames("facebone.system.output_policy", "OUTPUT_POLICIES")
+# A key file holds a few keys, one a line; more is not a key file (and /dev/zero never ends).
+MAX_KEY_FILE_BYTES = 64 * 1024
+MIN_KEY_LENGTH = 16
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve a trained system over HTTP (REST API)",
         description=(
             "Answer POST /verify and POST /embed with a trained system; OpenAPI docs at /docs. "
-            "Listens on 127.0.0.1 only unless --host says otherwise, which needs --api-key-file."
+            "Listens on 127.0.0.1 only unless --host says otherwise, which needs --api-key-file. "
+            "With keys, only GET /healthz answers without one."
         ),
     )
     parser.add_argument("--model", type=Path, required=True, help="model directory")
@@ -24,52 +31,131 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--api-key-file",
         type=Path,
-        help="file holding the key that clients must send in the X-API-Key header",
+        help="file of the keys clients send in the X-API-Key header, one a line (16 or more "
+        "characters each); each key is a client of its own for --query-budget",
     )
     parser.add_argument(
         "--max-concurrent",
         type=int,
         default=8,
-        help="requests at work at once; more are answered 503 (default 8)",
+        help="requests at work at once, counted once their body is in; more are answered 503",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=64,
+        help="connections open at once; more are answered 503 and closed",
+    )
+    parser.add_argument(
+        "--client-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client gets for a request's headers and for any pause in its body "
+        "(which must also average 16 KiB/s after this long); else 408",
+    )
+    parser.add_argument(
+        "--output",
+        default="probability",
+        choices=OUTPUT_NAMES,
+        metavar="POLICY",
+        help="what /verify shows of P(same) (%(choices)s): the probability, a coarse level "
+        "(the middle of its 0.1-wide band) or the decision as 0/1; the less shown, the less "
+        "score-based attacks learn",
+    )
+    parser.add_argument(
+        "--query-budget",
+        type=int,
+        help="answers per client (per API key, else per address), each pair verified or "
+        "photo embedded counting one; more are answered 429 (default: unlimited)",
+    )
+    parser.add_argument(
+        "--query-window",
+        type=float,
+        help="seconds after a client's first counted answer when its count starts again "
+        "(default: only when the server restarts)",
     )
     parser.set_defaults(handler=_run)
 
 
-def read_api_key(path: Path) -> str:
+def read_api_keys(path: Path) -> tuple[str, ...]:
+    """The keys of an API key file: its non-empty lines, each of 16 or more characters."""
     try:
-        key = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise FaceBoneError(f"cannot read the API key file {path} ({error})") from None
-    if len(key) < 16:
-        raise FaceBoneError(f"the API key in {path} is shorter than 16 characters")
-    return key
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise FaceBoneError(f"the API key file {path} is over {MAX_KEY_FILE_BYTES // 1024} KiB")
+    keys = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not keys:
+        raise FaceBoneError(f"the API key file {path} holds no key")
+    if any(len(key) < MIN_KEY_LENGTH for key in keys):
+        raise FaceBoneError(f"an API key in {path} is shorter than {MIN_KEY_LENGTH} characters")
+    if len(set(keys)) != len(keys):
+        raise FaceBoneError(f"the API key file {path} holds a key twice")
+    return keys
 
 
-def _run(args: argparse.Namespace) -> int:
-    from facebone.service.server import LOOPBACK, bind, run_app
+def _check_options(args: argparse.Namespace) -> None:
+    """Every option, before anything is read or loaded."""
+    from facebone.service.server import LOOPBACK
 
     if args.host not in LOOPBACK and args.api_key_file is None:
         raise FaceBoneError(
             f"--host {args.host} lets other machines in; give --api-key-file to require a key"
         )
-    if args.max_concurrent < 1:
-        raise FaceBoneError("--max-concurrent must be at least 1")
-    api_key = read_api_key(args.api_key_file) if args.api_key_file else None
+    for flag, value in (
+        ("--max-concurrent", args.max_concurrent),
+        ("--max-connections", args.max_connections),
+        ("--query-budget", args.query_budget),
+    ):
+        if value is not None and value < 1:
+            raise FaceBoneError(f"{flag} must be at least 1")
+    for flag, value in (
+        ("--client-timeout", args.client_timeout),
+        ("--query-window", args.query_window),
+    ):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise FaceBoneError(f"{flag} must be a positive number of seconds")
+    if args.query_window is not None and args.query_budget is None:
+        raise FaceBoneError("--query-window needs --query-budget")
+    refuse_key_inside(args.key_file, "--key-file", args.model, "--model")
+    refuse_key_inside(args.api_key_file, "--api-key-file", args.model, "--model")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from facebone.service.connections import ConnectionLimits
+    from facebone.service.server import bind, run_app
+    from facebone.system.output_policy import OutputPolicy
+
+    _check_options(args)
+    api_keys = read_api_keys(args.api_key_file) if args.api_key_file else ()
     sock = bind(args.host, args.port)
 
     from facebone.service.app import ServiceSettings, create_app
 
-    # Photos sent to the service are never cached.
-    system = load_model(args, cache=None, progress=False)
+    settings = ServiceSettings(
+        max_concurrent=args.max_concurrent,
+        api_keys=api_keys,
+        output=OutputPolicy(args.output),
+        query_budget=args.query_budget,
+        query_window=args.query_window,
+    )
+    limits = ConnectionLimits(args.max_connections, args.client_timeout)
     try:
-        system.embedder_.warm_up()  # the first request must not wait for dlib's workers
-        app = create_app(system, ServiceSettings(args.max_concurrent, api_key))
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        print(f"serving on http://{shown}:{port} (API docs at /docs)", flush=True)
-        run_app(app, sock)
+        # Photos sent to the service are never cached.
+        system = load_model(args, cache=None, progress=False)
+        try:
+            system.embedder_.warm_up()  # the first request must not wait for dlib's workers
+            app = create_app(system, settings)
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            print(f"serving on http://{shown}:{port} (API docs at /docs)", flush=True)
+            run_app(app, sock, limits)
+        finally:
+            system.embedder_.close()
     finally:
-        system.embedder_.close()
         sock.close()
     print("server stopped", file=sys.stderr)
     return 0

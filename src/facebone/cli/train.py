@@ -15,6 +15,7 @@ from facebone.cli.common import (
     add_nn_option,
     open_cache,
     parse_backbone_specs,
+    refuse_key_inside,
     require_dir,
 )
 from facebone.cli.output import emit
@@ -166,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.system.model_dir import foreign_entries
 
     require_dir(args.data, "data folder")
+    refuse_key_inside(args.key_file, "--key-file", args.out, "--out")
     started = time.perf_counter()
     others = foreign_entries(args.out)
     if others and not args.force:

@@ -16,15 +16,22 @@ log = logging.getLogger(__name__)
 # Bigger than any camera photo of today (a 48 MP phone shot passes); a 10000x10000 image does
 # not, so a decompression bomb never reaches the decoder.
 MAX_PIXELS = 64_000_000
+# 64 megapixels stored uncompressed at 8 bits a channel take 192 MB; no image file we can
+# decode needs more, so a larger file is refused before it is read.
+MAX_FILE_BYTES = 256_000_000
 # A face needs a few dozen pixels to be recognisable; smaller images are refused.
 MIN_SIDE = 32
 
 
 def read_image_bytes(path: str | os.PathLike) -> bytes:
-    """Read a file, turning every OS problem into one sentence."""
+    """Read a file, turning every OS problem into one sentence; a file over `MAX_FILE_BYTES`
+    is refused by its size, before it is read."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidImageError(_too_big(path))
+        with path.open("rb") as file:  # at most one byte over: a device or pipe never ends
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InvalidImageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -33,7 +40,13 @@ def read_image_bytes(path: str | os.PathLike) -> bytes:
         raise InvalidImageError(f"{path}: cannot read ({error.strerror})") from None
     if not data:
         raise InvalidImageError(f"{path}: file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError(_too_big(path))
     return data
+
+
+def _too_big(path: Path) -> str:
+    return f"{path}: file is over {MAX_FILE_BYTES // 1_000_000} MB, too large for an image"
 
 
 def decode_image(data: bytes, name: str, convert_color: bool = False) -> np.ndarray:

@@ -1,27 +1,44 @@
-"""FastAPI routes: POST /verify, POST /embed, GET /healthz, and OpenAPI docs at /docs.
+"""FastAPI routes: POST /verify, POST /embed, GET /healthz, and OpenAPI docs at /docs and
+/redoc (their assets served here, so they work offline).
 
 Conventions of deepface's API where they fit: images `img1` / `img2` (multipart files or
 base64 JSON), an `{"error": ...}` body for every failure. Every failure a client can cause is a
-4xx with a reason; anything else is a 500 whose details stay in the server log.
+4xx with a reason in the API's words (the field, the query parameter); anything else is a 500
+whose details stay in the server log. With API keys, everything but a bare /healthz needs one.
 """
 
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import facebone
 from facebone.errors import FaceBoneError, NoFaceError
-from facebone.service.guards import BodyLimitMiddleware, ConcurrencyGate, check_api_key
+from facebone.service.guards import (
+    KEY_HEADER,
+    AccessGuard,
+    BodyLimitMiddleware,
+    ConcurrencyGate,
+    QueryBudget,
+)
 from facebone.service.images import read_images
 from facebone.system.fr_system import THRESHOLD, FRSystem, Verification
+from facebone.system.output_policy import OutputPolicy
 from facebone.system.summary import describe_system
 from facebone.uploads import MAX_UPLOAD_BYTES, UploadFolder, UploadTooLargeError
 
@@ -34,19 +51,29 @@ FACE_NUMBER = (
 # Two images of at most 10 MB each, base64 (4/3 larger), and the JSON or multipart framing.
 MAX_BODY_BYTES = 3 * MAX_UPLOAD_BYTES
 
+# The docs pages' scripts and styles, served from here: a CDN would leave them blank offline.
+DOCS_ASSETS = "/docs/assets"
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """`max_concurrent` requests at work at once (more get 503); `api_key` None: no key."""
+    """`max_concurrent` requests at work at once (more get 503); `api_keys`: the keys clients
+    send as X-API-Key, none for an open server; `output`: what a client sees of P(same);
+    `query_budget` answers per client (None: unlimited), counted anew after `query_window`
+    seconds (None: only when the server restarts), see `QueryBudget`."""
 
     max_concurrent: int = 8
-    api_key: str | None = None
+    api_keys: tuple[str, ...] = ()
+    output: OutputPolicy = field(default_factory=OutputPolicy)
+    query_budget: int | None = None
+    query_window: float | None = None
 
 
 class VerifyAnswer(BaseModel):
     same: bool
     probability: float
     threshold: float
+    output: str
     model: str
     time_ms: float
 
@@ -66,10 +93,12 @@ ERRORS = {
     for code, text in (
         (400, "bad input: missing field, not an image, bad base64"),
         (401, "missing or wrong API key"),
+        (408, "the headers or the body came too slowly"),
         (413, "body or image over the size limits"),
         (415, "neither multipart/form-data nor application/json"),
         (422, "no face in an image, or a bad query parameter"),
-        (503, "too many requests at once; retry"),
+        (429, "this client's query budget is used up"),
+        (503, "too many requests or connections at once; retry"),
     )
 }
 
@@ -105,31 +134,36 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
         title="FaceBone",
         version=facebone.__version__,
         description="Face verification with a trained FaceBone system.",
+        docs_url=None,
+        redoc_url=None,
     )
+    # The last added runs first: the key is checked before any body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(AccessGuard, api_keys=settings.api_keys)
     _add_error_handlers(app)
+    _add_docs(app)
     gate = ConcurrencyGate(settings.max_concurrent)
+    budget = QueryBudget(settings.query_budget, settings.query_window)
     # One model for all requests: its OpenCV networks are not safe to share across threads.
     model_lock = threading.Lock()
     model = describe_system(system)
-
-    async def require_key(x_api_key: str | None = Header(None)) -> None:
-        check_api_key(settings.api_key, x_api_key)
+    # AccessGuard checks the key; this only declares it in the OpenAPI schema for clients.
+    key_scheme = [Security(APIKeyHeader(name=KEY_HEADER, auto_error=False))]
+    keyed = key_scheme if settings.api_keys else []
 
     def verify_photos(
         images: dict[str, bytes], convert_color: bool, faces: tuple[int, int]
     ) -> Verification:
         with UploadFolder() as folder:
-            first = folder.save(images["img1"], "img1")
-            second = folder.save(images["img2"], "img2")
-            with model_lock:
-                return system.verify(first, second, convert_color, faces)
+            paths = {name: folder.save(data, name) for name, data in images.items()}
+            with model_lock, _in_api_terms(paths):
+                return system.verify(paths["img1"], paths["img2"], convert_color, faces)
 
     def embed_photo(data: bytes, convert_color: bool, face: int) -> dict[str, list[float]]:
         with UploadFolder() as folder:
-            path = folder.save(data, "img")
-            with model_lock:
-                embeddings = system.embedder_.photo(path, convert_color, face)
+            paths = {"img": folder.save(data, "img")}
+            with model_lock, _in_api_terms(paths):
+                embeddings = system.embedder_.photo(paths["img"], convert_color, face)
         # What the system stores: with template protection, the keyed template, never the
         # embedding it hides.
         return {
@@ -138,14 +172,17 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
         }
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    def healthz(request: Request) -> dict[str, str]:
+        """Is the server up? With API keys, only a client sending one learns the model."""
+        if settings.api_keys and request.state.client is None:
+            return {"status": "ok"}
         return {"status": "ok", "model": model}
 
     @app.post(
         "/verify",
         response_model=VerifyAnswer,
         responses=ERRORS,
-        dependencies=[Depends(require_key)],
+        dependencies=keyed,
         openapi_extra=_image_body(("img1", "img2")),
     )
     async def verify(
@@ -154,24 +191,29 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
         face1: int = Query(1, ge=1, description=FACE_NUMBER),
         face2: int = Query(1, ge=1, description=FACE_NUMBER),
     ) -> VerifyAnswer:
-        """Do the faces in img1 and img2 show the same person?"""
-        with gate:
-            start = time.perf_counter()
+        """Do the faces in img1 and img2 show the same person? `probability` is what the
+        server's output policy (`output`) shows: the probability, a coarse level, or 0/1."""
+        start = time.perf_counter()
+        with budget.spend(request.state.client):
             images = await read_images(request, ("img1", "img2"))
-            answer = await run_in_threadpool(verify_photos, images, convert_color, (face1, face2))
-            return VerifyAnswer(
-                same=answer.same,
-                probability=answer.probability,
-                threshold=THRESHOLD,
-                model=model,
-                time_ms=round((time.perf_counter() - start) * 1000, 1),
-            )
+            with gate:
+                answer = await run_in_threadpool(
+                    verify_photos, images, convert_color, (face1, face2)
+                )
+        return VerifyAnswer(
+            same=answer.same,
+            probability=float(settings.output(answer.probability)),
+            threshold=THRESHOLD,
+            output=settings.output.name,
+            model=model,
+            time_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
 
     @app.post(
         "/embed",
         response_model=EmbedAnswer,
         responses=ERRORS,
-        dependencies=[Depends(require_key)],
+        dependencies=keyed,
         openapi_extra=_image_body(("img",)),
     )
     async def embed(
@@ -180,17 +222,62 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
         face: int = Query(1, ge=1, description=FACE_NUMBER),
     ) -> EmbedAnswer:
         """The face's embedding through each backbone of the system."""
-        with gate:
-            start = time.perf_counter()
+        start = time.perf_counter()
+        with budget.spend(request.state.client):
             images = await read_images(request, ("img",))
-            embeddings = await run_in_threadpool(embed_photo, images["img"], convert_color, face)
-            return EmbedAnswer(
-                embeddings=embeddings,
-                model=model,
-                time_ms=round((time.perf_counter() - start) * 1000, 1),
-            )
+            with gate:
+                embeddings = await run_in_threadpool(
+                    embed_photo, images["img"], convert_color, face
+                )
+        return EmbedAnswer(
+            embeddings=embeddings,
+            model=model,
+            time_ms=round((time.perf_counter() - start) * 1000, 1),
+        )
 
     return app
+
+
+@contextmanager
+def _in_api_terms(uploads: dict[str, Path]) -> Iterator[None]:
+    """The library's errors in the API's words: a photo by its field, not the server's
+    temporary file; the query parameter, not the command-line flag."""
+    try:
+        yield
+    except FaceBoneError as error:
+        message = str(error).replace("--convert-color", "convert_color=true")
+        for name, path in uploads.items():
+            message = message.replace(str(path), name)
+        raise type(error)(message) from None
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with their assets served here (from the
+    `fastapi-offline` package), so they work without internet."""
+    app.mount(
+        DOCS_ASSETS, StaticFiles(directory=files("fastapi_offline") / "static"), name="assets"
+    )
+    favicon = f"{DOCS_ASSETS}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -208,6 +295,12 @@ def _add_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         )
         return error(422, reasons or "invalid request")
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # Not a fault of the server: no traceback, and nobody is left to answer.
+        log.debug("client left during %s", request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(FaceBoneError)
     async def bad_image(request: Request, exc: FaceBoneError) -> JSONResponse:

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 
 from facebone.errors import FaceBoneError
+from facebone.faces.image import read_image_bytes
 from facebone.service.process import running_server
 
 WARM_UP = 5
@@ -33,7 +34,7 @@ def bench_serve(
         raise FaceBoneError(
             f"the server benchmark needs {needed} images, the data has {len(paths)}"
         )
-    photos = [(root / path).read_bytes() for path in paths[:needed]]
+    photos = [read_image_bytes(root / path) for path in paths[:needed]]
     pairs = list(zip(photos[0::2], photos[1::2], strict=True))
     warm, sequential, loaded = (
         pairs[:WARM_UP],

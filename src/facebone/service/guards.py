@@ -1,16 +1,70 @@
-"""What stands between a request and the model: body size, a concurrency cap, an API key."""
+"""What stands between a request and the model: API keys, body size, a query budget per client
+and a concurrency cap. (What stands between a connection and the app, timeouts and the
+connection cap, is in `connections.py`.)"""
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import HTTPException
+
+# Windowed budgets forget clients whose window has passed once this many are counted, so
+# clients that come once do not pile up.
+FORGET_AFTER = 10_000
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+# What anyone may ask a server that has keys: is it alive? Nothing else, not even which model
+# it serves or what its API looks like.
+PUBLIC_PATHS = frozenset({"/healthz"})
+KEY_HEADER = "X-API-Key"
+
+
+class AccessGuard:
+    """With `api_keys`, every path but `PUBLIC_PATHS` needs one of them in the X-API-Key header
+    (401 before the body is read); unknown paths too, so a stranger cannot map the API.
+
+    It also tells the app who asks (`request.state.client`): `key N` for the N-th key, the
+    client's address when the server has no keys, None for a public request without a key.
+    The query budget is counted per client.
+    """
+
+    def __init__(self, app: Callable, api_keys: Sequence[str]) -> None:
+        self.app = app
+        self.api_keys = [key.encode() for key in api_keys]
+
+    def client_of(self, scope: Scope) -> str | None:
+        if not self.api_keys:
+            address = scope.get("client")
+            return f"address {address[0] if address else 'unknown'}"
+        given = dict(scope["headers"]).get(KEY_HEADER.lower().encode())
+        if given is None:
+            return None
+        # Every key is compared, in constant time each: the time taken tells nothing.
+        matches = [hmac.compare_digest(given, key) for key in self.api_keys]
+        return f"key {matches.index(True) + 1}" if any(matches) else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = self.client_of(scope)
+        if client is None and scope["path"] not in PUBLIC_PATHS:
+            await send_json(
+                send,
+                401,
+                {"error": f"missing or wrong API key (send it in the {KEY_HEADER} header)"},
+                [(b"www-authenticate", KEY_HEADER.encode())],
+            )
+            return
+        scope.setdefault("state", {})["client"] = client
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:
@@ -33,7 +87,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, {"error": self._message()})
+            await send_json(send, 413, {"error": self._message()})
             return
         received = 0
 
@@ -50,16 +104,89 @@ class BodyLimitMiddleware:
         await self.app(scope, counted_receive, send)
 
 
-async def _send_json(send: Send, status: int, body: dict) -> None:
+async def send_json(
+    send: Send, status: int, body: dict, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    start = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": status, "headers": [*start, *headers]})
     await send({"type": "http.response.body", "body": payload})
+
+
+class QueryBudget:
+    """At most `limit` answers per client (None: no limit), each pair verified or photo
+    embedded counting one.
+
+    The counts live in this server process's memory: they start again from zero when the
+    server restarts, and, with a `window` in seconds, when that long has passed since the
+    client's first counted answer (None: never). A request takes its answer from the budget
+    before it is read, and gives it back if it fails, so concurrent requests cannot overdraw.
+    Used from the event loop only, so plain counters need no lock.
+    """
+
+    def __init__(
+        self,
+        limit: int | None,
+        window: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError("a query budget must allow at least 1 answer")
+        if window is not None and window <= 0:
+            raise ValueError("a query budget's window must be positive")
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._used: dict[str, tuple[float, int]] = {}  # client -> (window start, answers)
+
+    def _count(self, client: str) -> tuple[float, int]:
+        now = self.clock()
+        start, used = self._used.get(client, (now, 0))
+        if self.window is not None and now - start >= self.window:
+            start, used = now, 0
+        return start, used
+
+    @contextmanager
+    def spend(self, client: str, answers: int = 1) -> Iterator[None]:
+        """Take `answers` from `client`'s budget (429 if they are not left), given back if
+        the body of the `with` fails."""
+        if self.limit is None:
+            yield
+            return
+        if self.window is not None and len(self._used) > FORGET_AFTER:
+            now = self.clock()
+            self._used = {c: n for c, n in self._used.items() if now - n[0] < self.window}
+        start, used = self._count(client)
+        if used + answers > self.limit:
+            raise self._refusal(start)
+        self._used[client] = (start, used + answers)
+        try:
+            yield
+        except BaseException:
+            start, used = self._used[client]
+            self._used[client] = (start, used - answers)
+            raise
+
+    def _refusal(self, start: float) -> HTTPException:
+        if self.window is None:
+            return HTTPException(
+                429,
+                f"query budget used up: this client has had its {self.limit} answers; "
+                "the count starts again only when the server restarts",
+            )
+        wait = max(1, round(start + self.window - self.clock()))
+        return HTTPException(
+            429,
+            f"query budget used up: this client has had its {self.limit} answers in "
+            f"{self.window:g} s; more in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 class ConcurrencyGate:
     """At most `limit` requests at work at once; one more is told to come back (503).
 
+    A request enters only once its body is in, so a slow upload holds no place here.
     Used from the event loop only, so a plain counter needs no lock.
     """
 
@@ -81,15 +208,3 @@ class ConcurrencyGate:
 
     def __exit__(self, *exc_info: object) -> None:
         self.active -= 1
-
-
-def check_api_key(expected: str | None, given: str | None) -> None:
-    """No key configured: open. Otherwise the `X-API-Key` header must match (401)."""
-    if expected is None:
-        return
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            401,
-            "missing or wrong API key (send it in the X-API-Key header)",
-            {"WWW-Authenticate": "X-API-Key"},
-        )

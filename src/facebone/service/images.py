@@ -18,6 +18,10 @@ def _usage(names: tuple[str, ...]) -> str:
     )
 
 
+def _too_large(name: str) -> str:
+    return f"{name}: over the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit of an image"
+
+
 async def read_images(request: Request, names: tuple[str, ...]) -> dict[str, bytes]:
     """{field name: image bytes} for each of `names`; anything else is a 4xx with a reason."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -41,6 +45,8 @@ async def _from_multipart(request: Request, names: tuple[str, ...]) -> dict[str,
                 raise HTTPException(400, f"{name} is missing; " + _usage(names))
             if not isinstance(item, UploadFile):
                 raise HTTPException(400, f"{name} must be a file field; " + _usage(names))
+            if item.size is not None and item.size > MAX_UPLOAD_BYTES:  # before reading it
+                raise HTTPException(413, _too_large(name))
             images[name] = await item.read()
     return images
 
@@ -48,8 +54,14 @@ async def _from_multipart(request: Request, names: tuple[str, ...]) -> dict[str,
 def _from_json(body: bytes, names: tuple[str, ...]) -> dict[str, bytes]:
     try:
         document = json.loads(body)
+    except RecursionError:
+        raise HTTPException(400, "the JSON body nests too deeply; " + _usage(names)) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPException(400, "the body is not valid JSON; " + _usage(names)) from None
+    except ValueError:  # json.loads reads integers of at most 4,300 digits
+        raise HTTPException(
+            400, "the JSON body holds a number too long to read; " + _usage(names)
+        ) from None
     if not isinstance(document, dict):
         raise HTTPException(400, "the JSON body must be an object; " + _usage(names))
     return {name: _decode_base64(document.get(name), name, names) for name in names}
@@ -64,7 +76,7 @@ def _decode_base64(value: object, name: str, names: tuple[str, ...]) -> bytes:
         value = value.partition(",")[2]
     # 4 base64 characters carry 3 bytes: refuse an oversized image before decoding it.
     if len(value) > (MAX_UPLOAD_BYTES + 2) // 3 * 4 + 4:
-        raise HTTPException(413, f"{name}: over the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit")
+        raise HTTPException(413, _too_large(name))
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):

@@ -1,9 +1,11 @@
 """Run the REST API with uvicorn on a socket bound here, so a busy port is a clear error and
 port 0 gives a free one that is printed for the caller."""
 
+import functools
 import socket
 
 from facebone.errors import FaceBoneError
+from facebone.service.connections import ConnectionLimits, GuardedH11Protocol
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -26,9 +28,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_app(app, sock: socket.socket) -> None:
-    """Serve `app` on `sock` until SIGINT or SIGTERM."""
+# On SIGINT or SIGTERM, requests at work get this long to finish; then they are cancelled, so
+# a client still uploading cannot keep the server from stopping.
+SHUTDOWN_GRACE_S = 2
+
+
+def run_app(app, sock: socket.socket, limits: ConnectionLimits) -> None:
+    """Serve `app` on `sock` until SIGINT or SIGTERM, each connection within `limits`."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app,
+        http=functools.partial(GuardedH11Protocol, limits=limits),
+        ws="none",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
     uvicorn.Server(config).run(sockets=[sock])
