@@ -22,6 +22,7 @@ ATTACKS: Registry[Attack] = Registry(
         "facebone.attacks.membership.lira",
         "facebone.attacks.membership.lira_online",
         "facebone.attacks.membership.label_only",
+        "facebone.attacks.membership.parameter",
         "facebone.attacks.inversion.decoder",
         "facebone.attacks.inversion.optimise",
         "facebone.attacks.inversion.blackbox",

@@ -20,6 +20,10 @@ nn-based defense is compared under the same training recipe.
   assignment, random inference.
 - `cosine-fusion`: SFace + dlib, calibrated cosine scores fused (mean probability over both
   backbones): deterministic, and a handful of parameters.
+- `cosine-fusion-public`: `cosine-fusion` with a member-free calibration: its four numbers are
+  fitted on a public calibration set of other people (in a study, the attacker's pairs: the
+  worst case, the attacker knows them), never on the members, so they tell nothing of who
+  the members are (`attacks/membership/parameter.py` reads them otherwise).
 
 Each is registered in `DEFENSES` (facebone/registry.py) and built with `create_defense(name)`.
 A new defense is one module with a function decorated `@register_defense("name")` that returns
@@ -164,6 +168,15 @@ for _defense in (
         predictor="cosine",
         mitigation="multi",
         infer="ensemble",
+    ),
+    Defense(
+        "cosine-fusion-public",
+        "cosine-fusion calibrated on public pairs of other people, never on the members",
+        backbones=TWO_BACKBONES,
+        predictor="cosine",
+        mitigation="multi",
+        infer="ensemble",
+        system_options={"calibration": "public"},
     ),
 ):
     _register_builtin(_defense)
