@@ -14,6 +14,8 @@ from sklearn.metrics import roc_auc_score
 from facebone.attacks import AttackError, create_attack
 from facebone.attacks.membership.parameter import ParameterAttack, fit_calibrations
 from facebone.attacks.system_target import system_pair_scores, system_query_fn
+from facebone.cli import main
+from facebone.cli.common import parse_attack_names
 from facebone.data.pairs import pair_labels
 from facebone.errors import FaceBoneError
 from facebone.experiments import create_defense
@@ -192,3 +194,21 @@ def test_the_study_path_runs_it_by_name_and_the_public_calibration_is_at_chance(
         assert public[level]["parameter"]["auc"] == 0.5
         assert public[level]["parameter"]["shadows"] == 256
     assert results["cosine-fusion"]["pair"]["parameter"]["auc"] != 0.5
+
+
+def test_the_command_line_runs_it_by_name_and_refuses_protected_templates(
+    sface_cosine_models, lfw_root, cache_dir, capsys
+):
+    """`all` keeps to the black-box attacks; a protected model's keyed templates cannot be
+    scored by the attacker, so the parameter attack refuses it in one line."""
+    models = sface_cosine_models
+    argv = ["attack", "membership", "--json", "--data", str(lfw_root), "--cache", str(cache_dir)]
+    argv += ["--nonmembers", str(models / "target_test.csv")]
+    argv += ["--attacker", str(models / "attacker.csv"), "--members"]
+    protected = ["--model", str(models / "protected"), "--key-file", str(models / "sface.key")]
+    code = main([*argv, str(models / "target_train.csv"), *protected, "--attacks", "parameter"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "this system is refused: its biohash templates need a secret key" in err
+    assert "parameter" not in parse_attack_names("all")
+    assert "parameter" in parse_attack_names("rule-based,parameter")
