@@ -204,7 +204,8 @@ class ParameterAttack(ShadowAttack):
 
     `fit` reads the design (a system that is not a calibrated distance predictor is refused
     there) and the attacker's own calibration; `infer` extracts the target's numbers
-    (`calibration_`, `extraction_residual_`), fits the shadows and scores the candidates.
+    (`calibration_`: slope and intercept of each answering backbone, `(A, 2)`;
+    `extraction_residual_`), fits the shadows and scores the candidates.
     `threshold_` is chosen on shadows only: each of a few plays the target, scored with
     statistics from the others.
     """
@@ -248,20 +249,23 @@ class ParameterAttack(ShadowAttack):
                 f"pair_scores gave shape {scores.shape} for {len(pairs)} pairs and "
                 f"{design.n_backbones} backbones."
             )
-        own = fit_calibrations(scores, pair_labels(pairs), np.arange(len(pairs)), design.l2)
         self.design_ = design
+        own = self._numbers(
+            *fit_calibrations(scores, pair_labels(pairs), np.arange(len(pairs)), design.l2)
+        )[0]
         if design.public_pairs is not None:
             public = list(design.public_pairs)
-            fitted = fit_calibrations(
-                np.asarray(self.pair_scores(public), dtype=np.float64),
-                pair_labels(public),
-                np.arange(len(public)),
-                design.l2,
-            )
-            self.public_theta_ = np.concatenate([fitted[0][0, answering], fitted[1][0, answering]])
+            self.public_theta_ = self._numbers(
+                *fit_calibrations(
+                    np.asarray(self.pair_scores(public), dtype=np.float64),
+                    pair_labels(public),
+                    np.arange(len(public)),
+                    design.l2,
+                )
+            )[0]
         self.attacker_pairs_ = pairs
         self.attacker_scores_ = scores[:, answering]
-        self.own_calibration_ = (own[0][0, answering], own[1][0, answering])
+        self.own_calibration_ = (own[: len(answering)], own[len(answering) :])
         self.threshold_ = 0.0  # replaced in infer, once shadows exist
 
     def _infer(self, target: QueryFn, pairs: list[Pair]) -> np.ndarray:
@@ -291,12 +295,12 @@ class ParameterAttack(ShadowAttack):
         holds = np.zeros((self.n_shadows, len(pool)), dtype=bool)
         holds[np.arange(self.n_shadows)[:, None], rows] = True
         inside = holds[:, candidates]
-        n_pairs = min(self.n_counterfactual, self.n_shadows)
+        n_flipped = min(self.n_counterfactual, self.n_shadows)
         rng = np.random.default_rng([self.seed, 3])
         shifts = np.stack(
             [
                 self._influence(scores, labels, rows[j], theta[j], candidates, inside[j], rng)
-                for j in range(n_pairs)
+                for j in range(n_flipped)
             ]
         )
         precision = np.linalg.pinv(np.atleast_2d(np.cov(theta, rowvar=False)), hermitian=True)
@@ -310,8 +314,12 @@ class ParameterAttack(ShadowAttack):
         on `rows` of the pool; a member-free calibration fits its public pairs whatever the rows."""
         if self.design_.public_pairs is not None:
             return np.tile(self.public_theta_, (len(rows), 1))
+        return self._numbers(*fit_calibrations(scores, labels, rows, self.design_.l2))
+
+    def _numbers(self, slopes: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
+        """theta `(B, 2A)` from slopes and intercepts `(B, K)`: what the answers reveal, the
+        answering backbones' slopes, then their intercepts."""
         answering = list(self.design_.answering)
-        slopes, intercepts = fit_calibrations(scores, labels, rows, self.design_.l2)
         return np.concatenate([slopes[:, answering], intercepts[:, answering]], axis=1)
 
     def _influence(
