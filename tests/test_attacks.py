@@ -29,7 +29,7 @@ from facebone.attacks.membership.lira import LiRAAttack
 from facebone.attacks.membership.metrics import downsample_roc, evaluate_scores, tpr_at_fpr
 from facebone.attacks.membership.plot import plot_roc
 from facebone.attacks.membership.rule_based import RuleBasedAttack
-from facebone.attacks.membership.runner import run_membership_attacks
+from facebone.attacks.membership.runner import DEFAULT_ATTACKS, run_membership_attacks
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
 from facebone.experiments.execution import torch_threads
@@ -149,7 +149,8 @@ def test_run_is_json_serialisable_with_every_key(setting):
     )
     again = json.loads(json.dumps(result))
     assert again["level"] == "pair"
-    assert list(again["attacks"]) == list_attacks(family="membership")
+    assert list(again["attacks"]) == list(DEFAULT_ATTACKS)
+    assert set(DEFAULT_ATTACKS) == set(list_attacks(family="membership")) - {"parameter"}
     for name, metrics in again["attacks"].items():
         assert set(metrics) == METRIC_KEYS, name
         assert set(metrics["tpr_at_fpr"]) == {"0.01", "0.001"}

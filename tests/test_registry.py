@@ -86,6 +86,7 @@ def test_listing_keeps_definition_order_and_filters_by_pattern():
         "lira-online",
         "rmia",
         "label-only",
+        "parameter",
     ]
     assert list_attacks("lira*") == ["lira", "lira-online"]
     assert list_attacks(family="inversion") == ["decoder", "optimise", "blackbox"]
@@ -193,6 +194,7 @@ def test_a_defense_from_one_module_deploys_on_real_faces(
         "cosine",
         "cosine-fusion",
         "cosine-fusion-ckks",
+        "cosine-fusion-public",
         plugin_defense,
     ]
     defense = create_defense(plugin_defense)

@@ -24,6 +24,7 @@ ATTACKS: Registry[Attack] = Registry(
         "lira-online": "facebone.attacks.membership.lira_online",
         "rmia": "facebone.attacks.membership.rmia",
         "label-only": "facebone.attacks.membership.label_only",
+        "parameter": "facebone.attacks.membership.parameter",
         "decoder": "facebone.attacks.inversion.decoder",
         "optimise": "facebone.attacks.inversion.optimise",
         "blackbox": "facebone.attacks.inversion.blackbox",

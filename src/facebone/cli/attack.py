@@ -80,7 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from facebone.attacks.membership.plot import plot_roc
     from facebone.attacks.membership.runner import run_membership_attacks
-    from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+    from facebone.attacks.system_target import (
+        system_pair_scores,
+        system_query_fn,
+        system_shadow_trainer,
+    )
     from facebone.data.pairs import read_pairs
 
     require_dir(args.data, "data folder")
@@ -105,6 +109,7 @@ def _run(args: argparse.Namespace) -> int:
             n_shadows=args.shadows,
             queries=args.queries,
             shadow_size=system.n_training_pairs_,
+            pair_scores=system_pair_scores(system.get_params(), system.embedder_, args.data),
         )
     finally:
         system.embedder_.close()

@@ -174,11 +174,13 @@ def create_backbones(text: str) -> list["Backbone"]:
 
 
 def parse_attack_names(text: str) -> list[str]:
-    """`all`, or a comma-separated list of registered attack names."""
-    from facebone.attacks import check_attack_names, list_attacks
+    """`all` (every membership attack that needs only the black box), or a comma-separated
+    list of registered attack names."""
+    from facebone.attacks import check_attack_names
+    from facebone.attacks.membership.runner import DEFAULT_ATTACKS
 
     if text.strip() == "all":
-        return list_attacks(family="membership")
+        return list(DEFAULT_ATTACKS)
     return check_attack_names(parse_names(text, "attacks"), family="membership")
 
 

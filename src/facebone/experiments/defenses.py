@@ -23,6 +23,10 @@ nn-based defense is compared under the same training recipe.
 - `cosine-fusion-ckks`: `cosine-fusion` with CKKS-encrypted templates (`protection/ckks.py`):
   each answer matches the encrypted template of the first image with the plain second one and
   decrypts only the score; the keys are drawn from the operating system's entropy.
+- `cosine-fusion-public`: `cosine-fusion` with a member-free calibration: its four numbers are
+  fitted on a public calibration set of other people (in a study, the attacker's pairs: the
+  worst case, the attacker knows them), never on the members, so they tell nothing of who
+  the members are (`attacks/membership/parameter.py` reads them otherwise).
 
 Each is registered in `DEFENSES` (facebone/registry.py) and built with `create_defense(name)`.
 A new defense is one module with a function decorated `@register_defense("name")` that returns
@@ -120,6 +124,19 @@ def _split_distill(teacher: str) -> Defense:
     )
 
 
+def _fusion(name: str, description: str, **system_options: Any) -> Defense:
+    """`cosine-fusion` with more of the system's options set."""
+    return Defense(
+        name,
+        description,
+        backbones=TWO_BACKBONES,
+        predictor="cosine",
+        mitigation="multi",
+        infer="ensemble",
+        system_options=system_options,
+    )
+
+
 # The built-ins register below; a defense shipped in a module of its own is named here as one of
 # `builtin_modules`, so that a look-up imports it.
 DEFENSES: Registry[Defense] = Registry("defense")
@@ -160,22 +177,18 @@ for _defense in (
         predictor="cosine",
         mitigation="multi",
     ),
-    Defense(
-        "cosine-fusion",
-        "SFace + dlib, calibrated cosine scores fused (mean over both backbones)",
-        backbones=TWO_BACKBONES,
-        predictor="cosine",
-        mitigation="multi",
-        infer="ensemble",
+    _fusion(
+        "cosine-fusion", "SFace + dlib, calibrated cosine scores fused (mean over both backbones)"
     ),
-    Defense(
+    _fusion(
         "cosine-fusion-ckks",
         "cosine-fusion with CKKS-encrypted templates, only the score decrypted",
-        backbones=TWO_BACKBONES,
-        predictor="cosine",
-        mitigation="multi",
-        infer="ensemble",
-        system_options={"template_protection": "ckks"},
+        template_protection="ckks",
+    ),
+    _fusion(
+        "cosine-fusion-public",
+        "cosine-fusion calibrated on public pairs of other people, never on the members",
+        calibration="public",
     ),
 ):
     _register_builtin(_defense)

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from facebone.attacks.membership.runner import LEVELS, evaluate_membership_attacks
-from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+from facebone.attacks.system_target import (
+    system_pair_scores,
+    system_query_fn,
+    system_shadow_trainer,
+)
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
 from facebone.experiments.dp_tuning import tune_dp
@@ -50,13 +54,17 @@ def train_target(
     """Train `FRSystem(**params)` on `training` and measure its utility on `test`.
 
     A DP-SGD target has its clipping norm and epochs tuned first, on the attacker's pairs
-    only (`dp_tuning.tune_dp`); shadows are trained with the tuned options too.
+    only (`dp_tuning.tune_dp`); shadows are trained with the tuned options too. A member-free
+    target (`calibration="public"`) calibrates on the attacker's pairs, which stand for a
+    public calibration set of other people (the worst case: the attacker knows it).
     """
     started = time.perf_counter()
     tuning = None
     if params["predictor_params"].get("dp_epsilon") is not None:
         params, tuning = tune_dp(params, embedder, root, attacker, seed)
-    system = FRSystem(**params).fit(embedder, root, training)
+    system = FRSystem(**params).fit(
+        embedder, root, training, public_pairs=public_pairs(params, attacker)
+    )
     system.reset_query_stream(seed)  # utility from seeded draws too, so runs repeat
     train_s = time.perf_counter() - started
     utility = verification_metrics(pair_labels(test), system.predict_proba(root, test))
@@ -73,6 +81,12 @@ def train_target(
         "tuning": tuning,
     }
     return TrainedTarget(system, params, utility, train_accuracy, privacy, train_s)
+
+
+def public_pairs(params: dict[str, Any], attacker: Sequence[Pair]) -> list[Pair] | None:
+    """The public pairs a target of options `params` calibrates on: the attacker's, for a
+    member-free calibration; None for one fitted on the members."""
+    return list(attacker) if params.get("calibration") == "public" else None
 
 
 @dataclass(frozen=True)
@@ -99,12 +113,14 @@ def attack_target(
     on_attack: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
     """`evaluate_membership_attacks` against the trained target, its shadows trained like it
-    on `attacker`; the target's query stream restarts from `seed`, so the figures of a plan
-    do not depend on what was asked of the target before."""
+    on `attacker`, its pair scores computed with the public backbones; the target's query
+    stream restarts from `seed`, so the figures of a plan do not depend on what was asked of
+    the target before."""
     target.system.reset_query_stream(seed)  # the attacker meets the system as deployed
+    public = public_pairs(target.params, attacker)
     return evaluate_membership_attacks(
         system_query_fn(target.system, root),
-        system_shadow_trainer(target.params, embedder, root),
+        system_shadow_trainer(target.params, embedder, root, public),
         attacker,
         members,
         nonmembers,
@@ -116,4 +132,5 @@ def attack_target(
         identity_nonmembers=identity_nonmembers,
         on_attack=on_attack,
         shadow_size=len(members),
+        pair_scores=system_pair_scores(target.params, embedder, root, public),
     )

@@ -23,33 +23,46 @@ from facebone.predictors.registry import register_predictor
 _EPS = 1e-12
 
 
-def _fit_logistic_1d(score: np.ndarray, y: np.ndarray, l2: float) -> tuple[float, float]:
-    """Slope and intercept of `p = sigmoid(slope*score + intercept)`, by Newton's method.
+def fit_logistic_1d(score: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and intercepts of `p = sigmoid(slope*score + intercept)`, by Newton's method, one
+    fit per row of `score` and `y` (shape `(B, n)`: B training sets of n pairs each).
 
     The score is standardised first and the slope gets a small ridge penalty `l2`, so perfectly
-    separable training pairs give a steep but finite slope instead of diverging.
+    separable training pairs give a steep but finite slope instead of diverging. Each row is
+    fitted on its own (its sums run along the row only, and it stops moving once its step is
+    below 1e-10), so a row gives the same numbers alone or among thousands: an attacker's
+    shadow calibrations, fitted in one call, equal the predictor's.
     """
-    mu = float(score.mean())
-    sd = float(score.std())
-    if sd < _EPS:
+    score = np.asarray(score, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mu = score.mean(axis=1, keepdims=True)
+    sd = score.std(axis=1, keepdims=True)
+    if np.any(sd < _EPS):
         raise InvalidPairsError(
             "All training pairs of a source have the same score; cannot calibrate a threshold."
         )
     z = (score - mu) / sd
-    x = np.stack([z, np.ones_like(z)], axis=1)
-    w = np.zeros(2)
-    penalty = np.diag([l2, 0.0])
+    w = np.zeros((score.shape[0], 2))
+    active = np.arange(score.shape[0])
     for _ in range(100):
-        p = sigmoid(x @ w)
-        grad = x.T @ (p - y) + penalty @ w
-        hess = (x * (p * (1.0 - p))[:, None]).T @ x + penalty + 1e-9 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.max(np.abs(step)) < 1e-10:
+        za, ya, wa = z[active], y[active], w[active]
+        p = sigmoid(wa[:, :1] * za + wa[:, 1:])
+        residual = p - ya
+        weight = p * (1.0 - p)
+        g0 = np.sum(za * residual, axis=1) + l2 * wa[:, 0]
+        g1 = np.sum(residual, axis=1)
+        h00 = np.sum(za * za * weight, axis=1) + l2 + 1e-9
+        h01 = np.sum(za * weight, axis=1)
+        h11 = np.sum(weight, axis=1) + 1e-9
+        det = h00 * h11 - h01 * h01
+        step = np.stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det], axis=1)
+        w[active] = wa - step
+        active = active[np.max(np.abs(step), axis=1) >= 1e-10]
+        if active.size == 0:
             break
-    slope = w[0] / sd
-    intercept = w[1] - w[0] * mu / sd
-    return float(slope), float(intercept)
+    slope = w[:, 0] / sd[:, 0]
+    intercept = w[:, 1] - w[:, 0] * mu[:, 0] / sd[:, 0]
+    return slope, intercept
 
 
 class DistancePredictor(Predictor):
@@ -75,9 +88,9 @@ class DistancePredictor(Predictor):
         slopes, intercepts = [], []
         for source in self.sources_:
             mask = src == source
-            slope, intercept = _fit_logistic_1d(s[mask], y[mask].astype(np.float64), self.l2)
-            slopes.append(slope)
-            intercepts.append(intercept)
+            slope, intercept = fit_logistic_1d(s[None, mask], y[None, mask], self.l2)
+            slopes.append(float(slope[0]))
+            intercepts.append(float(intercept[0]))
         self.slopes_ = np.asarray(slopes)
         self.intercepts_ = np.asarray(intercepts)
         self._set_thresholds()

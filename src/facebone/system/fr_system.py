@@ -10,7 +10,7 @@ import numpy as np
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
-from facebone.predictors import Predictor, create_predictor
+from facebone.predictors import DistancePredictor, Predictor, create_predictor
 from facebone.protection import PROTECTIONS, TemplateProtection, create_protection
 from facebone.system.policies import (
     ASSIGN_POLICIES,
@@ -22,6 +22,8 @@ from facebone.system.policies import (
 from facebone.system.split_distill import check_split_distill_options, fit_split_distill
 
 THRESHOLD = 0.5
+# What a system's predictor is fitted on: its members' pairs, or public pairs of other people.
+CALIBRATIONS = ("members", "public")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class FRSystem:
     the cosine predictor. Its calibration is fitted on the training pairs' plain cosines, which
     the key holder computes where it embeds them; encryption moves a cosine by about 1e-5.
 
+    `calibration="public"` (distance predictors, whose whole fit is a calibration) fits on
+    `public_pairs` of other people given to `fit`, never on the members: the fitted numbers
+    then carry nothing of who the members are (the defense against reading membership from
+    them; `attacks/membership/parameter.py`).
+
     Per-query backbone draws come from the operating system's entropy, so two processes never
     repeat a draw; `reset_query_stream(seed)` makes them reproducible for experiments.
     """
@@ -77,6 +84,7 @@ class FRSystem:
         teacher: str = "cosine",
         distill_factor: float = 4.0,
         template_protection: str | None = None,
+        calibration: str = "members",
     ) -> None:
         self.backbones = tuple(backbones)
         self.predictor = predictor
@@ -90,6 +98,7 @@ class FRSystem:
         self.teacher = teacher
         self.distill_factor = distill_factor
         self.template_protection = template_protection
+        self.calibration = calibration
 
     def get_params(self) -> dict:
         return {
@@ -105,6 +114,7 @@ class FRSystem:
             "teacher": self.teacher,
             "distill_factor": self.distill_factor,
             "template_protection": self.template_protection,
+            "calibration": self.calibration,
         }
 
     def _check_options(self) -> None:
@@ -131,6 +141,16 @@ class FRSystem:
                     "templates by their cosine with the plain probe, so it needs the cosine "
                     f"predictor, not {self.predictor!r}"
                 )
+        check_choice(self.calibration, CALIBRATIONS, "calibration")
+        if self.calibration == "public" and (
+            self.mitigation == "split-distill"
+            or not isinstance(self._new_predictor(), DistancePredictor)
+        ):
+            raise FaceBoneError(
+                "calibration 'public' is for distance predictors (cosine, euclidean, ...), whose "
+                f"whole fit is a calibration; this system trains {self.predictor!r} with "
+                f"mitigation {self.mitigation!r}"
+            )
 
     def _new_predictor(self) -> Predictor:
         params = dict(self.predictor_params)
@@ -145,11 +165,15 @@ class FRSystem:
         root: str | Path,
         pairs: Sequence[Pair],
         keys: Mapping[str, TemplateProtection] | None = None,
+        public_pairs: Sequence[Pair] | None = None,
     ) -> "FRSystem":
         """Train the predictor on labelled image pairs of the data folder `root` (DP-SGD
         through Opacus itself); `keys` (backbone name -> keyed protection) protect the
-        templates when `template_protection` is set."""
-        return FRSystem.fit_many([self], embedder, root, [pairs], batched=False, keys=keys)[0]
+        templates when `template_protection` is set; `public_pairs` (other people's) are what
+        a system with `calibration="public"` fits on instead of `pairs`."""
+        return FRSystem.fit_many(
+            [self], embedder, root, [pairs], batched=False, keys=keys, public_pairs=public_pairs
+        )[0]
 
     @staticmethod
     def fit_many(
@@ -159,14 +183,24 @@ class FRSystem:
         pair_sets: Sequence[Sequence[Pair]],
         batched: bool = True,
         keys: Mapping[str, TemplateProtection] | None = None,
+        public_pairs: Sequence[Pair] | None = None,
     ) -> list["FRSystem"]:
         """Train systems that differ only in seed, each on its own pairs, in one batched run
         where the predictor allows it (shadow models: dozens at the cost of a few);
         `batched=False` fits each predictor on its own (`Predictor.fit`). Protected systems
-        share `keys`, or each draws its own when it is None."""
+        share `keys`, or each draws its own when it is None. Systems with
+        `calibration="public"` all fit on `public_pairs` instead of their own pairs."""
         systems = list(systems)
         if len(systems) != len(pair_sets) or not systems:
             raise FaceBoneError("fit_many needs one list of training pairs per system")
+        if (systems[0].calibration == "public") != bool(public_pairs):
+            raise FaceBoneError(
+                "calibration 'public' needs public_pairs, of people who are not members"
+                if systems[0].calibration == "public"
+                else "public_pairs were given but the system calibrates on its members"
+            )
+        if public_pairs:
+            pair_sets = [list(public_pairs)] * len(systems)
         options = {k: v for k, v in systems[0].get_params().items() if k != "seed"}
         for system, pairs in zip(systems, pair_sets, strict=True):
             if {k: v for k, v in system.get_params().items() if k != "seed"} != options:

@@ -27,14 +27,26 @@ from facebone.attacks.membership.base import (
     repeating_shadow_trainer,
 )
 from facebone.attacks.membership.metrics import evaluate_scores
-from facebone.attacks.registry import check_attack_names, create_attack, list_attacks
+from facebone.attacks.membership.parameter import PairScores
+from facebone.attacks.registry import (
+    attack_class,
+    check_attack_names,
+    create_attack,
+    list_attacks,
+)
 from facebone.data.pairs import Pair
 from facebone.errors import FaceBoneError
 
 log = logging.getLogger(__name__)
 
 LEVELS = ("pair", "identity")
-DEFAULT_ATTACKS = tuple(list_attacks(family="membership"))
+# Every attack that needs only the black box and shadows; the parameter attack also needs the
+# target's pair scores (`pair_scores`) and runs when named.
+DEFAULT_ATTACKS = tuple(
+    name
+    for name in list_attacks(family="membership")
+    if not getattr(attack_class(name), "needs_pair_scores", False)
+)
 # Queries per pair when the target's answers vary from query to query (a backbone drawn per
 # query): averaging 16 answers leaves about a quarter of the single-answer noise.
 ADAPTIVE_QUERIES = 16
@@ -125,6 +137,7 @@ def evaluate_membership_attacks(
     log_level: int = logging.DEBUG,
     queries: int | None = None,
     shadow_size: int | None = None,
+    pair_scores: PairScores | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
     """Fit each attack once on the attacker's pairs, score the candidates once, and evaluate
     the scores at each of `levels`. Returns `({level: {attack: metrics}}, {attack: seconds})`.
@@ -147,7 +160,9 @@ def evaluate_membership_attacks(
     of the target and of every shadow alike; None: 16 if the target's answers vary, else 1
     (`choose_queries`). Each attack's metrics carry `shadows` and `queries`. `on_attack(name)`
     is called as each attack starts; each attack's figures are logged at `log_level` as it
-    ends.
+    ends. `pair_scores` (the target's per-backbone pair
+    scores, `system_target.system_pair_scores`) goes to the attacks that read the target's
+    calibration (`parameter`).
     """
     attacker, inside, outside = _checked_inputs(
         attacker_pairs, members, nonmembers, levels, attacks
@@ -170,6 +185,8 @@ def evaluate_membership_attacks(
             attack.n_shadows = n_shadows
         if hasattr(attack, "shadow_size"):
             attack.shadow_size = shadow_size
+        if hasattr(attack, "pair_scores"):
+            attack.pair_scores = pair_scores
         attack.fit(shadows, attacker)
         scores = attack.infer(asked, candidates)
         for level in levels:
@@ -215,6 +232,7 @@ def run_membership_attacks(
     n_shadows: int | None = None,
     queries: int | None = None,
     shadow_size: int | None = None,
+    pair_scores: PairScores | None = None,
 ) -> dict[str, Any]:
     """Fit each attack on the attacker's pairs, score the candidates, and evaluate at `level`
     ("pair" or "identity"; see `evaluate_membership_attacks` for the other options).
@@ -236,5 +254,6 @@ def run_membership_attacks(
         n_shadows=n_shadows,
         queries=queries,
         shadow_size=shadow_size,
+        pair_scores=pair_scores,
     )
     return {"level": level, "seed": seed, "attacks": results[level]}
