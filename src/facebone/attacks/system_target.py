@@ -12,16 +12,21 @@ from facebone.data.pairs import Pair
 from facebone.embeddings.embedder import Embedder
 from facebone.predictors import DistancePredictor, create_predictor, get_predictor_class
 from facebone.predictors.base import l2_normalize
+from facebone.protection import PROTECTIONS
 from facebone.system import FRSystem
+from facebone.system.output_policy import OutputPolicy, harden_queries
 
 
-def system_query_fn(system: FRSystem, root: str | Path) -> QueryFn:
-    """Pairs of images under `root` in, the system's P(same) out."""
+def system_query_fn(
+    system: FRSystem, root: str | Path, output: OutputPolicy | None = None
+) -> QueryFn:
+    """Pairs of images under `root` in, the system's P(same) out, as `output` shows it to a
+    client (None: the probability as it is)."""
 
     def ask(pairs: Sequence[Pair]) -> np.ndarray:
         return system.predict_proba(root, pairs)
 
-    return ask
+    return ask if output is None else harden_queries(ask, output)
 
 
 class SystemShadowTrainer:
@@ -30,7 +35,8 @@ class SystemShadowTrainer:
 
     The attacker knows how the target was trained (backbones, predictor, mitigation) but not
     its seed or its training pairs. A shadow's per-query draws are seeded by its own seed, so
-    a run is reproducible. A member-free target's shadows fit on the same `public_pairs`.
+    a run is reproducible. A member-free target's shadows fit on the same `public_pairs`;
+    the shadows answer as the target's `output` policy lets it (the attacker knows it).
     """
 
     def __init__(
@@ -39,11 +45,13 @@ class SystemShadowTrainer:
         embedder: Embedder,
         root: str | Path,
         public_pairs: Sequence[Pair] | None = None,
+        output: OutputPolicy | None = None,
     ) -> None:
         self.params = params
         self.embedder = embedder
         self.root = root
         self.public_pairs = public_pairs
+        self.output = output
 
     def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
         return self.train_many([(pairs, seed)])[0]
@@ -59,7 +67,7 @@ class SystemShadowTrainer:
         )
         for system, (_, seed) in zip(systems, requests, strict=True):
             system.reset_query_stream(seed)
-        return [system_query_fn(system, self.root) for system in systems]
+        return [system_query_fn(system, self.root, self.output) for system in systems]
 
 
 def system_shadow_trainer(
@@ -67,9 +75,10 @@ def system_shadow_trainer(
     embedder: Embedder,
     root: str | Path,
     public_pairs: Sequence[Pair] | None = None,
+    output: OutputPolicy | None = None,
 ) -> ShadowTrainer:
-    """`SystemShadowTrainer(params, embedder, root, public_pairs)`."""
-    return SystemShadowTrainer(params, embedder, root, public_pairs)
+    """`SystemShadowTrainer(params, embedder, root, public_pairs, output)`."""
+    return SystemShadowTrainer(params, embedder, root, public_pairs, output)
 
 
 class SystemPairScores:
@@ -99,7 +108,10 @@ class SystemPairScores:
             get_predictor_class(system.predictor), DistancePredictor
         ):
             refusal = f"its {system.predictor!r} predictor is not a calibrated distance"
-        elif system.template_protection is not None:
+        elif system.template_protection is not None and not getattr(
+            PROTECTIONS.get(system.template_protection), "encrypts", False
+        ):
+            # Encrypted matching computes the plain cosine (to 1e-4): the same public scores.
             refusal = f"its {system.template_protection} templates need a secret key"
         elif system.mitigation == "multi" and system.assign != "all":
             refusal = f"it calibrates each backbone on a {system.assign} share of the pairs"

@@ -27,6 +27,10 @@ nn-based defense is compared under the same training recipe.
   fitted on a public calibration set of other people (in a study, the attacker's pairs: the
   worst case, the attacker knows them), never on the members, so they tell nothing of who
   the members are (`attacks/membership/parameter.py` reads them otherwise).
+- `cosine-fusion-decision`: `cosine-fusion` whose clients see only its decision (output
+  hardening, `system/output_policy.py`).
+- `cosine-fusion-hardened`: the three together: public calibration, encrypted templates,
+  decisions only.
 
 Each is registered in `DEFENSES` (facebone/registry.py) and built with `create_defense(name)`.
 A new defense is one module with a function decorated `@register_defense("name")` that returns
@@ -59,6 +63,7 @@ class Defense:
     infer: str = "random"
     fixed_backbone: str | None = None
     system_options: dict[str, Any] = field(default_factory=dict)
+    output: str = "probability"  # what a client sees (`system.output_policy`)
 
     @property
     def uses_nn(self) -> bool:
@@ -124,8 +129,10 @@ def _split_distill(teacher: str) -> Defense:
     )
 
 
-def _fusion(name: str, description: str, **system_options: Any) -> Defense:
-    """`cosine-fusion` with more of the system's options set."""
+def _fusion(
+    name: str, description: str, output: str = "probability", **system_options: Any
+) -> Defense:
+    """`cosine-fusion` with more of the system's options set, answering as `output` says."""
     return Defense(
         name,
         description,
@@ -134,6 +141,7 @@ def _fusion(name: str, description: str, **system_options: Any) -> Defense:
         mitigation="multi",
         infer="ensemble",
         system_options=system_options,
+        output=output,
     )
 
 
@@ -189,6 +197,18 @@ for _defense in (
         "cosine-fusion-public",
         "cosine-fusion calibrated on public pairs of other people, never on the members",
         calibration="public",
+    ),
+    _fusion(
+        "cosine-fusion-decision",
+        "cosine-fusion answering its decision only (output hardening)",
+        output="decision",
+    ),
+    _fusion(
+        "cosine-fusion-hardened",
+        "cosine-fusion calibrated on public pairs, CKKS-encrypted templates, decisions only",
+        calibration="public",
+        template_protection="ckks",
+        output="decision",
     ),
 ):
     _register_builtin(_defense)

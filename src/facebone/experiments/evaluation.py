@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facebone.attacks.base import QueryFn
 from facebone.attacks.membership.runner import LEVELS, evaluate_membership_attacks
 from facebone.attacks.system_target import (
     system_pair_scores,
@@ -26,6 +27,7 @@ from facebone.embeddings.embedder import Embedder
 from facebone.experiments.dp_tuning import tune_dp
 from facebone.metrics import verification_metrics
 from facebone.system import FRSystem
+from facebone.system.output_policy import OutputPolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,11 @@ class TrainedTarget:
     train_accuracy: float
     privacy: dict[str, Any]  # "dp", "epsilon", "delta", "noise_multiplier", "tuning"
     train_s: float
+    output: OutputPolicy = field(default_factory=OutputPolicy)  # what clients see
+
+    def query_fn(self, root: str | Path) -> QueryFn:
+        """The deployed system as a client meets it: pairs in, answers under `output`."""
+        return system_query_fn(self.system, root, self.output)
 
 
 def train_target(
@@ -50,8 +57,10 @@ def train_target(
     test: Sequence[Pair],
     attacker: Sequence[Pair],
     seed: int,
+    output: str = "probability",
 ) -> TrainedTarget:
-    """Train `FRSystem(**params)` on `training` and measure its utility on `test`.
+    """Train `FRSystem(**params)` on `training` and measure its utility on `test` (from its
+    probabilities: an `output` policy shows clients less, never other decisions).
 
     A DP-SGD target has its clipping norm and epochs tuned first, on the attacker's pairs
     only (`dp_tuning.tune_dp`); shadows are trained with the tuned options too. A member-free
@@ -80,7 +89,9 @@ def train_target(
         "noise_multiplier": getattr(predictor, "noise_multiplier_", None),
         "tuning": tuning,
     }
-    return TrainedTarget(system, params, utility, train_accuracy, privacy, train_s)
+    return TrainedTarget(
+        system, params, utility, train_accuracy, privacy, train_s, OutputPolicy(output)
+    )
 
 
 def public_pairs(params: dict[str, Any], attacker: Sequence[Pair]) -> list[Pair] | None:
@@ -119,8 +130,8 @@ def attack_target(
     target.system.reset_query_stream(seed)  # the attacker meets the system as deployed
     public = public_pairs(target.params, attacker)
     return evaluate_membership_attacks(
-        system_query_fn(target.system, root),
-        system_shadow_trainer(target.params, embedder, root, public),
+        target.query_fn(root),
+        system_shadow_trainer(target.params, embedder, root, public, target.output),
         attacker,
         members,
         nonmembers,

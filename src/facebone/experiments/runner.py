@@ -25,6 +25,7 @@ def describe_defense(defense) -> dict[str, Any]:
     return {
         "description": defense.description,
         "system": defense.system_params({}, seed=0) | {"seed": None},
+        "output": defense.output,
     }
 
 

@@ -83,7 +83,8 @@ def run_target(embedders: EmbedderPool, job: TargetJob) -> TargetRecords:
     attacker = regime.attacker_pairs(protocol["attacker"], len(training), seed)
     params = target.system.defense.system_params(regime.nn_params, seed)
     embedder = embedders.get(params["backbones"])
-    trained = train_target(params, embedder, job.root, training, test, attacker, seed)
+    output = target.system.defense.output
+    trained = train_target(params, embedder, job.root, training, test, attacker, seed, output)
     versions = package_versions()
     key = SystemKey(target.system.name, regime.name, seed)
     records = []

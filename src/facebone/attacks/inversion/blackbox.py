@@ -93,9 +93,10 @@ class BlackBoxInversion(InversionAttack):
         return self._images(current)
 
 
-def service_oracle(system, name: str) -> ScoreOracle:
+def service_oracle(system, name: str, output=None) -> ScoreOracle:
     """The verification service as the black-box attacker meets it: a probe face against the
-    enrolled template of a row, answered with the system's same-person probability."""
+    enrolled template of a row, answered with the system's same-person probability as the
+    service's `output` policy (`system.output_policy.OutputPolicy`, None: as it is) shows it."""
     from facebone.attacks.inversion.reconstruction import embed_reconstructions
 
     index = system.embedder_.names.index(name)
@@ -106,6 +107,9 @@ def service_oracle(system, name: str) -> ScoreOracle:
         width = system.embedding_dim_
         pad = ((0, 0), (0, width - probes.shape[1]))
         sources = np.full(len(probes), index)
-        return system.predictor_.predict_proba(np.pad(probes, pad), np.pad(records, pad), sources)
+        answers = system.predictor_.predict_proba(
+            np.pad(probes, pad), np.pad(records, pad), sources
+        )
+        return answers if output is None else output(answers)
 
     return score

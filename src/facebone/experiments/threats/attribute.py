@@ -20,7 +20,6 @@ import numpy as np
 from facebone.attacks.attribute.base import evaluate_attribute, prior_class
 from facebone.attacks.attribute.blackbox import BlackBoxAttributeAttack
 from facebone.attacks.attribute.template import CLASSIFIERS, TemplateAttributeAttack
-from facebone.attacks.system_target import system_query_fn
 from facebone.data.attributes import GENDER, load_attribute_labels
 from facebone.experiments.threats.base import (
     ThreatContext,
@@ -63,7 +62,7 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
     else:
         attack = BlackBoxAttributeAttack(n_references=options["references"], seed=context.seed)
         attack.fit(attacker, y_attacker, attacker_people)
-        scores = attack.predict_proba(system_query_fn(target.system, context.root), enrolled)
+        scores = attack.predict_proba(target.query_fn(context.root), enrolled)
         results = {
             "service": {
                 **evaluate_attribute(y_enrolled, scores, enrolled_people, prior),

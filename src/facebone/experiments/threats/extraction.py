@@ -15,7 +15,6 @@ from typing import Any
 
 from facebone.attacks.base import query
 from facebone.attacks.extraction.surrogate import ModelExtraction
-from facebone.attacks.system_target import system_query_fn
 from facebone.experiments.threats.base import ThreatContext, ThreatFigure, images_of
 from facebone.experiments.threats.options import option_values
 
@@ -25,7 +24,7 @@ SURROGATE_BACKBONE = "sface"
 
 def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigure]:
     options = option_values("extraction", dict(spec.options))
-    answer = system_query_fn(target.system, context.root)
+    answer = target.query_fn(context.root)
     own = context.embedders.get([SURROGATE_BACKBONE])
     images = images_of([*context.attacker, *context.enrolled])
     embeddings = own.dataset(context.root, images)[SURROGATE_BACKBONE]

@@ -54,12 +54,31 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
         own, leaked = thief_templates(
             system, name, data.attacker_embeddings, data.target_embeddings, context.seed
         )
-        key = digest("inversion", spec.name, options, context.seed, name, evaluator, own, leaked)
+        key = digest(
+            "inversion",
+            spec.name,
+            options,
+            context.seed,
+            name,
+            evaluator,
+            own,
+            leaked,
+            target.output.name,
+        )
         per_backbone[name] = cached_result(
             context.cache,
             key,
             functools.partial(
-                _invert, spec.name, options, data, own, leaked, system, name, context.seed
+                _invert,
+                spec.name,
+                options,
+                data,
+                own,
+                leaked,
+                system,
+                name,
+                context.seed,
+                target.output,
             ),
         )
     strongest = max(per_backbone, key=lambda n: per_backbone[n]["sar"]["type1"][f"far_{FAR}"])
@@ -79,13 +98,13 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
     ]
 
 
-def _invert(method, options, data, own, leaked, system, backbone, seed) -> dict[str, Any]:
-    attack = _create(method, options, system, backbone, seed)
+def _invert(method, options, data, own, leaked, system, backbone, seed, output) -> dict[str, Any]:
+    attack = _create(method, options, system, backbone, seed, output)
     scores, _, seconds = data.evaluate(attack, own, leaked)
     return {**scores.to_dict(), "seconds": seconds}
 
 
-def _create(method: str, options: dict[str, Any], system, backbone: str, seed: int):
+def _create(method: str, options: dict[str, Any], system, backbone: str, seed: int, output):
     budget = {} if options["budget"] is None else {BUDGET_ARGUMENT[method]: options["budget"]}
     common = {"image_size": IMAGE_SIZE, "progress": False, **budget}
     if method == "decoder":
@@ -102,4 +121,6 @@ def _create(method: str, options: dict[str, Any], system, backbone: str, seed: i
         )
     from facebone.attacks.inversion.blackbox import service_oracle
 
-    return create_attack("blackbox", oracle=service_oracle(system, backbone), seed=seed, **common)
+    return create_attack(
+        "blackbox", oracle=service_oracle(system, backbone, output), seed=seed, **common
+    )
