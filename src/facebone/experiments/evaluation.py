@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facebone.attacks.base import QueryFn
+from facebone.attacks.base import AttackError, QueryFn
 from facebone.attacks.membership.runner import LEVELS, evaluate_membership_attacks
+from facebone.attacks.registry import attack_class
 from facebone.attacks.system_target import (
+    SystemPairScores,
     system_pair_scores,
     system_query_fn,
     system_shadow_trainer,
@@ -129,6 +131,10 @@ def attack_target(
     the target before."""
     target.system.reset_query_stream(seed)  # the attacker meets the system as deployed
     public = public_pairs(target.params, attacker)
+    scores = system_pair_scores(target.params, embedder, root, public)
+    attacks = applicable_attacks(plan.attacks, scores)
+    if not attacks:
+        return {level: {} for level in plan.levels}, {}
     return evaluate_membership_attacks(
         target.query_fn(root),
         system_shadow_trainer(target.params, embedder, root, public, target.output),
@@ -136,12 +142,26 @@ def attack_target(
         members,
         nonmembers,
         levels=plan.levels,
-        attacks=plan.attacks,
+        attacks=attacks,
         seed=seed,
         n_shadows=plan.n_shadows,
         queries=plan.queries,
         identity_nonmembers=identity_nonmembers,
         on_attack=on_attack,
         shadow_size=len(members),
-        pair_scores=system_pair_scores(target.params, embedder, root, public),
+        pair_scores=scores,
     )
+
+
+def applicable_attacks(names: Sequence[str], scores: SystemPairScores) -> tuple[str, ...]:
+    """`names` without the attacks that read a calibration (`needs_pair_scores`) where the
+    system has none to read (an nn predictor, answers through a backbone drawn per query):
+    there they do not apply, and a study skips them for that system (logged)."""
+    try:
+        scores.design()
+    except AttackError as refusal:
+        skipped = [n for n in names if getattr(attack_class(n), "needs_pair_scores", False)]
+        if skipped:
+            log.info("%s: not applicable (%s)", ", ".join(skipped), refusal)
+        return tuple(n for n in names if n not in skipped)
+    return tuple(names)

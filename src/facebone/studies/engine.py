@@ -101,7 +101,7 @@ def run_target(embedders: EmbedderPool, job: TargetJob) -> TargetRecords:
             identity_nonmembers=regime.training_pairs(test, seed),
         )
         for level in plan.levels:
-            for name in plan.attacks:
+            for name in results[level]:
                 cell = CellKey(key.system, key.regime, name, level, seed)
                 records.append(
                     attack_record(cell, results[level][name], seconds[name], job, versions)
