@@ -54,13 +54,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(which must also average 16 KiB/s after this long); else 408",
     )
     parser.add_argument(
+        "--deploy",
+        type=Path,
+        metavar="TOML",
+        help="serve as a deployment file says (e.g. configs/deploy.toml): its defense's output "
+        "policy and its [service] query budget, unless --output or --query-budget are given; "
+        "the model must have been trained with the same --deploy",
+    )
+    parser.add_argument(
         "--output",
-        default="probability",
         choices=OUTPUT_NAMES,
         metavar="POLICY",
-        help="what /verify shows of P(same) (%(choices)s): the probability, a coarse level "
-        "(the middle of its 0.1-wide band) or the decision as 0/1; the less shown, the less "
-        "score-based attacks learn",
+        help="what /verify shows of P(same) (%(choices)s): the probability (default), a coarse "
+        "level (the middle of its 0.1-wide band) or the decision as 0/1; the less shown, the "
+        "less score-based attacks learn",
     )
     parser.add_argument(
         "--query-budget",
@@ -97,6 +104,21 @@ def read_api_keys(path: Path) -> tuple[str, ...]:
     return keys
 
 
+def _apply_deployment(args: argparse.Namespace):
+    """The deployment file's settings where no flag gave one; the deployment (or None)."""
+    if args.deploy is None:
+        args.output = args.output or "probability"
+        return None
+    from facebone.system.deployment import load_deployment
+
+    deployment = load_deployment(args.deploy)
+    args.output = args.output or deployment.output
+    if args.query_budget is None:
+        args.query_budget = deployment.query_budget
+        args.query_window = args.query_window or deployment.query_window
+    return deployment
+
+
 def _check_options(args: argparse.Namespace) -> None:
     """Every option, before anything is read or loaded."""
     from facebone.service.server import LOOPBACK
@@ -129,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.service.server import bind, run_app
     from facebone.system.output_policy import OutputPolicy
 
+    deployment = _apply_deployment(args)
     _check_options(args)
     api_keys = read_api_keys(args.api_key_file) if args.api_key_file else ()
     sock = bind(args.host, args.port)
@@ -147,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
         # Photos sent to the service are never cached.
         system = load_model(args, cache=None, progress=False)
         try:
+            if deployment is not None:
+                deployment.check_model(system)
             system.embedder_.warm_up()  # the first request must not wait for dlib's workers
             app = create_app(system, settings)
             host, port = sock.getsockname()[:2]

@@ -130,6 +130,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "drawn from the operating system's entropy and written there (never overwritten); "
         "keep it apart from the model, which needs it to load",
     )
+    deploy_group = parser.add_argument_group("deployment")
+    deploy_group.add_argument(
+        "--deploy",
+        type=Path,
+        metavar="TOML",
+        help="train the system a deployment file names (e.g. configs/deploy.toml): its defense "
+        "replaces --backbones, --mitigation, --assign, --infer, --predictor and "
+        "--template-protection",
+    )
+    deploy_group.add_argument(
+        "--public-pairs",
+        type=Path,
+        metavar="CSV",
+        help="pairs of other people (public data) on which a member-free system fits its "
+        "calibration (calibration 'public'); they may share no person with --pairs",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the backbone assignment and the nn weights"
     )
@@ -158,6 +174,54 @@ def predictor_params(args: argparse.Namespace) -> dict:
     return given
 
 
+def _system_params(args: argparse.Namespace) -> dict:
+    """`FRSystem(**...)` options: the deployment's defense, or the flags."""
+    if args.deploy is not None:
+        from facebone.system.deployment import load_deployment
+
+        return load_deployment(args.deploy).system_params(args.seed)
+    return {
+        "backbones": parse_backbone_specs(args.backbones),
+        "predictor": args.predictor,
+        "predictor_params": predictor_params(args),
+        "mitigation": args.mitigation,
+        "assign": args.assign,
+        "infer": args.infer,
+        "fixed_backbone": args.fixed_backbone,
+        "seed": args.seed,
+        "shards": args.shards,
+        "teacher": args.teacher,
+        "distill_factor": args.distill_factor,
+        "template_protection": args.template_protection,
+    }
+
+
+def _public_pairs(args: argparse.Namespace, system, members) -> list | None:
+    """The public calibration pairs a member-free system needs (none for others), checked to
+    share no person with the members."""
+    from facebone.attacks.base import pair_identities
+    from facebone.data.pairs import read_pairs
+
+    if system.calibration != "public":
+        if args.public_pairs is not None:
+            raise FaceBoneError("--public-pairs is for a system calibrated on public pairs")
+        return None
+    if args.public_pairs is None:
+        raise FaceBoneError(
+            "this system calibrates on public pairs of other people; give --public-pairs"
+        )
+    public = read_pairs(args.public_pairs, args.data, distinct=True).pairs
+    shared = {w for p in public for w in pair_identities(p)} & {
+        w for p in members for w in pair_identities(p)
+    }
+    if shared:
+        raise FaceBoneError(
+            f"--public-pairs shares {len(shared)} people with --pairs (e.g. {min(shared)}); "
+            "a member-free calibration must see none of the members"
+        )
+    return public
+
+
 def _run(args: argparse.Namespace) -> int:
     from facebone.data.pairs import read_pairs
     from facebone.embeddings.embedder import Embedder
@@ -176,30 +240,19 @@ def _run(args: argparse.Namespace) -> int:
             "choose another folder, or pass --force to replace only the model's files there"
         )
     check_writable(args.out, "--out")
-    if (args.template_protection is None) != (args.key_file is None):
-        raise FaceBoneError("--template-protection and --key-file go together")
+    params = _system_params(args)
+    if (params["template_protection"] is None) != (args.key_file is None):
+        raise FaceBoneError("a template protection and --key-file go together")
     keys = load_keys(args.key_file) if args.key_file and args.key_file.exists() else None
     if args.key_file and keys is None:
         check_writable(args.key_file, "--key-file")
     pair_list = read_pairs(args.pairs, args.data, distinct=True)
-    system = FRSystem(
-        backbones=parse_backbone_specs(args.backbones),
-        predictor=args.predictor,
-        predictor_params=predictor_params(args),
-        mitigation=args.mitigation,
-        assign=args.assign,
-        infer=args.infer,
-        fixed_backbone=args.fixed_backbone,
-        seed=args.seed,
-        shards=args.shards,
-        teacher=args.teacher,
-        distill_factor=args.distill_factor,
-        template_protection=args.template_protection,
-    )
+    system = FRSystem(**params)
+    public = _public_pairs(args, system, pair_list.pairs)
     embedder = Embedder(system.backbones, open_cache(args), progress=not args.json)
     try:
         with training_progress(not args.json):
-            system.fit(embedder, args.data, pair_list.pairs, keys=keys)
+            system.fit(embedder, args.data, pair_list.pairs, keys=keys, public_pairs=public)
     finally:
         embedder.close()
     predictor = system.predictor_
