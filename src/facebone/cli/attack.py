@@ -5,7 +5,6 @@ import argparse
 import importlib
 from pathlib import Path
 
-from facebone.atomic import check_writable
 from facebone.cli.common import (
     ATTACK_NAMES,
     add_cache_argument,
@@ -18,7 +17,7 @@ from facebone.cli.common import (
     parse_attack_names,
     require_dir,
 )
-from facebone.cli.output import emit
+from facebone.cli.output import check_outputs, emit
 
 # Modules that each add one attack kind with `register(kinds)`.
 KIND_MODULES: tuple[str, ...] = (
@@ -70,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "default 16 when two answers to the same pair differ, else 1",
     )
     parser.add_argument("--plot", type=Path, help="write a log-scale ROC plot (PNG, PDF, SVG)")
+    parser.add_argument("--force", action="store_true", help="replace --plot if it exists")
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
@@ -78,14 +78,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facebone.attacks.membership.plot import plot_roc
+    from facebone.attacks.membership.plot import check_plot_format, plot_roc
     from facebone.attacks.membership.runner import run_membership_attacks
     from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
     from facebone.data.pairs import read_pairs
 
     require_dir(args.data, "data folder")
     if args.plot:
-        check_writable(args.plot, "--plot")
+        check_outputs("--plot", [args.plot], args.force, args.data)
+        check_plot_format(args.plot)
     attacks = parse_attack_names(args.attacks)
     members = read_pairs(args.members, args.data).pairs
     nonmembers = read_pairs(args.nonmembers, args.data).pairs

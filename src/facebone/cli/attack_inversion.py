@@ -87,11 +87,10 @@ def _check(args: argparse.Namespace) -> None:
     check_device(args.device)
     if args.out is not None:
         from facebone.atomic import check_writable
+        from facebone.cli.output import check_outputs
 
-        check_writable(args.out, "--out")
-        taken = [name for name in OUTPUTS if (args.out / name).exists()]
-        if taken and not args.force:
-            raise FaceBoneError(f"--out {args.out} already holds {taken[0]}; add --force")
+        check_writable(args.out, "--out", folder=True)
+        check_outputs("--out", [args.out / name for name in OUTPUTS], args.force, args.data)
 
 
 def check_device(device: str) -> None:

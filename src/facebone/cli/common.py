@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facebone.atomic import check_writable
+from facebone.atomic import check_outside_data, check_writable
 from facebone.errors import FaceBoneError
 
 if TYPE_CHECKING:
@@ -149,11 +149,14 @@ def add_force_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def open_cache(args: argparse.Namespace) -> "EmbeddingCache":
-    """The cache `--cache` names (else the default), checked to be writable before any work."""
+    """The cache `--cache` names (else the default), checked to be writable, and outside
+    `--data` as every output is, before any work."""
     from facebone.embeddings.cache import EmbeddingCache, default_cache_dir
 
     root = args.cache if args.cache is not None else default_cache_dir()
-    check_writable(root, "embedding cache")
+    if getattr(args, "data", None) is not None:
+        check_outside_data(root, args.data, "embedding cache")
+    check_writable(root, "embedding cache", folder=True)
     return EmbeddingCache(root)
 
 

@@ -52,6 +52,10 @@ def _check(args: argparse.Namespace) -> None:
         raise FaceBoneError("give --model DIR, or --data DIR to train the demo's default system")
     if not 1 <= args.port <= 65535:
         raise FaceBoneError(f"--port {args.port} is out of range (1-65535)")
+    if args.data is not None:
+        from facebone.atomic import check_outside_data
+
+        check_outside_data(args.workdir, args.data, "--workdir")
 
 
 def _run(args: argparse.Namespace) -> int:

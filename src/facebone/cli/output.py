@@ -5,7 +5,12 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+from facebone.atomic import check_outside_data, check_writable
+from facebone.errors import FaceBoneError
 
 
 def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
@@ -60,3 +65,22 @@ def configure_logging(verbose: bool) -> None:
     handler = ProgressAwareHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+
+
+def check_outputs(
+    flag: str,
+    paths: Iterable[str | os.PathLike],
+    force: bool = False,
+    data: str | os.PathLike | None = None,
+) -> None:
+    """The rule of every file a command writes (the one `report` keeps), checked before any
+    work: never inside the data folder `data`, never a file that exists unless `force`, never
+    a folder, and writable."""
+    for path in map(Path, paths):
+        if data is not None:
+            check_outside_data(path, data, flag)
+        if path.is_dir():
+            raise FaceBoneError(f"{flag} {path} is a folder, not a file")
+        if (path.exists() or path.is_symlink()) and not force:
+            raise FaceBoneError(f"{flag} {path} already exists; pass --force to replace it")
+        check_writable(path, flag)

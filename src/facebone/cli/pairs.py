@@ -4,7 +4,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from facebone.atomic import check_writable
+from facebone.atomic import check_outside_data, check_writable
 from facebone.cli.common import (
     add_data_argument,
     add_force_argument,
@@ -56,7 +56,8 @@ def _run(args: argparse.Namespace) -> int:
     require_dir(args.data, "data folder")
     if args.check is not None:
         return _check(args)
-    check_writable(args.out, "--out")
+    check_writable(args.out, "--out", folder=True)
+    check_outside_data(args.out, args.data, "--out")
     try:
         fractions = tuple(float(part) for part in args.fractions.split(","))
     except ValueError:

@@ -4,7 +4,7 @@ import argparse
 import time
 from pathlib import Path
 
-from facebone.atomic import check_writable
+from facebone.atomic import check_outside_data, check_writable
 from facebone.cli.common import (
     PREDICTOR_NAMES,
     LazyNames,
@@ -174,10 +174,12 @@ def _run(args: argparse.Namespace) -> int:
             "choose another folder, or pass --force to replace only the model's files there"
         )
     check_writable(args.out, "--out")
+    check_outside_data(args.out, args.data, "--out")
     if (args.template_protection is None) != (args.key_file is None):
         raise FaceBoneError("--template-protection and --key-file go together")
     keys = load_keys(args.key_file) if args.key_file and args.key_file.exists() else None
     if args.key_file and keys is None:
+        check_outside_data(args.key_file, args.data, "--key-file")
         check_writable(args.key_file, "--key-file")
     pair_list = read_pairs(args.pairs, args.data, distinct=True)
     system = FRSystem(

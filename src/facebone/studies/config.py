@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facebone.atomic import check_outside_data
 from facebone.attacks.membership.runner import LEVELS
 from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
 from facebone.errors import FaceBoneError
@@ -329,7 +330,7 @@ def load_config(
     base = source.resolve().parent
     name = reader.take("name", str, source.stem)
     data_root = _data_root(reader, base, data)
-    output_dir = _output_dir(reader, base, output)
+    output_dir = _output_dir(reader, base, output, data_root)
     backbones = reader.names("backbones")
     regimes = _regimes(reader)
     splits = _splits(reader, base, data_root, regimes)
@@ -388,7 +389,7 @@ def _data_root(reader: _Reader, base: Path, override: str | Path | None) -> Path
     return root
 
 
-def _output_dir(reader: _Reader, base: Path, override: str | Path | None) -> Path:
+def _output_dir(reader: _Reader, base: Path, override: str | Path | None, data_root: Path) -> Path:
     what = "the results folder (or pass --out)"
     folder, key = _path_setting(reader, base, "output", "--out", override, what)
     if key == "output":
@@ -396,6 +397,10 @@ def _output_dir(reader: _Reader, base: Path, override: str | Path | None) -> Pat
         folder = Path(os.path.normpath(folder))
     if folder.exists() and not folder.is_dir():
         raise reader.fail(key, f"{folder} exists and is not a folder")
+    try:
+        check_outside_data(folder, data_root, "the results folder")
+    except FaceBoneError as error:
+        raise reader.fail(key, str(error)) from None
     return folder
 
 

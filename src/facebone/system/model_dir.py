@@ -43,7 +43,8 @@ def save_system(
 ) -> None:
     """Write `system` to `directory`; see the module docstring for what is replaced."""
     system.check_fitted()
-    directory = Path(directory)
+    # Absolute and normalised, so `.` or `..` name the folder they stand for.
+    directory = Path(os.path.abspath(directory))
     predictor_config, tensors = system.predictor_.get_state()
     weights = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
     config = {
@@ -114,11 +115,20 @@ def foreign_entries(directory: str | Path) -> list[str]:
 
 
 def _swap_in(staging: Path, directory: Path) -> None:
-    """Replace `directory`, which holds at most the model files, by `staging` in two renames."""
-    old = directory.with_name(f".{directory.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
+    """Replace `directory`, which holds at most the model files, by `staging` in two renames.
+
+    The old model is moved aside to a name made unique here (an empty folder from `mkdtemp`,
+    which a rename may replace), never to a fixed name that could hold the user's files.
+    """
+    if not directory.exists():
+        staging.rename(directory)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+    try:
         directory.rename(old)
+    except OSError:
+        old.rmdir()
+        raise
     staging.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
 
