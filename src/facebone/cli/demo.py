@@ -104,9 +104,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_child(command: list[str]) -> int:
-    """Run Streamlit until it exits; stopping this command (Ctrl-C, SIGTERM) stops it too."""
+    """Run Streamlit until it exits; stopping this command (Ctrl-C, SIGTERM) stops it too,
+    and killing it (`kill -9`) has the kernel stop it."""
+    from facebone.processes import dies_with_parent
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, preexec_fn=dies_with_parent())
     try:
         return child.wait()
     finally:
