@@ -16,6 +16,7 @@ from facebone.cli.common import (
     open_cache,
     parse_attack_names,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import check_outputs, emit
 
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--attacks", default="all", help="'all' or comma-separated: %(names)s"),
         names=ATTACK_NAMES,
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shadow systems")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the shadow systems")
     parser.add_argument(
         "--shadows",
         type=int,

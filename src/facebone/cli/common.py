@@ -185,6 +185,31 @@ def parse_attack_names(text: str) -> list[str]:
     return check_attack_names(parse_names(text, "attacks"), family="membership")
 
 
+def seed_value(text: str) -> int:
+    """The argparse type of every --seed: a whole number in `params.SEED`'s range."""
+    from facebone.params import SEED, value_problem
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    problem = value_problem([SEED], value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def parse_seeds(text: str, flag: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2] for option `flag`: distinct seeds, each as --seed takes them."""
+    try:
+        seeds = [seed_value(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError as error:
+        raise FaceBoneError(f"{flag} {text!r}: each seed {error}") from None
+    if len(set(seeds)) != len(seeds):
+        raise FaceBoneError(f"{flag} {text!r}: a seed is listed twice")
+    return seeds
+
+
 def parse_names(text: str, what: str) -> list[str]:
     """`a,b` -> ['a', 'b'] for option `--what`; empty items are an error."""
     names = [item.strip() for item in text.split(",")]

@@ -65,6 +65,8 @@ def configure_logging(verbose: bool) -> None:
     handler = ProgressAwareHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    # ART announces its data folder at INFO on import; a user has nothing to do with it.
+    logging.getLogger("art").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def check_outputs(

@@ -10,6 +10,7 @@ from facebone.cli.common import (
     add_force_argument,
     add_json_argument,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--out", type=Path, help="folder for the CSV files")
     mode.add_argument("--check", type=Path, metavar="CSV", help="pairs CSV to check against --data")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--fractions",
         default=",".join(str(f) for f in DEFAULT_FRACTIONS),

@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--force",
         action="store_true",
-        help="start a study in an output folder that holds other files (its study.json and "
+        help="start afresh in an output folder that holds another study's results (they are "
+        "replaced), or start a study in one that holds other files (its study.json and "
         "config.toml are replaced, the others left as they are)",
     )
     add_cache_argument(run)

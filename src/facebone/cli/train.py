@@ -16,6 +16,7 @@ from facebone.cli.common import (
     open_cache,
     parse_backbone_specs,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
@@ -130,7 +131,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "keep it apart from the model, which needs it to load",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the backbone assignment and the nn weights"
+        "--seed",
+        type=seed_value,
+        default=0,
+        help="seed of the backbone assignment and the nn weights",
     )
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     add_force_argument(parser, "the model")
@@ -149,11 +153,24 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _flag(option: str) -> str:
+    return "--relax-loss" if option == "relax_alpha" else "--" + option.replace("_", "-")
+
+
 def predictor_params(args: argparse.Namespace) -> dict:
+    """The nn options given as flags, each checked against the predictor's declared
+    constraints (`NNPredictor._parameter_constraints`) before any work."""
+    from facebone.params import value_problem
+    from facebone.predictors.nn import NNPredictor
+
     given = {name: getattr(args, name) for name in NN_OPTIONS if getattr(args, name) is not None}
     if given and args.predictor != "nn":
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        flags = ", ".join(map(_flag, given))
         raise FaceBoneError(f"{flags} only apply to the nn predictor, not {args.predictor!r}")
+    for name, value in given.items():
+        problem = value_problem(NNPredictor._parameter_constraints[name], value)
+        if problem is not None:
+            raise FaceBoneError(f"{_flag(name)} {problem}")
     return given
 
 

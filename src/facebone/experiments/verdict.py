@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from facebone.attacks.membership.runner import LEVELS
+from facebone.attacks.membership.base import LEVELS
 from facebone.experiments.defenses import UNDEFENDED
 from facebone.experiments.statistics import chance_band, mean_sd
 

@@ -206,8 +206,10 @@ def run_audit(
     its report there: the report files, and the results reported (`reports.study.judged`)."""
     from facebone.reports.sources import write_folder_report
     from facebone.studies.engine import run_study
+    from facebone.studies.store import study_lock
 
     check_plan(plan)
     run_study(audit_config(plan), executor, progress)
-    # The audit's own report in its own folder: replaced on every run.
-    return write_folder_report(plan.out, force=True, title="FaceBone privacy audit")
+    with study_lock(plan.out):
+        # The audit's own report in its own folder: replaced on every run.
+        return write_folder_report(plan.out, force=True, title="FaceBone privacy audit")

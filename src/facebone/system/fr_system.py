@@ -10,6 +10,7 @@ import numpy as np
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
+from facebone.params import Interval, value_problem
 from facebone.predictors import Predictor, create_predictor
 from facebone.protection import PROTECTIONS, TemplateProtection, create_protection
 from facebone.system.policies import (
@@ -22,6 +23,8 @@ from facebone.system.policies import (
 from facebone.system.split_distill import check_split_distill_options, fit_split_distill
 
 THRESHOLD = 0.5
+# A system's seed: a user's (`params.SEED`) or one FaceBone derives (seed * 1000 + t).
+SYSTEM_SEED = Interval(int, 0, 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,13 @@ class FRSystem:
         }
 
     def _check_options(self) -> None:
+        if not self.backbones or not all(isinstance(b, str) and b for b in self.backbones):
+            raise FaceBoneError(f"backbones must be a list of backbone names, got {self.backbones}")
+        if len(set(self.backbones)) != len(self.backbones):
+            raise FaceBoneError(f"a backbone is listed twice: {', '.join(self.backbones)}")
+        problem = value_problem([SYSTEM_SEED], self.seed)
+        if problem is not None:
+            raise FaceBoneError(f"seed {problem}")
         check_choice(self.mitigation, MITIGATIONS, "mitigation")
         check_choice(self.assign, ASSIGN_POLICIES, "assignment policy")
         check_choice(self.infer, INFER_POLICIES, "inference policy")
@@ -120,6 +130,8 @@ class FRSystem:
             )
         if self.template_protection is not None:
             PROTECTIONS.get(self.template_protection)  # an unknown name fails before training
+        # The predictor's options against its declared constraints, before any embedding.
+        self._new_predictor()._check_params()
 
     def _new_predictor(self) -> Predictor:
         params = dict(self.predictor_params)

@@ -20,6 +20,8 @@ from facebone.attacks.base import (
     pair_key,
 )
 from facebone.attacks.membership.base import (
+    LEVELS,
+    MAX_QUERIES,
     answers_vary,
     cached_shadow_trainer,
     identity_scores,
@@ -33,7 +35,6 @@ from facebone.errors import FaceBoneError
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("pair", "identity")
 DEFAULT_ATTACKS = tuple(list_attacks(family="membership"))
 # Queries per pair when the target's answers vary from query to query (a backbone drawn per
 # query): averaging 16 answers leaves about a quarter of the single-answer noise.
@@ -44,7 +45,7 @@ def choose_queries(target: QueryFn, probe: Sequence[Pair], queries: int | None) 
     """`queries` as given, or (None) `ADAPTIVE_QUERIES` when two answers to the same pairs
     differ and 1 when the target always answers alike."""
     if queries is not None:
-        check_positive_int(queries, "queries")
+        check_positive_int(queries, "queries", maximum=MAX_QUERIES)
         return queries
     return ADAPTIVE_QUERIES if answers_vary(target, probe) else 1
 
