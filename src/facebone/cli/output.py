@@ -3,6 +3,7 @@ that stays readable around progress bars."""
 
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable
@@ -13,14 +14,26 @@ from facebone.atomic import check_outside_data, check_writable
 from facebone.errors import FaceBoneError
 
 
+def json_ready(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None: JSON has no NaN, and a
+    strict reader refuses the bare `NaN` Python would write."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    return value
+
+
 def emit(result: dict[str, Any], as_json: bool, text: str) -> None:
-    """Print `result` as JSON when asked, else the human-readable `text`.
+    """Print `result` as JSON when asked (NaN as null), else the human-readable `text`.
 
     Flushed here, so a reader that went away (`| head`) shows up as `BrokenPipeError` while
     the command can still end quietly, not later when Python exits.
     """
     if as_json:
-        json.dump(result, sys.stdout, indent=2, sort_keys=True)
+        json.dump(json_ready(result), sys.stdout, indent=2, sort_keys=True, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(text)

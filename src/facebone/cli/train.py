@@ -183,6 +183,7 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.system.model_dir import foreign_entries
 
     require_dir(args.data, "data folder")
+    params = predictor_params(args)
     started = time.perf_counter()
     others = foreign_entries(args.out)
     if others and not args.force:
@@ -202,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     system = FRSystem(
         backbones=parse_backbone_specs(args.backbones),
         predictor=args.predictor,
-        predictor_params=predictor_params(args),
+        predictor_params=params,
         mitigation=args.mitigation,
         assign=args.assign,
         infer=args.infer,
