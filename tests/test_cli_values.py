@@ -65,3 +65,21 @@ def test_json_output_has_no_bare_nan(data, pairs_csv, tmp_path, cache_dir, capsy
     result = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert result["auc"] is None  # one class only: no ROC curve
     assert result["accuracy"] > 0.5
+
+
+def test_evaluate_of_a_random_inference_system_is_reproducible(
+    data, pairs_csv, tmp_path, cache_dir, capsys
+):
+    model = tmp_path / "multi"
+    argv = train_args(data, pairs_csv, model, cache_dir)
+    assert main([*argv, "--backbones", "sface,dlib", "--mitigation", "multi"]) == 0
+    evaluate = ["evaluate", "--model", str(model), "--data", str(data), "--pairs", str(pairs_csv)]
+    evaluate += ["--cache", str(cache_dir), "--json"]
+    capsys.readouterr()
+    runs = []
+    for _ in range(3):
+        assert main(evaluate) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0] == runs[1] == runs[2] and runs[0]["expected_over_draws"] is True
+    (tn, fp), (fn, tp) = runs[0]["confusion_matrix"]
+    assert tn + fp + fn + tp == pytest.approx(runs[0]["n_pairs"])

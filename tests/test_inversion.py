@@ -216,5 +216,5 @@ def test_cli_keeps_existing_results_unless_forced(workspace, lfw_root, cache_dir
     out.mkdir()
     (out / "inversion.json").write_text("mine")
     assert main(_cli(workspace, lfw_root, cache_dir, "plain", "--out", str(out))) == 2
-    assert "add --force" in capsys.readouterr().err
+    assert "pass --force" in capsys.readouterr().err
     assert (out / "inversion.json").read_text() == "mine"

@@ -348,6 +348,21 @@ class FRSystem:
         answers = self.predictor_.predict_proba(*self._pair_embeddings(root, asked, chosen), chosen)
         return answers[[row[key] for key in keys]]
 
+    def answer_distribution(
+        self, root: str | Path, pairs: Sequence[Pair]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every answer the system may give to `pairs`, with its probability: answers of
+        shape (K, N) and weights (K,). With random inference row k is every pair answered
+        through backbone k, drawn with probability 1/K; other policies answer one way
+        (weight 1). Metrics weighted so (`metrics.verification_metrics`) are the expectation
+        over the draws: reproducible, while `answer` still draws from the OS's entropy."""
+        self.check_fitted()
+        if self.mitigation == "none" or self.infer != "random":
+            return self.predict_proba(root, pairs)[np.newaxis], np.ones(1)
+        n, k = len(pairs), len(self.backbones)
+        answers = [self._predict_distinct(root, pairs, np.full(n, b)) for b in range(k)]
+        return np.stack(answers), np.full(k, 1.0 / k)
+
     def predict_proba(self, root: str | Path, pairs: Sequence[Pair]) -> np.ndarray:
         """Same-person probability for image pairs of the data folder `root`."""
         return self.answer(root, pairs)[0]
