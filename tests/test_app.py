@@ -58,8 +58,11 @@ def verifying(demo_workdir, lfw_root) -> DemoConfig:
 def test_about_shows_the_diagram_and_the_verdict(results_dir):
     app = open_page("about", DemoConfig(results=results_dir))
     assert "predictor" in app.get("graphviz_chart")[0].proto.spec
-    assert "cosine" in app.success[0].value and "none" not in app.success[0].value
-    assert "Missing the goal: none" in texts(app.markdown)
+    assert "cosine" in app.success[0].value and "undefended" not in app.success[0].value
+    # The undefended system by a name that cannot be read as "no system".
+    assert "Missing the goal: `undefended`" in texts(app.markdown)
+    assert "canary TPR at 1% FPR" in app.caption[0].value  # the whole goal, as the README
+
     bare = open_page("about", DemoConfig())
     assert "--results" in bare.info[0].value
 
@@ -194,13 +197,16 @@ def test_report_plots_the_frontier(results_dir):
     app = open_page("report", DemoConfig(results=results_dir))
     assert not app.exception
     chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)
-    assert "attack_auc" in json.dumps(chart)
-    # One point per defense in the one regime run, read from the study's results store.
+    assert "strongest attack AUC" in json.dumps(chart)
+    # One point per defense in the one regime run, read from the study's results store,
+    # under readable column titles.
     points = app.dataframe[0].value
-    assert len(points) == 2 and set(points["defense"]) == {"none", "cosine"}
+    assert len(points) == 2 and set(points["system"]) == {"undefended", "cosine"}
+    assert "attack_auc" not in points.columns and "meets the goal" in points.columns
     assert "# FaceBone defense comparison" in texts(app.markdown)
-    # The report's plots: ROC curves at both levels and the frontier.
-    assert len(app.get("image")) == 3
+    # The report's plots: ROC curves at both levels; its frontier is the chart above.
+    images = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert len(images) == 2 and not any("frontier" in caption for caption in images)
 
 
 def test_report_without_frontier_and_with_damage(tmp_path):

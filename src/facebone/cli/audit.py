@@ -89,14 +89,16 @@ def _run(args: argparse.Namespace) -> int:
         written, results = audit.run_audit(plan, executor, progress=not args.json)
     finally:
         executor.close()
+    from facebone.experiments.defenses import display_name
+
     goal = results["goal"]
     lines = [f"wrote {written[0]} and {written[1]}"]
     for system, entry in goal["defenses"].items():
         for judged in entry["regimes"].values():
             worst = judged["worst"]["auc"]
             lines.append(
-                f"{system:16s} accuracy {judged['accuracy']:.3f}  strongest attack AUC "
-                f"{worst['mean']:.3f} ({worst['attack']}, {worst['level']})  "
+                f"{display_name(system):16s} accuracy {judged['accuracy']:.3f}  strongest "
+                f"attack AUC {worst['mean']:.3f} ({worst['attack']}, {worst['level']})  "
                 f"{'meets the goal' if judged['meets'] else 'fails the goal'}"
             )
     summary = {

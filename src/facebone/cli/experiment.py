@@ -378,6 +378,8 @@ def _run_canaries(args: argparse.Namespace) -> int:
 
 
 def _describe(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    from facebone.experiments.defenses import display_name
+
     goal = results["goal"]
     best = goal["best_defense"]
     lines = []
@@ -385,15 +387,16 @@ def _describe(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         for regime, judged in entry["regimes"].items():
             worst = judged["worst"]
             lines.append(
-                f"{regime:8s} {defense:22s} accuracy {judged['accuracy']:.3f}  strongest attack "
-                f"AUC {worst['auc']['mean']:.3f} ({worst['auc']['attack']}, "
-                f"{worst['auc']['level']})  TPR@1%FPR {worst['0.01']['mean']:.1%}  "
+                f"{regime:8s} {display_name(defense):22s} accuracy {judged['accuracy']:.3f}  "
+                f"strongest attack AUC {worst['auc']['mean']:.3f} ({worst['auc']['attack']}, "
+                f"{worst['auc']['level']})  TPR@1%FPR {worst['0.01']['mean']:.1%} "
+                f"({worst['0.01']['attack']}, {worst['0.01']['level']})  "
                 f"{'meets the goal' if judged['meets'] else 'fails'}"
             )
     lines.append(
         "goal met by: "
-        + (", ".join(goal["meeting"]) or "no defended configuration")
-        + (f" (recommended: {best})" if best else "")
+        + (", ".join(map(display_name, goal["meeting"])) or "no defended configuration")
+        + (f" (recommended: {display_name(best)})" if best else "")
     )
     return lines, {"goal": goal}
 

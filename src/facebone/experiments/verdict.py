@@ -28,6 +28,18 @@ GOAL = {
 }
 
 
+def goal_statement(criteria: Mapping[str, Any] = GOAL) -> str:
+    """The goal in one sentence, every criterion of `criteria` (as `GOAL`) stated."""
+    tpr = criteria["max_tpr_at_fpr"]
+    return (
+        f"accuracy >= {criteria['min_accuracy']} on identity-disjoint pairs; against every "
+        f"attack at pair and identity level AUC <= {criteria['max_auc']}, TPR at 1% FPR <= "
+        f"{100 * tpr['0.01']:g}%, TPR at 0.1% FPR <= {100 * tpr['0.001']:g}%; canary TPR at 1% "
+        f"FPR <= {100 * criteria['max_canary_tpr_at_1pct_fpr']:g}% where the canary audit ran; "
+        "in every regime, as means over seeds"
+    )
+
+
 def summarise_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sd over the seeds' runs of one (regime, defense), with the chance band."""
     first = runs[0]
