@@ -160,3 +160,20 @@ def test_download_into_a_destination_whose_lfw_is_a_file(tmp_path, capsys):
     (tmp_path / "lfw").write_text("not a folder")
     err = run_error(capsys, ["data", "download", "lfw", "--dest", str(tmp_path)])
     assert "is not a folder" in err
+
+
+@pytest.mark.parametrize("command", ["study", "compare", "audit"])
+def test_study_results_never_go_inside_the_data_folder(command, data, tmp_path, capsys):
+    out = data / "results"
+    config = tmp_path / "study.toml"
+    config.write_text(
+        f'data = "{data}"\noutput = "{out}"\n[systems]\ndefenses = ["cosine"]\n'
+        '[[attacks]]\nname = "rule-based"\n'
+    )
+    argv = {
+        "study": ["study", "run", str(config)],
+        "compare": ["experiment", "compare", "--quick", "--data", str(data), "--out", str(out)],
+        "audit": ["audit", "--backbone", "sface", "--data", str(data), "--out", str(out)],
+    }[command]
+    assert "inside the data folder" in run_error(capsys, argv)
+    assert not out.exists()
