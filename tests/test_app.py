@@ -55,6 +55,7 @@ def verifying(demo_workdir, lfw_root) -> DemoConfig:
     return DemoConfig(model=demo_workdir / "defended", default_model=True, data=lfw_root)
 
 
+@pytest.mark.slow
 def test_about_shows_the_diagram_and_the_verdict(results_dir):
     app = open_page("about", DemoConfig(results=results_dir))
     assert "predictor" in app.get("graphviz_chart")[0].proto.spec
@@ -193,6 +194,7 @@ def test_membership_uploaded_pair(attacking, lfw_root):
     assert "no face found" in app.error[0].value
 
 
+@pytest.mark.slow
 def test_report_plots_the_frontier(results_dir):
     app = open_page("report", DemoConfig(results=results_dir))
     assert not app.exception
@@ -221,6 +223,7 @@ def test_report_without_frontier_and_with_damage(tmp_path):
         read_results(tmp_path)
 
 
+@pytest.mark.slow
 def test_inversion_page_only_with_inversion_results(results_dir, tmp_path):
     assert [page.title for page in demo_pages(DemoConfig(results=results_dir))] == [
         "About",

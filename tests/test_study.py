@@ -123,6 +123,7 @@ def test_study_stores_every_cell_with_real_figures(local_records):
     assert local_records.study["name"] == "tiny"
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_local_numbers(tiny_config, cache_dir, local_records, tmp_path):
     executor = RayExecutor(EmbeddingCache(cache_dir), num_cpus=2)
     try:
@@ -140,6 +141,7 @@ def _rows(folder: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_lost_or_repeated_rows(
     tiny_config, cache_dir, local_records, tmp_path
 ):

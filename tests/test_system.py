@@ -154,6 +154,7 @@ def test_damaged_model_directories(single, tmp_path, cache_dir):
         load_system(tmp_path / "model2", cache)
 
 
+@pytest.mark.slow
 def test_backbones_of_different_sizes_work_together(lfw_root, protocol, cache_dir, tmp_path):
     weights = tmp_path / "r18.safetensors"
     save_weights(IResNet(18).eval(), weights)
