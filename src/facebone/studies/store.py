@@ -92,6 +92,7 @@ class ResultStore:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DATABASE
+        self._lock: BinaryIO | None = None  # the folder's lock, for a store a run created
         if not self.path.is_file():
             raise FaceBoneError(f"{self.folder} holds no study results ({DATABASE} is missing)")
         with self._connect() as connection:
