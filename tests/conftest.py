@@ -137,14 +137,21 @@ def pair_membership():
 @pytest.fixture(scope="session")
 def sface_cosine_models(tmp_path_factory, lfw_root, cache_dir, protocol, lfw_embeddings):
     """Seed 0's pair CSVs and two SFace + cosine models trained on them through the CLI:
-    `plain`, and `protected` with BioHash templates (its key in `sface.key`)."""
+    `plain`, and `protected` with BioHash templates (its key in `sface.key`). The key is
+    seeded and fitted to the training faces as `train` fits a new one: a key drawn from the
+    operating system's entropy would change what the tests measure from run to run."""
     from facebone.cli import main
     from facebone.data.pairs import write_pairs
+    from facebone.protection import create_protection, save_keys
 
-    lfw_embeddings("sface")
+    sface = lfw_embeddings("sface")
     root = tmp_path_factory.mktemp("sface-cosine-models")
     for role, pairs in protocol.items():
         write_pairs(root / f"{role}.csv", pairs)
+    faces = dict.fromkeys(p for pair in protocol["target_train"] for p in pair[:2])
+    # Seed 1: an attack's own key is drawn with its --seed, 0 by default, and must differ.
+    key = create_protection("biohash", dim_in=128, seed=1).fit(np.stack([sface[p] for p in faces]))
+    save_keys(root / "sface.key", {"sface": key})
     common = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--json"]
     common += ["--pairs", str(root / "target_train.csv"), "--predictor", "cosine"]
     key = ["--template-protection", "biohash", "--key-file", str(root / "sface.key")]

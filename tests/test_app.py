@@ -55,11 +55,15 @@ def verifying(demo_workdir, lfw_root) -> DemoConfig:
     return DemoConfig(model=demo_workdir / "defended", default_model=True, data=lfw_root)
 
 
+@pytest.mark.slow
 def test_about_shows_the_diagram_and_the_verdict(results_dir):
     app = open_page("about", DemoConfig(results=results_dir))
     assert "predictor" in app.get("graphviz_chart")[0].proto.spec
-    assert "cosine" in app.success[0].value and "none" not in app.success[0].value
-    assert "Missing the goal: none" in texts(app.markdown)
+    assert "cosine" in app.success[0].value and "undefended" not in app.success[0].value
+    # The undefended system by a name that cannot be read as "no system".
+    assert "Missing the goal: `undefended`" in texts(app.markdown)
+    assert "canary TPR at 1% FPR" in app.caption[0].value  # the whole goal, as the README
+
     bare = open_page("about", DemoConfig())
     assert "--results" in bare.info[0].value
 
@@ -190,17 +194,21 @@ def test_membership_uploaded_pair(attacking, lfw_root):
     assert "no face found" in app.error[0].value
 
 
+@pytest.mark.slow
 def test_report_plots_the_frontier(results_dir):
     app = open_page("report", DemoConfig(results=results_dir))
     assert not app.exception
     chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)
-    assert "attack_auc" in json.dumps(chart)
-    # One point per defense in the one regime run, read from the study's results store.
+    assert "strongest attack AUC" in json.dumps(chart)
+    # One point per defense in the one regime run, read from the study's results store,
+    # under readable column titles.
     points = app.dataframe[0].value
-    assert len(points) == 2 and set(points["defense"]) == {"none", "cosine"}
+    assert len(points) == 2 and set(points["system"]) == {"undefended", "cosine"}
+    assert "attack_auc" not in points.columns and "meets the goal" in points.columns
     assert "# FaceBone defense comparison" in texts(app.markdown)
-    # The report's plots: ROC curves at both levels and the frontier.
-    assert len(app.get("image")) == 3
+    # The report's plots: ROC curves at both levels; its frontier is the chart above.
+    images = [image.proto.imgs[0].caption for image in app.get("image")]
+    assert len(images) == 2 and not any("frontier" in caption for caption in images)
 
 
 def test_report_without_frontier_and_with_damage(tmp_path):
@@ -215,6 +223,7 @@ def test_report_without_frontier_and_with_damage(tmp_path):
         read_results(tmp_path)
 
 
+@pytest.mark.slow
 def test_inversion_page_only_with_inversion_results(results_dir, tmp_path):
     assert [page.title for page in demo_pages(DemoConfig(results=results_dir))] == [
         "About",

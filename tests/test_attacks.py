@@ -138,6 +138,7 @@ def test_decision_based_attacks_give_few_distinct_scores(setting, measured):
     assert len(roc["fpr"]) <= 7  # six cells at most, plus the (0, 0) corner
 
 
+@pytest.mark.slow
 def test_run_is_json_serialisable_with_every_key(setting):
     result = run_membership_attacks(
         setting["target"],
@@ -162,6 +163,7 @@ def test_run_is_json_serialisable_with_every_key(setting):
     assert {m["queries"] for m in again["attacks"].values()} == {1}  # answers never vary
 
 
+@pytest.mark.slow
 def test_identity_level_run_is_deterministic(setting):
     def run():
         return run_membership_attacks(
@@ -289,6 +291,7 @@ def memorising_predictor(seed: int):
     )
 
 
+@pytest.mark.slow
 def test_decision_based_attacks_find_members_when_decisions_generalise_poorly(
     protocol, lfw_embeddings
 ):

@@ -97,8 +97,9 @@ def test_protection_hides_gender_only_without_the_key(roles, sface_templates):
     protected = system_key.transform(stored)
     without = _score(TemplateAttributeAttack(), attacker_key.transform(own), protected, roles)
     stolen = _score(TemplateAttributeAttack(), system_key.transform(own), protected, roles)
+    # Bounds from the spread over keys (see test_cli_reports_against_the_prior).
     assert abs(without["auc"] - 0.5) < 0.1, without
-    assert stolen["auc"] >= 0.68 and stolen["auc"] > without["auc"] + 0.15, stolen
+    assert stolen["auc"] >= 0.63 and stolen["auc"] > without["auc"] + 0.1, stolen
 
 
 def test_blackbox_queries_beat_the_prior(lfw_root, cache_dir, protocol, roles):
@@ -151,7 +152,11 @@ def test_cli_reports_against_the_prior(capsys, workspace, lfw_root, cache_dir):
     protected = run_json(capsys, _attack(workspace, lfw_root, cache_dir, "protected", *key))
     sface = protected["backbones"]["sface"]
     assert protected["template_protection"] == "biohash"
-    assert abs(sface["auc"] - 0.5) < 0.1 and sface["stolen_key"]["auc"] >= 0.68, sface
+    # Over 20 system keys (seeds 0-19, fitted to the training faces): stolen-key AUC
+    # 0.713 +- 0.020 (lowest 0.684), own-key AUC 0.489 +- 0.022 (furthest from 0.5: 0.051).
+    # The bounds sit 4 sd from those means, so any key passes, not only this seeded one.
+    assert abs(sface["auc"] - 0.5) < 0.1 and sface["stolen_key"]["auc"] >= 0.63, sface
+    assert sface["stolen_key"]["auc"] > sface["auc"] + 0.1, sface
 
 
 def test_cli_bad_input_is_one_line(capsys, workspace, lfw_root, cache_dir):

@@ -68,6 +68,7 @@ def audited(user, cache_dir):
     return out
 
 
+@pytest.mark.slow
 def test_audit_stores_every_system_and_attack(audited, capsys):
     records = ResultStore(audited).records()
     assert {u.key.system for u in records.utility} == set(SYSTEMS)
@@ -87,6 +88,7 @@ def test_audit_stores_every_system_and_attack(audited, capsys):
         assert record.shadows == SHADOWS or record.key.attack == "blackbox-gb"
 
 
+@pytest.mark.slow
 def test_audit_writes_the_report_and_a_rerunnable_config(audited, user):
     html = (audited / "report.html").read_text(encoding="utf-8")
     assert "FaceBone privacy audit" in html and "onnx:" in html
@@ -98,6 +100,7 @@ def test_audit_writes_the_report_and_a_rerunnable_config(audited, user):
     assert study.output.resolve() == audited.resolve()
 
 
+@pytest.mark.slow
 def test_a_rerun_resumes_without_new_rows(audited, user, cache_dir, capsys):
     before = ResultStore(audited).records()
     capsys.readouterr()

@@ -68,6 +68,7 @@ def test_evaluation_is_identity_disjoint(data, lfw_root, backbone_pool):
         )
 
 
+@pytest.mark.slow
 def test_decoder_beats_chance_and_protection_without_key_lowers_it(data, undefended, tmp_path):
     scores, images, _ = undefended
     assert images.shape == (N_TARGETS, 32, 32, 3) and images.dtype == np.uint8
@@ -104,6 +105,7 @@ def test_optimisation_moves_the_mean_face_towards_the_template(data, backbone_po
     )
 
 
+@pytest.mark.slow
 def test_blackbox_search_raises_the_service_score(data, backbone_pool):
     """The oracle is a template-matching service: cosine of the probe's SFace embedding with
     the enrolled template; the search never reads the template itself."""
@@ -163,6 +165,7 @@ def _cli(workspace, lfw_root, cache_dir, model, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_cli_writes_metrics_and_grid_for_each_threat_model(workspace, lfw_root, cache_dir, capsys):
     out = workspace / "out"
     assert main(_cli(workspace, lfw_root, cache_dir, "plain", "--out", str(out))) == 0
@@ -216,5 +219,5 @@ def test_cli_keeps_existing_results_unless_forced(workspace, lfw_root, cache_dir
     out.mkdir()
     (out / "inversion.json").write_text("mine")
     assert main(_cli(workspace, lfw_root, cache_dir, "plain", "--out", str(out))) == 2
-    assert "add --force" in capsys.readouterr().err
+    assert "pass --force" in capsys.readouterr().err
     assert (out / "inversion.json").read_text() == "mine"

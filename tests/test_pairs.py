@@ -2,10 +2,13 @@
 
 import pytest
 
+import test_hardening
 from facebone.cli import main
 from facebone.data.lfw import scan_lfw
 from facebone.data.pairs import ROLES, make_protocol, read_pairs
 from facebone.errors import FaceBoneError
+
+data = test_hardening.data  # issue 8's fixture: real LFW photos of four people in tmp_path
 
 
 def _identities(pairs) -> set[str]:
@@ -128,3 +131,62 @@ def test_bad_pairs_files(tmp_path, lfw_root, content, message):
 def test_missing_pairs_file(tmp_path, lfw_root):
     with pytest.raises(FaceBoneError, match="does not exist"):
         read_pairs(tmp_path / "nope.csv", lfw_root)
+
+
+ALIASES = {
+    "dot": "./{person}/{file}",
+    "double-slash": "{person}//{file}",
+    "dotdot": "{other}/../{person}/{file}",
+    "symlink": "{other}/alias.jpg",
+}
+
+
+def _aliased(data, how: str) -> tuple[str, str, str]:
+    """A canonical image path of `data`, the same image named as `how` says, and its
+    person."""
+    person, other = "Colin_Powell", "Tony_Blair"
+    file = sorted(p.name for p in (data / person).iterdir())[0]
+    (data / other / "alias.jpg").symlink_to(data / person / file)
+    return f"{person}/{file}", ALIASES[how].format(person=person, other=other, file=file), person
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_an_image_named_another_way_is_the_same_image(how, data, tmp_path):
+    canonical, alias, _ = _aliased(data, how)
+    partner = f"Colin_Powell/{sorted(p.name for p in (data / 'Colin_Powell').iterdir())[1]}"
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"image1,image2,label\n{canonical},{partner},1\n{partner},{alias},1\n")
+    assert read_pairs(pairs, data).repeated == [3]
+    with pytest.raises(FaceBoneError, match="line 3: repeats the pair of line 2"):
+        read_pairs(pairs, data, distinct=True)
+    assert {p.image2 for p in read_pairs(pairs, data).pairs} == {partner, canonical}
+
+
+@pytest.mark.parametrize("how", ALIASES)
+def test_a_person_named_another_way_still_overlaps(how, data, tmp_path):
+    """The split files' identity-overlap check sees through the alias."""
+    from facebone.studies.config import load_config
+
+    canonical, alias, person = _aliased(data, how)
+    same = sorted(f"{person}/{p.name}" for p in (data / person).iterdir() if p.suffix == ".jpg")
+    tony = sorted(f"Tony_Blair/{p.name}" for p in (data / "Tony_Blair").iterdir())[0]
+    rows = {
+        "target_train": f"{canonical},{same[1]},1",
+        "target_test": "Gerhard_Schroeder/{},George_W_Bush/{},0".format(
+            sorted(p.name for p in (data / "Gerhard_Schroeder").iterdir())[0],
+            sorted(p.name for p in (data / "George_W_Bush").iterdir())[0],
+        ),
+        # The alias is the only photo of the person outside target_train.
+        "attacker": f"{alias},{tony},0",
+    }
+    for role, row in rows.items():
+        (tmp_path / f"{role}.csv").write_text(f"image1,image2,label\n{row}\n")
+    config = tmp_path / "study.toml"
+    config.write_text(
+        f'data = "{data}"\noutput = "out"\n[splits]\n'
+        "files = { target_train = 'target_train.csv', target_test = 'target_test.csv', "
+        "attacker = 'attacker.csv' }\n"
+        '[systems]\ndefenses = ["cosine"]\n[[attacks]]\nname = "rule-based"\n'
+    )
+    with pytest.raises(FaceBoneError, match=f"shares person '{person}'.*the splits overlap"):
+        load_config(config)

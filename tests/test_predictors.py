@@ -15,6 +15,7 @@ from safetensors.numpy import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
 from facebone.errors import FaceBoneError
+from facebone.params import InvalidParameterError
 from facebone.predictors import (
     InvalidPairsError,
     NotFittedError,
@@ -272,7 +273,7 @@ def test_fit_needs_both_labels_for_every_source(train):
 
 def test_bad_nn_option_is_reported_at_fit(train):
     e1, e2, y, source = train
-    with pytest.raises(InvalidPairsError, match="dropout"):
+    with pytest.raises(InvalidParameterError, match="dropout"):
         create_predictor("nn", dropout=1.5).fit(e1, e2, y, source)
 
 
@@ -324,7 +325,7 @@ def test_failed_fit_leaves_the_predictor_unfitted(train):
     e1, e2, y, source = train
     p = create_predictor("nn", hidden=(8,), epochs=1).fit(e1, e2, y, source)
     p.hidden = 128  # not a sequence of widths
-    with pytest.raises(InvalidPairsError, match="hidden"):
+    with pytest.raises(InvalidParameterError, match="hidden"):
         p.fit(e1, e2, y, source)
     with pytest.raises(NotFittedError):
         p.predict_proba(e1, e2, source)

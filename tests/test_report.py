@@ -90,7 +90,8 @@ def test_html_holds_the_tables_and_the_prototypes_figures(report):
         assert header in html
     for section in ("Utility", "Privacy: leaking regime, pair level", "identity level"):
         assert section in html
-    assert "<code>none</code>" in html and "<code>cosine</code>" in html
+    assert "<code>undefended</code>" in html and "<code>cosine</code>" in html
+    assert "<code>none</code>" not in html  # "none" would read as "no system"
     for figure in ("0.86", "0.89", "0.97", "0.82"):
         assert f"<td>{figure}</td>" in html
     assert "attack model&#x27;s own training data" in html
@@ -123,8 +124,21 @@ def test_markdown_summary_has_the_same_tables_and_png_files(report, study_dir):
     for name in linked:
         assert _decoded((study_dir / name).read_bytes()).std() > 0
     # Each table row of the Markdown is in the HTML too.
-    row = next(line for line in markdown.splitlines() if line.startswith("| `none` | leaking"))
+    row = next(line for line in markdown.splitlines() if line.startswith("| `undefended` | leak"))
     assert row.split(" | ")[2] in report["html"]
+
+
+def test_the_verdict_names_each_figures_level(report):
+    """Each strongest-attack figure of a verdict row may come from another level: each says
+    which attack and level it is."""
+    header = "| defense | regime | accuracy | strongest AUC | TPR@1%FPR | TPR@0.1%FPR |"
+    lines = report["markdown"].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    for row in lines[start + 2 : start + 4]:
+        cells = row.split(" | ")
+        for cell in cells[3:6]:
+            assert re.search(r"\((lira|rule-based), (pair|identity)\)$", cell), row
+    assert "**Recommended:** none" not in report["markdown"]
 
 
 def test_report_never_replaces_files_without_force(report, study_dir, capsys):
@@ -175,3 +189,16 @@ def test_text_is_escaped_in_both_renderings():
     assert "<code>name</code>" in html and "<strong>bold</strong>" in html
     markdown = render_markdown(report)
     assert "| a\\|b | c |" in markdown and "\\|`name`" in markdown
+
+
+def test_a_frontier_point_inside_the_goals_box_that_fails_is_not_drawn_green():
+    from facebone.experiments.verdict import GOAL
+    from facebone.reports.figures import frontier, frontier_status
+
+    points = [
+        {"defense": "none", "regime": "r", "accuracy": 0.995, "attack_auc": 0.52, "meets_goal": 0},
+        {"defense": "a", "regime": "r", "accuracy": 0.995, "attack_auc": 0.51, "meets_goal": 1},
+        {"defense": "b", "regime": "r", "accuracy": 0.9, "attack_auc": 0.8, "meets_goal": 0},
+    ]
+    assert [frontier_status(p, GOAL) for p in points] == ["inside", "meets", "fails"]
+    assert _decoded(frontier(points, GOAL)).std() > 0

@@ -167,6 +167,7 @@ def test_online_lira_is_at_chance_on_never_trained_pairs(overfitted):
 # ---- adaptive queries against per-query backbone draws ---------------------------------------
 
 
+@pytest.mark.slow
 def test_repeated_queries_undo_the_per_query_backbone_draw(
     sface_dlib_embedder, lfw_root, protocol, cache_dir, pair_membership
 ):

@@ -177,6 +177,7 @@ def test_study_runs_every_threat_family_per_target(local_records):
     assert all(r.n_targets == 32 and r.goal == 0.005 for r in by_attack["decoder"])
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_local_numbers(tiny_config, cache_dir, local_records, tmp_path):
     executor = RayExecutor(EmbeddingCache(cache_dir), num_cpus=2)
     try:
@@ -194,6 +195,7 @@ def _rows(folder: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_lost_or_repeated_rows(
     tiny_config, cache_dir, local_records, tmp_path
 ):
@@ -270,6 +272,56 @@ def _overlapping_files(folder: Path, data: Path) -> str:
             "attacks[0].shadows: lira-online needs at least 4 shadows, got 2",
         ),
         (lambda t, d, f: t + "\nextra = 1\n", "extra: unknown key"),
+        # The nn predictor's options, as it declares them (`NNPredictor._parameter_constraints`).
+        (
+            lambda t, d, f: t.replace("epochs = 30", "learning_rate = 0.01"),
+            "regimes[0].learning_rate: unknown key; a regime takes name, description, n_train",
+        ),
+        (
+            lambda t, d, f: t.replace("epochs = 30", "epochs = nan"),
+            "regimes[0].epochs: must be a whole number in [1, 100000], got nan",
+        ),
+        (
+            lambda t, d, f: t.replace("epochs = 30", "lr = -0.1"),
+            "regimes[0].lr: must be a number > 0, got -0.1",
+        ),
+        (
+            lambda t, d, f: t.replace(
+                'predictor = "nn"', 'predictor = "nn"\npredictor_params = { lr = 0.01, x = 1 }'
+            ),
+            "systems.table[0].predictor_params.x: unknown option of the nn predictor; its "
+            "options are: hidden, epochs, lr,",
+        ),
+        (
+            lambda t, d, f: t.replace(
+                'predictor = "nn"', 'predictor = "nn"\npredictor_params = { hidden = [1000000000] }'
+            ),
+            "systems.table[0].predictor_params.hidden: must be 1 to 16 layer widths",
+        ),
+        (
+            lambda t, d, f: t.replace('predictor = "nn"', 'predictor = "nn"\ndp_epsilon = nan'),
+            "systems.table[0].dp_epsilon: must be a number > 0, got nan",
+        ),
+        (
+            lambda t, d, f: t.replace("shadows = 4", "shadows = 1000000000", 1),
+            "attacks[0].shadows: at most 1024, got 1000000000",
+        ),
+        (
+            lambda t, d, f: t.replace('levels = ["pair"]', "levels = []", 1),
+            "attacks[0].levels: name at least one of pair, identity",
+        ),
+        (
+            lambda t, d, f: t.replace('backbones = ["sface"]', f'backbones = ["onnx:{f}/no.onnx"]'),
+            "the model file",
+        ),
+        (
+            lambda t, d, f: t.replace("seeds = [0, 1, 2]", "seeds = [100000000000000000000000]"),
+            "splits.seeds: expected a non-empty list of seeds, each a whole number in [0, ",
+        ),
+        (
+            lambda t, d, f: t.replace('output = "out"', f'output = "{d}/out"'),
+            "output: the results folder",
+        ),
     ],
     ids=[
         "unknown-backbone",
@@ -280,6 +332,17 @@ def _overlapping_files(folder: Path, data: Path) -> str:
         "unknown-defense",
         "too-few-shadows",
         "unknown-key",
+        "regime-learning-rate",
+        "regime-nan-epochs",
+        "regime-negative-lr",
+        "unknown-predictor-option",
+        "huge-hidden-layer",
+        "nan-epsilon",
+        "huge-shadows",
+        "no-levels",
+        "missing-onnx-file",
+        "huge-seed",
+        "output-inside-data",
     ],
 )
 def test_bad_config_is_one_line_and_exit_2_before_any_work(
@@ -380,3 +443,128 @@ def test_report_leads_with_the_threat_matrix(local_records, tmp_path):
         assert "not run" not in row
         for figure in ("AUC", "SAR type I", "fidelity", "gender balanced accuracy"):
             assert figure in row
+
+
+def _study(config_hash: str) -> dict:
+    return {"config_hash": config_hash, "data": "/data"}
+
+
+def test_a_folder_without_finished_targets_takes_a_corrected_config(tmp_path, local_records):
+    """A run that failed after its folder was written leaves no finished target: the
+    corrected configuration starts there afresh; finished results need --force to go."""
+    ResultStore.create(tmp_path, _study("first"), "first")
+    store = ResultStore.create(tmp_path, _study("corrected"), "corrected")
+    assert store.study()["config_hash"] == "corrected" and not store.finished()
+    del store  # releases the folder's lock
+    finished = Path(local_records.study["output"])
+    with pytest.raises(FaceBoneError, match=r"another study configuration.*force"):
+        ResultStore.create(finished, _study("another"), "another")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in (DATABASE, "study.json", "config.toml"):
+        (copy / name).write_bytes((finished / name).read_bytes())
+    fresh = ResultStore.create(copy, _study("another"), "another", force=True)
+    assert not fresh.finished() and (copy / "config.toml").read_text() == "another"
+
+
+HOLD_THE_FOLDER = """
+import sys, time
+from facebone.studies.store import ResultStore
+store = ResultStore.create(sys.argv[1], {"config_hash": "held", "data": "/data"}, "")
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_at_once(tiny_config, tmp_path, capsys):
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FOLDER, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        assert main(["study", "run", str(tiny_config), "--out", str(out), "--force"]) == 2
+        error = capsys.readouterr().err
+        assert "is in use by another run" in error and len(error.strip().splitlines()) == 1
+        assert json.loads((out / "study.json").read_text())["config_hash"] == "held"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+# One target attacked at both levels, as the report needs: a study in about a second.
+REPORTABLE = """
+name = "reportable"
+data = "{data}"
+output = "out"
+[systems]
+defenses = ["cosine"]
+regimes = ["small"]
+[[regimes]]
+name = "small"
+n_train = 60
+[[attacks]]
+name = "rule-based"
+"""
+
+
+@pytest.fixture(scope="module")
+def reportable(tmp_path_factory, lfw_root, cache_dir) -> Path:
+    """The configuration of a small study that was run, in its folder with the results."""
+    config = tmp_path_factory.mktemp("reportable") / "reportable.toml"
+    config.write_text(REPORTABLE.format(data=lfw_root))
+    executor = LocalExecutor(EmbeddingCache(cache_dir))
+    try:
+        run_study(load_config(config), executor, progress=False)
+    finally:
+        executor.close()
+    return config
+
+
+def _damage(folder: Path, how: str) -> None:
+    database = folder / DATABASE
+    if how == "truncated":
+        database.write_bytes(database.read_bytes()[:1500])
+    elif how == "garbage":
+        database.write_bytes(b"not a database, " * 500)
+    elif how == "bad-json-row":
+        with sqlite3.connect(database) as connection:
+            connection.execute("UPDATE utility SET record = '{not json' WHERE rowid = 1")
+    elif how == "wrong-row":
+        with sqlite3.connect(database) as connection:
+            connection.execute("UPDATE attacks SET metrics = '[1, 2]' WHERE rowid = 1")
+    elif how == "study-list":
+        (folder / "study.json").write_text("[]")
+    elif how == "canaries":
+        (folder / "canaries.json").write_text('{"canaries": [1, 2]}')
+    elif how == "inversion":
+        (folder / "inversion.json").write_text('{"sar": {"type1": {"0.01": "x"}}, "ssim": []}')
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["truncated", "garbage", "bad-json-row", "wrong-row", "study-list", "canaries", "inversion"],
+)
+def test_damaged_results_are_one_line_in_every_command(
+    how, reportable, cache_dir, tmp_path, capsys
+):
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for name in (DATABASE, "study.json", "config.toml"):
+        (folder / name).write_bytes((reportable.parent / "out" / name).read_bytes())
+    _damage(folder, how)
+    commands = {
+        "export": ["study", "export", str(folder)],
+        "report": ["report", str(folder), "--out", str(tmp_path / "report.html"), "--force"],
+        "run": ["study", "run", str(reportable), "--out", str(folder), "--cache", str(cache_dir)],
+    }
+    # What each damage breaks; the other commands do not read the damaged file.
+    breaks = {"canaries": {"report"}, "inversion": set()}.get(how, set(commands))
+    for name, argv in commands.items():
+        code = main(argv)
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err, (name, captured.err)
+        assert code == (2 if name in breaks else 0), (name, captured.err)
+        if code == 2:
+            assert len(captured.err.strip().splitlines()) == 1, (name, captured.err)

@@ -25,7 +25,9 @@ def _embedder_for(specs, cache_dir):
 
 
 def _utility(system, root, pairs):
-    return verification_metrics([p.label for p in pairs], system.predict_proba(root, pairs))
+    """Expected figures over the backbone draws: the same on every run."""
+    answers, weights = system.answer_distribution(root, pairs)
+    return verification_metrics([p.label for p in pairs], answers, weights=weights)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +154,7 @@ def test_damaged_model_directories(single, tmp_path, cache_dir):
         load_system(tmp_path / "model2", cache)
 
 
+@pytest.mark.slow
 def test_backbones_of_different_sizes_work_together(lfw_root, protocol, cache_dir, tmp_path):
     weights = tmp_path / "r18.safetensors"
     save_weights(IResNet(18).eval(), weights)
@@ -185,3 +188,25 @@ def test_assignment_policies():
     assert rows.tolist() == [0, 0, 0, 1, 1, 1] and sources.tolist() == [0, 1, 2, 0, 1, 2]
     _, sources = assign_backbones(1000, 2, "random", rng)
     assert 400 < sources.sum() < 600
+
+
+def test_expected_figures_are_the_mean_over_backbone_draws(multi, lfw_root, protocol):
+    """`answer_distribution` weighs each backbone's answers by its probability: accuracy is
+    the mean of the backbones' accuracies, and AUC the mean AUC over random draws."""
+    from sklearn.metrics import roc_auc_score
+
+    test = protocol["target_test"]
+    labels = np.array([p.label for p in test])
+    answers, weights = multi.answer_distribution(lfw_root, test)
+    assert answers.shape == (2, len(test)) and weights.tolist() == [0.5, 0.5]
+    expected = _utility(multi, lfw_root, test)
+    assert expected == _utility(multi, lfw_root, test)  # no draw: the same every time
+    per_backbone = [((row >= 0.5) == labels).mean() for row in answers]
+    assert expected["accuracy"] == pytest.approx(np.mean(per_backbone), abs=1e-12)
+    rng = np.random.default_rng(0)
+    drawn = [
+        roc_auc_score(labels, answers[rng.integers(2, size=len(test)), np.arange(len(test))])
+        for _ in range(400)
+    ]
+    # The mean of 400 draws lies within 4 standard errors of the expectation.
+    assert abs(np.mean(drawn) - expected["auc"]) < 4 * np.std(drawn) / np.sqrt(400) + 1e-9

@@ -68,11 +68,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def check_writable(path: str | os.PathLike, what: str) -> None:
+def check_writable(path: str | os.PathLike, what: str, folder: bool = False) -> None:
     """Fail now if `path`, a file or folder that a command will create or replace, cannot be
     written: its nearest existing folder (and the folder itself if it exists) must take a file.
+    With `folder`, `path` is a folder the command writes into, so a file there is an error.
     """
     path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise FaceBoneError(f"{what} {path} is a file, not a folder")
     existing = path.parent
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -87,6 +90,21 @@ def check_writable(path: str | os.PathLike, what: str) -> None:
             raise FaceBoneError(
                 f"{what} {path} cannot be written ({error.strerror or error})"
             ) from None
+
+
+def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether `path` is `folder` or lies below it, links and `..` resolved."""
+    return Path(path).resolve().is_relative_to(Path(folder).resolve())
+
+
+def check_outside_data(path: str | os.PathLike, data: str | os.PathLike, what: str) -> None:
+    """Fail if `path`, something a command writes, lies in the data folder `data`: its files
+    would then be read as photos, and a photo there could be replaced."""
+    if is_inside(path, data):
+        raise FaceBoneError(
+            f"{what} {path} is inside the data folder {data}: its files would be read as "
+            "photos (or replace one); choose a place outside it"
+        )
 
 
 def write_private(path: Path, data: bytes, overwrite: bool, what: str = "key file") -> None:

@@ -96,9 +96,13 @@ def logit_confidence(p_same: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.log(p_true) - np.log1p(-p_true)
 
 
-def check_positive_int(value: object, name: str, minimum: int = 1) -> None:
+def check_positive_int(
+    value: object, name: str, minimum: int = 1, maximum: int | None = None
+) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise AttackError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise AttackError(f"{name} must be at most {maximum}, got {value!r}.")
 
 
 class Attack(ABC):  # noqa: B024  (the root holds the shared contract; families add methods)

@@ -3,13 +3,12 @@
 dlib aligns with its own 5-point shape predictor and `get_face_chip` (150x150, padding 0.25),
 so this backbone overrides `align`. The prebuilt `dlib-bin` wheel runs the network on one core
 (~9 faces/s), so batches are spread over a pool of worker processes, created once with the
-backbone and reused for every batch. Each worker watches its parent and exits when it is gone,
-so a `kill -9` of the command never leaves ~500 MB workers behind.
+backbone and reused for every batch. Each worker watches its parent and exits when it is gone
+(`processes.watch_parent`), so a `kill -9` of the command never leaves ~500 MB workers behind.
 """
 
 import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,12 +20,10 @@ from facebone.assets import dlib_landmarks5_path, dlib_resnet_path, file_sha256
 from facebone.backbones.base import Backbone
 from facebone.backbones.registry import register_backbone
 from facebone.faces.detect import Face
+from facebone.processes import watch_parent
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
-
-# How often a worker checks that its parent is alive, in seconds.
-PARENT_CHECK_INTERVAL = 0.5
 
 _worker_model: "dlib.face_recognition_model_v1 | None" = None
 
@@ -37,19 +34,9 @@ def _load_worker_model() -> None:
 
 
 def _start_worker(parent: int) -> None:
-    """Worker initializer: exit as soon as the parent dies, then load the model.
-
-    A thread polling the parent id works whatever killed the parent; Linux's parent-death
-    signal would not do here, since it fires when the parent *thread* that started the
-    worker ends, and the pool may be started from a short-lived thread.
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_INTERVAL)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+    """Worker initializer: exit as soon as the parent dies (the pool may be started from a
+    short-lived thread, so the parent is watched, not signalled), then load the model."""
+    watch_parent(parent)
     _load_worker_model()
 
 

@@ -5,7 +5,6 @@ import argparse
 import importlib
 from pathlib import Path
 
-from facebone.atomic import check_writable
 from facebone.cli.common import (
     ATTACK_NAMES,
     add_cache_argument,
@@ -17,8 +16,9 @@ from facebone.cli.common import (
     open_cache,
     parse_attack_names,
     require_dir,
+    seed_value,
 )
-from facebone.cli.output import emit
+from facebone.cli.output import check_outputs, emit
 
 # Modules that each add one attack kind with `register(kinds)`.
 KIND_MODULES: tuple[str, ...] = (
@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--attacks", default="all", help="'all' or comma-separated: %(names)s"),
         names=ATTACK_NAMES,
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shadow systems")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the shadow systems")
     parser.add_argument(
         "--shadows",
         type=int,
@@ -70,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "default 16 when two answers to the same pair differ, else 1",
     )
     parser.add_argument("--plot", type=Path, help="write a log-scale ROC plot (PNG, PDF, SVG)")
+    parser.add_argument("--force", action="store_true", help="replace --plot if it exists")
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)
@@ -78,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from facebone.attacks.membership.plot import plot_roc
+    from facebone.attacks.membership.plot import check_plot_format, plot_roc
     from facebone.attacks.membership.runner import run_membership_attacks
     from facebone.attacks.system_target import (
         system_pair_scores,
@@ -89,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
 
     require_dir(args.data, "data folder")
     if args.plot:
-        check_writable(args.plot, "--plot")
+        check_outputs("--plot", [args.plot], args.force, args.data)
+        check_plot_format(args.plot)
     attacks = parse_attack_names(args.attacks)
     members = read_pairs(args.members, args.data).pairs
     nonmembers = read_pairs(args.nonmembers, args.data).pairs

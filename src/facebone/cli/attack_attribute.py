@@ -14,6 +14,7 @@ from facebone.cli.common import (
     load_model,
     open_cache,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
@@ -62,7 +63,7 @@ def register(kinds: argparse._SubParsersAction) -> None:
         "each target photo costs one query per reference",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="protocol seed, attacker's key and draws"
+        "--seed", type=seed_value, default=0, help="protocol seed, attacker's key and draws"
     )
     add_cache_argument(parser)
     add_json_argument(parser)

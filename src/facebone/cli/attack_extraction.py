@@ -12,6 +12,7 @@ from facebone.cli.common import (
     load_model,
     open_cache,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
@@ -61,7 +62,9 @@ def register(kinds: argparse._SubParsersAction) -> None:
         action="store_true",
         help="train on the system's decisions instead of its probabilities",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the queries and surrogates")
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of the queries and surrogates"
+    )
     add_cache_argument(parser)
     add_json_argument(parser)
     parser.set_defaults(handler=_run)

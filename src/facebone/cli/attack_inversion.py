@@ -13,6 +13,7 @@ from facebone.cli.common import (
     load_model,
     open_cache,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
@@ -68,7 +69,9 @@ def register(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-targets", type=int, help="invert only the first N target photos")
     parser.add_argument("--grid-rows", type=int, default=8, help="people shown in the grid")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
-    parser.add_argument("--seed", type=int, default=0, help="seed of training, search and keys")
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of training, search and keys"
+    )
     parser.add_argument("--out", type=Path, help=f"folder for {' and '.join(OUTPUTS)}")
     add_force_argument(parser, "the results")
     add_cache_argument(parser)
@@ -87,11 +90,10 @@ def _check(args: argparse.Namespace) -> None:
     check_device(args.device)
     if args.out is not None:
         from facebone.atomic import check_writable
+        from facebone.cli.output import check_outputs
 
-        check_writable(args.out, "--out")
-        taken = [name for name in OUTPUTS if (args.out / name).exists()]
-        if taken and not args.force:
-            raise FaceBoneError(f"--out {args.out} already holds {taken[0]}; add --force")
+        check_writable(args.out, "--out", folder=True)
+        check_outputs("--out", [args.out / name for name in OUTPUTS], args.force, args.data)
 
 
 def check_device(device: str) -> None:

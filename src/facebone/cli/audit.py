@@ -64,17 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise FaceBoneError(
-            f"--seeds must be comma-separated whole numbers, got {text!r}"
-        ) from None
-
-
 def _run(args: argparse.Namespace) -> int:
-    from facebone.cli.common import open_cache, parse_names
+    from facebone.cli.common import open_cache, parse_names, parse_seeds
     from facebone.studies import audit
     from facebone.studies.executors import LocalExecutor
 
@@ -87,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         backbones=tuple(args.backbone),
         data=args.data,
         out=args.out,
-        seeds=_seeds(args.seeds) if args.seeds else default_seeds,
+        seeds=tuple(parse_seeds(args.seeds, "--seeds")) if args.seeds else default_seeds,
         shadows=audit.QUICK_SHADOWS if args.shadows is None and args.quick else args.shadows,
         dp_epsilon=args.dp_epsilon or None,
         systems=tuple(parse_names(args.systems, "systems")) if args.systems else None,
@@ -98,14 +89,16 @@ def _run(args: argparse.Namespace) -> int:
         written, results = audit.run_audit(plan, executor, progress=not args.json)
     finally:
         executor.close()
+    from facebone.experiments.defenses import display_name
+
     goal = results["goal"]
     lines = [f"wrote {written[0]} and {written[1]}"]
     for system, entry in goal["defenses"].items():
         for judged in entry["regimes"].values():
             worst = judged["worst"]["auc"]
             lines.append(
-                f"{system:16s} accuracy {judged['accuracy']:.3f}  strongest attack AUC "
-                f"{worst['mean']:.3f} ({worst['attack']}, {worst['level']})  "
+                f"{display_name(system):16s} accuracy {judged['accuracy']:.3f}  strongest "
+                f"attack AUC {worst['mean']:.3f} ({worst['attack']}, {worst['level']})  "
                 f"{'meets the goal' if judged['meets'] else 'fails the goal'}"
             )
     summary = {

@@ -14,6 +14,7 @@ from facebone.cli.common import (
     open_cache,
     parse_backbone_specs,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
@@ -63,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "steps/s through the SFace copy, black-box score-search queries/s",
     )
     inversion.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
-    inversion.add_argument("--seed", type=int, default=0, help="seed of the split and training")
+    inversion.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of the split and training"
+    )
     inversion.add_argument("--epochs", type=int, default=2, help="decoder epochs timed")
     inversion.add_argument("--steps", type=int, default=10, help="gradient steps timed")
     inversion.add_argument(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facebone.atomic import check_writable
+from facebone.atomic import check_outside_data, check_writable
 from facebone.errors import FaceBoneError
 
 if TYPE_CHECKING:
@@ -149,11 +149,14 @@ def add_force_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def open_cache(args: argparse.Namespace) -> "EmbeddingCache":
-    """The cache `--cache` names (else the default), checked to be writable before any work."""
+    """The cache `--cache` names (else the default), checked to be writable, and outside
+    `--data` as every output is, before any work."""
     from facebone.embeddings.cache import EmbeddingCache, default_cache_dir
 
     root = args.cache if args.cache is not None else default_cache_dir()
-    check_writable(root, "embedding cache")
+    if getattr(args, "data", None) is not None:
+        check_outside_data(root, args.data, "embedding cache")
+    check_writable(root, "embedding cache", folder=True)
     return EmbeddingCache(root)
 
 
@@ -182,6 +185,31 @@ def parse_attack_names(text: str) -> list[str]:
     if text.strip() == "all":
         return list(DEFAULT_ATTACKS)
     return check_attack_names(parse_names(text, "attacks"), family="membership")
+
+
+def seed_value(text: str) -> int:
+    """The argparse type of every --seed: a whole number in `params.SEED`'s range."""
+    from facebone.params import SEED, value_problem
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    problem = value_problem([SEED], value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def parse_seeds(text: str, flag: str) -> list[int]:
+    """`0,1,2` -> [0, 1, 2] for option `flag`: distinct seeds, each as --seed takes them."""
+    try:
+        seeds = [seed_value(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError as error:
+        raise FaceBoneError(f"{flag} {text!r}: each seed {error}") from None
+    if len(set(seeds)) != len(seeds):
+        raise FaceBoneError(f"{flag} {text!r}: a seed is listed twice")
+    return seeds
 
 
 def parse_names(text: str, what: str) -> list[str]:

@@ -52,6 +52,10 @@ def _check(args: argparse.Namespace) -> None:
         raise FaceBoneError("give --model DIR, or --data DIR to train the demo's default system")
     if not 1 <= args.port <= 65535:
         raise FaceBoneError(f"--port {args.port} is out of range (1-65535)")
+    if args.data is not None:
+        from facebone.atomic import check_outside_data
+
+        check_outside_data(args.workdir, args.data, "--workdir")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,9 +104,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_child(command: list[str]) -> int:
-    """Run Streamlit until it exits; stopping this command (Ctrl-C, SIGTERM) stops it too."""
+    """Run Streamlit until it exits; stopping this command (Ctrl-C, SIGTERM) stops it too,
+    and killing it (`kill -9`) has the kernel stop it."""
+    from facebone.processes import dies_with_parent
+
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, preexec_fn=dies_with_parent())
     try:
         return child.wait()
     finally:

@@ -17,7 +17,9 @@ from facebone.cli.common import (
     open_cache,
     parse_attack_names,
     parse_names,
+    parse_seeds,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.data.lfw import scan_lfw
@@ -142,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             fallback=LazyText(lambda name=name: _leakage_default(name)),
         )
     _attack_arguments(leakage_parser, "the configuration's: lira-online,lira")
-    leakage_parser.add_argument("--seed", type=int, help="split seed (default 0)")
+    leakage_parser.add_argument("--seed", type=seed_value, help="split seed (default 0)")
     _study_arguments(leakage_parser)
     leakage_parser.set_defaults(handler=_run_leakage)
 
@@ -226,16 +228,6 @@ def _protocol_for(args: argparse.Namespace) -> Callable[[int], dict]:
         return lambda seed: fixed
     images = scan_lfw(args.data)
     return lambda seed: make_protocol(images, seed=seed)
-
-
-def _seed_list(text: str, flag: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise FaceBoneError(f"{flag} must be comma-separated whole numbers, got {text!r}") from None
-    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise FaceBoneError(f"{flag} must be distinct seeds of 0 or more, got {text!r}")
-    return seeds
 
 
 def _check_out(out: Path) -> None:
@@ -328,9 +320,9 @@ def _run_compare(args: argparse.Namespace) -> int:
         overrides["systems"] = systems
     splits = overrides.setdefault("splits", {})
     if args.seeds:
-        splits["seeds"] = _seed_list(args.seeds, "--seeds")
+        splits["seeds"] = parse_seeds(args.seeds, "--seeds")
     if args.leaking_seeds:
-        splits["regime_seeds"] = {"leaking": _seed_list(args.leaking_seeds, "--leaking-seeds")}
+        splits["regime_seeds"] = {"leaking": parse_seeds(args.leaking_seeds, "--leaking-seeds")}
     n_canaries, n_targets = (16, 8) if args.quick else (DEFAULT_CANARIES, DEFAULT_TARGETS)
     n_canaries = n_canaries if args.canaries is None else args.canaries
     n_targets = n_targets if args.targets is None else args.targets
@@ -358,7 +350,7 @@ def _run_canaries(args: argparse.Namespace) -> int:
         _protocol_for(args),
         defenses=defenses,
         regimes=regimes,
-        seeds=_seed_list(args.seeds, "--seeds"),
+        seeds=parse_seeds(args.seeds, "--seeds"),
         n_canaries=64 if args.canaries is None else args.canaries,
         n_targets=32 if args.targets is None else args.targets,
         cache=open_cache(args),
@@ -386,6 +378,8 @@ def _run_canaries(args: argparse.Namespace) -> int:
 
 
 def _describe(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    from facebone.experiments.defenses import display_name
+
     goal = results["goal"]
     best = goal["best_defense"]
     lines = []
@@ -393,15 +387,16 @@ def _describe(results: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         for regime, judged in entry["regimes"].items():
             worst = judged["worst"]
             lines.append(
-                f"{regime:8s} {defense:22s} accuracy {judged['accuracy']:.3f}  strongest attack "
-                f"AUC {worst['auc']['mean']:.3f} ({worst['auc']['attack']}, "
-                f"{worst['auc']['level']})  TPR@1%FPR {worst['0.01']['mean']:.1%}  "
+                f"{regime:8s} {display_name(defense):22s} accuracy {judged['accuracy']:.3f}  "
+                f"strongest attack AUC {worst['auc']['mean']:.3f} ({worst['auc']['attack']}, "
+                f"{worst['auc']['level']})  TPR@1%FPR {worst['0.01']['mean']:.1%} "
+                f"({worst['0.01']['attack']}, {worst['0.01']['level']})  "
                 f"{'meets the goal' if judged['meets'] else 'fails'}"
             )
     lines.append(
         "goal met by: "
-        + (", ".join(goal["meeting"]) or "no defended configuration")
-        + (f" (recommended: {best})" if best else "")
+        + (", ".join(map(display_name, goal["meeting"])) or "no defended configuration")
+        + (f" (recommended: {display_name(best)})" if best else "")
     )
     return lines, {"goal": goal}
 
@@ -417,8 +412,6 @@ def _run_leakage(args: argparse.Namespace) -> int:
         overrides["regimes"] = regimes
         overrides["systems"] = {"regimes": [regime["name"] for regime in regimes]}
     if args.seed is not None:
-        if args.seed < 0:
-            raise FaceBoneError(f"--seed must be 0 or more, got {args.seed}")
         overrides.setdefault("splits", {})["seeds"] = [args.seed]
     return _run_shortcut(
         args,

@@ -9,12 +9,13 @@ import secrets
 from collections import Counter
 from pathlib import Path
 
-from facebone.atomic import check_writable
+from facebone.atomic import check_outside_data, check_writable
 from facebone.cli.common import (
     add_data_argument,
     add_force_argument,
     add_json_argument,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--check", type=Path, metavar="CSV", help="pairs CSV to check against --data")
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed_value,
         help="seed of the split, for a protocol others must reproduce (a study's); by default "
         f"a seed is drawn from the operating system's entropy and written to OUT/{SEED_FILE}, "
         "readable by you only, so nobody can rebuild who is a member from public information",
@@ -69,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     require_dir(args.data, "data folder")
     if args.check is not None:
         return _check(args)
-    check_writable(args.out, "--out")
+    check_writable(args.out, "--out", folder=True)
+    check_outside_data(args.out, args.data, "--out")
     try:
         fractions = tuple(float(part) for part in args.fractions.split(","))
     except ValueError:

@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--force",
         action="store_true",
-        help="start a study in an output folder that holds other files (its study.json and "
+        help="start afresh in an output folder that holds another study's results (they are "
+        "replaced), or start a study in one that holds other files (its study.json and "
         "config.toml are replaced, the others left as they are)",
     )
     add_cache_argument(run)
@@ -144,15 +145,16 @@ def _summary_lines(records) -> list[str]:
 
 def _export(args: argparse.Namespace) -> int:
     from facebone.atomic import write_text_atomic
+    from facebone.cli.output import check_outputs
     from facebone.studies.store import ResultStore
 
     if not args.results.is_dir():
         raise FaceBoneError(f"results folder {args.results} does not exist or is not a folder")
+    if args.out is not None:
+        check_outputs("--out", [args.out], args.force)
     text = ResultStore(args.results).export(args.format)
     if args.out is None:
         emit({}, False, text.rstrip("\n"))
         return 0
-    if args.out.exists() and not args.force:
-        raise FaceBoneError(f"--out {args.out} exists; pass --force to replace it")
     write_text_atomic(args.out, text)
     return 0

@@ -4,7 +4,7 @@ import argparse
 import time
 from pathlib import Path
 
-from facebone.atomic import check_writable
+from facebone.atomic import check_outside_data, check_writable
 from facebone.cli.common import (
     PREDICTOR_NAMES,
     LazyNames,
@@ -17,6 +17,7 @@ from facebone.cli.common import (
     parse_backbone_specs,
     refuse_key_inside,
     require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
@@ -147,7 +148,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "calibration (calibration 'public'); they may share no person with --pairs",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the backbone assignment and the nn weights"
+        "--seed",
+        type=seed_value,
+        default=0,
+        help="seed of the backbone assignment and the nn weights",
     )
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     add_force_argument(parser, "the model")
@@ -166,11 +170,24 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _flag(option: str) -> str:
+    return "--relax-loss" if option == "relax_alpha" else "--" + option.replace("_", "-")
+
+
 def predictor_params(args: argparse.Namespace) -> dict:
+    """The nn options given as flags, each checked against the predictor's declared
+    constraints (`NNPredictor._parameter_constraints`) before any work."""
+    from facebone.params import value_problem
+    from facebone.predictors.nn import NNPredictor
+
     given = {name: getattr(args, name) for name in NN_OPTIONS if getattr(args, name) is not None}
     if given and args.predictor != "nn":
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        flags = ", ".join(map(_flag, given))
         raise FaceBoneError(f"{flags} only apply to the nn predictor, not {args.predictor!r}")
+    for name, value in given.items():
+        problem = value_problem(NNPredictor._parameter_constraints[name], value)
+        if problem is not None:
+            raise FaceBoneError(f"{_flag(name)} {problem}")
     return given
 
 
@@ -232,6 +249,7 @@ def _run(args: argparse.Namespace) -> int:
 
     require_dir(args.data, "data folder")
     refuse_key_inside(args.key_file, "--key-file", args.out, "--out")
+    params = _system_params(args)  # every option checked before anything is read
     started = time.perf_counter()
     others = foreign_entries(args.out)
     if others and not args.force:
@@ -240,11 +258,12 @@ def _run(args: argparse.Namespace) -> int:
             "choose another folder, or pass --force to replace only the model's files there"
         )
     check_writable(args.out, "--out")
-    params = _system_params(args)
+    check_outside_data(args.out, args.data, "--out")
     if (params["template_protection"] is None) != (args.key_file is None):
         raise FaceBoneError("a template protection and --key-file go together")
     keys = load_keys(args.key_file) if args.key_file and args.key_file.exists() else None
     if args.key_file and keys is None:
+        check_outside_data(args.key_file, args.data, "--key-file")
         check_writable(args.key_file, "--key-file")
     pair_list = read_pairs(args.pairs, args.data, distinct=True)
     system = FRSystem(**params)

@@ -57,7 +57,11 @@ def download_lfw(
     expected = sha256.strip().lower()
     if not _SHA256_RE.fullmatch(expected):
         raise FaceBoneError(f"--sha256 must be 64 hexadecimal digits, got {sha256!r}")
-    if target.exists():
+    if target.exists() or target.is_symlink():
+        if not target.is_dir():
+            raise FaceBoneError(
+                f"{target} exists and is not a folder; remove it or choose another destination"
+            )
         if lfw_counts(target)[1] > 0:
             logger.info("LFW already present in %s; skipping the download", target)
             return target

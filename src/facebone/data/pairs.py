@@ -66,8 +66,11 @@ def read_pairs(csv_path: str | Path, data_root: str | Path, distinct: bool = Fal
 
     Skipped rows are counted and logged with their reason; a file with the wrong columns, a
     bad label or a path that leads outside `data_root` (`..`, absolute, a symlink out) is an
-    error with its line number. Repeated pairs are kept with a warning, or refused when
-    `distinct` (a training set, where a repeat would count twice in membership).
+    error with its line number. Every path is kept in its canonical form (`canonical_path`),
+    so `./A/x.jpg`, `A//x.jpg`, `B/../A/x.jpg` and a link to `A/x.jpg` are one image to the
+    repeat check and one person to the identity checks. Repeated pairs are kept with a
+    warning, or refused when `distinct` (a training set, where a repeat would count twice in
+    membership).
     """
     csv_path, data_root = Path(csv_path), Path(data_root)
     real_root = data_root.resolve()
@@ -89,8 +92,9 @@ def read_pairs(csv_path: str | Path, data_root: str | Path, distinct: bool = Fal
             continue
         if len(row) != 3 or row[2].strip() not in {"0", "1"}:
             raise FaceBoneError(f"{csv_path}, line {line}: expected image1,image2,label(0/1)")
-        image1, image2 = row[0].strip(), row[1].strip()
-        outside = [p for p in (image1, image2) if not _inside(real_root, p)]
+        given = row[0].strip(), row[1].strip()
+        image1, image2 = (canonical_path(real_root, p) for p in given)
+        outside = [p for p, canonical in zip(given, (image1, image2), strict=True) if not canonical]
         if outside:
             raise FaceBoneError(
                 f"{csv_path}, line {line}: {outside[0]} leads outside the data folder {data_root}"
@@ -135,11 +139,15 @@ def read_pairs(csv_path: str | Path, data_root: str | Path, distinct: bool = Fal
     return PairList(pairs, skipped, repeated)
 
 
-def _inside(real_root: Path, relative: str) -> bool:
-    """Whether `relative` names a path under the data root, symlinks resolved."""
+def canonical_path(real_root: Path, relative: str) -> str | None:
+    """`relative` as the path, relative to the resolved data root `real_root`, of the file it
+    names (`.`, `..`, repeated slashes and links resolved); None if it leads outside."""
     if Path(relative).is_absolute():
-        return False
-    return (real_root / relative).resolve().is_relative_to(real_root)
+        return None
+    resolved = (real_root / relative).resolve()
+    if not resolved.is_relative_to(real_root):
+        return None
+    return resolved.relative_to(real_root).as_posix()
 
 
 def pairs_csv_text(pairs: list[Pair]) -> str:

@@ -47,6 +47,14 @@ from facebone.registry import Registry
 
 TWO_BACKBONES = ("sface", "dlib")
 UNDEFENDED = "none"
+# How reports, the demo and the CLI show the undefended system: "none" reads as English
+# ("Missing the goal: none", "Recommended: none").
+UNDEFENDED_LABEL = "undefended"
+
+
+def display_name(defense: str) -> str:
+    """The name a defense is shown by (`UNDEFENDED_LABEL` for `UNDEFENDED`)."""
+    return UNDEFENDED_LABEL if defense == UNDEFENDED else defense
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.util
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
+from facebone.processes import watch_parent
 
 
 @contextmanager
@@ -56,7 +58,9 @@ class EmbedderPool:
 _WORKER: dict[str, EmbedderPool] = {}
 
 
-def _start_worker(cache: EmbeddingCache | None) -> None:
+def _start_worker(cache: EmbeddingCache | None, parent: int) -> None:
+    # A killed command must not leave its workers (about 500 MB each) running.
+    watch_parent(parent)
     torch.set_num_threads(1)
     _WORKER["embedders"] = EmbedderPool(cache, progress=False)
     # Close the backbones (dlib's own worker processes) before this process waits for its
@@ -83,7 +87,7 @@ def run_jobs(
     before the others end)."""
     context = multiprocessing.get_context("spawn")
     results: list[Any] = [None] * len(jobs)
-    with ProcessPoolExecutor(workers, context, _start_worker, (cache,)) as executor:
+    with ProcessPoolExecutor(workers, context, _start_worker, (cache, os.getpid())) as executor:
         futures = {
             executor.submit(_run_in_worker, function, job): index for index, job in enumerate(jobs)
         }

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from facebone.attacks.membership.metrics import LOW_FPRS
+from facebone.attacks.membership.base import LOW_FPRS
 
 CHANCE_ALPHA = 0.05
 CHANCE_DRAWS = 4000

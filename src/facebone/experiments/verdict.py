@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from facebone.attacks.membership.runner import LEVELS
+from facebone.attacks.membership.base import LEVELS
 from facebone.experiments.defenses import UNDEFENDED
 from facebone.experiments.statistics import chance_band, mean_sd
 
@@ -26,6 +26,18 @@ GOAL = {
     "max_tpr_at_fpr": {"0.01": 0.02, "0.001": 0.005},
     "max_canary_tpr_at_1pct_fpr": 0.05,
 }
+
+
+def goal_statement(criteria: Mapping[str, Any] = GOAL) -> str:
+    """The goal in one sentence, every criterion of `criteria` (as `GOAL`) stated."""
+    tpr = criteria["max_tpr_at_fpr"]
+    return (
+        f"accuracy >= {criteria['min_accuracy']} on identity-disjoint pairs; against every "
+        f"attack at pair and identity level AUC <= {criteria['max_auc']}, TPR at 1% FPR <= "
+        f"{100 * tpr['0.01']:g}%, TPR at 0.1% FPR <= {100 * tpr['0.001']:g}%; canary TPR at 1% "
+        f"FPR <= {100 * criteria['max_canary_tpr_at_1pct_fpr']:g}% where the canary audit ran; "
+        "in every regime, as means over seeds"
+    )
 
 
 def summarise_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from facebone.errors import FaceBoneError
+from facebone.params import Constraints, check_params
 
 STATE_FORMAT = 1
 _NORM_EPS = 1e-12
@@ -113,11 +114,14 @@ class Predictor(ABC):
     """Base class: a same-person probability for pairs of embeddings.
 
     Subclasses set `name` (the registry name), implement `_fit`, `_predict_proba`,
-    `_fitted_state` and `_load_fitted_state`, and list their constructor arguments in
-    `__init__` only (they are read back by `get_params`).
+    `_fitted_state` and `_load_fitted_state`, list their constructor arguments in `__init__`
+    only (they are read back by `get_params`) and declare what each accepts in
+    `_parameter_constraints` (`facebone.params`), which the study configuration and the CLI
+    read too.
     """
 
     name: ClassVar[str] = ""
+    _parameter_constraints: ClassVar[Constraints] = {}
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -146,6 +150,7 @@ class Predictor(ABC):
         same-person at 0.5 and above when checking that every source has both kinds.
         """
         self._clear_fitted()
+        self._check_params()
         if y is None:
             raise InvalidPairsError("fit needs labels y: 1 for same-person pairs, 0 otherwise.")
         if soft:
@@ -220,6 +225,7 @@ class Predictor(ABC):
             if not isinstance(params, dict):
                 raise TypeError("params is not a mapping")
             predictor = cls(**_restore_tuples(params))
+            predictor._check_params()  # a hand-edited state: options as fit checks them
             predictor.sources_ = tuple(int(s) for s in config["sources"])
             if not predictor.sources_:
                 raise ValueError("no sources")
@@ -242,6 +248,10 @@ class Predictor(ABC):
     def _clear_fitted(self) -> None:
         for key in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
             delattr(self, key)
+
+    def _check_params(self) -> None:
+        """The options meet `_parameter_constraints` (subclasses add rules across options)."""
+        check_params(type(self).__name__, self._parameter_constraints, self.get_params())
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "sources_"):

@@ -13,10 +13,11 @@ add nothing to any sum below.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from facebone.params import Constraints, Interval
 from facebone.predictors.base import InvalidPairsError, Predictor, _check_int_vector, sigmoid
 from facebone.predictors.registry import register_predictor
 
@@ -73,6 +74,10 @@ class DistancePredictor(Predictor):
     l2 : ridge penalty on the standardised calibration slope (keeps separable data finite).
     """
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "l2": [Interval(float, 0, None, closed="neither")]
+    }
+
     def __init__(self, l2: float = 1.0) -> None:
         self.l2 = l2
 
@@ -82,8 +87,6 @@ class DistancePredictor(Predictor):
         """One float per pair for L2-normalised rows `a`, `b`; must be padding-safe."""
 
     def _fit(self, a: np.ndarray, b: np.ndarray, y: np.ndarray, src: np.ndarray) -> None:
-        if not float(self.l2) > 0.0:
-            raise InvalidPairsError(f"l2 must be a positive number, got {self.l2!r}.")
         s = self.score(a, b)
         slopes, intercepts = [], []
         for source in self.sources_:

@@ -17,10 +17,11 @@ import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from facebone.params import Constraints, Interval, InvalidParameterError, Widths
 from facebone.predictors.base import InvalidPairsError, Predictor, sigmoid
 from facebone.predictors.registry import register_predictor
 
@@ -214,6 +215,21 @@ class NNPredictor(Predictor):
     `epsilon_` and `delta_` (the spent budget; `None` without DP), `noise_multiplier_`.
     """
 
+    # Read by the study configuration ([[regimes]] and predictor_params) and `train`'s flags.
+    _parameter_constraints: ClassVar[Constraints] = {
+        "hidden": [Widths(max_width=4096, max_layers=16)],
+        "epochs": [Interval(int, 1, 100_000)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "batch_size": [Interval(int, 1, 1_000_000)],
+        "weight_decay": [Interval(float, 0, None)],
+        "dropout": [Interval(float, 0, 1, closed="left")],
+        "seed": [Interval(int, 0, 2**63 - 1)],  # derived seeds too (`params.SEED`)
+        "dp_epsilon": [Interval(float, 0, None, closed="neither"), None],
+        "dp_delta": [Interval(float, 0, 1, closed="neither"), None],
+        "max_grad_norm": [Interval(float, 0, None, closed="neither")],
+        "relax_alpha": [Interval(float, 0, None, closed="neither"), None],
+    }
+
     def __init__(
         self,
         hidden: Sequence[int] = (128,),
@@ -243,35 +259,11 @@ class NNPredictor(Predictor):
     # ---- training ---------------------------------------------------------------------------
 
     def _check_params(self) -> None:
-        def bad(name: str, what: str) -> InvalidPairsError:
-            return InvalidPairsError(f"{name} must be {what}, got {getattr(self, name)!r}.")
-
-        if not isinstance(self.hidden, list | tuple) or not all(
-            isinstance(h, int) and h > 0 for h in self.hidden
-        ):
-            raise bad("hidden", "a sequence of positive layer widths")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(name, "a positive integer")
-        if not isinstance(self.seed, int):
-            raise bad("seed", "an integer")
-        if not self.lr > 0:
-            raise bad("lr", "a positive number")
-        if not self.weight_decay >= 0:
-            raise bad("weight_decay", "a non-negative number")
-        if not 0 <= self.dropout < 1:
-            raise bad("dropout", "in [0, 1)")
-        if self.dp_epsilon is not None and not self.dp_epsilon > 0:
-            raise bad("dp_epsilon", "a positive number or None")
-        if self.dp_delta is not None and not 0 < self.dp_delta < 1:
-            raise bad("dp_delta", "in (0, 1) or None")
-        if not self.max_grad_norm > 0:
-            raise bad("max_grad_norm", "a positive number")
-        if self.relax_alpha is not None and not self.relax_alpha > 0:
-            raise bad("relax_alpha", "a positive number or None")
+        super()._check_params()
         if self.relax_alpha is not None and self.dp_epsilon is not None:
-            raise bad("relax_alpha", "None when training with DP-SGD")
+            raise InvalidParameterError(
+                "NNPredictor: relax_alpha must be None when training with DP-SGD (dp_epsilon)"
+            )
 
     def _n_inputs(self) -> int:
         return 2 * self.n_features_in_ + 1 + len(self.sources_)
@@ -280,7 +272,6 @@ class NNPredictor(Predictor):
         import torch
 
         with one_torch_thread():
-            self._check_params()
             if self.dp_epsilon is None:
                 self._fit_batch([self], [(a, b, y, src)])
                 return
@@ -315,7 +306,6 @@ class NNPredictor(Predictor):
         for predictor in predictors:
             if {k: v for k, v in predictor.get_params().items() if k != "seed"} != options:
                 raise InvalidPairsError("fit_many trains predictors that differ only in seed.")
-            predictor._check_params()
         try:
             prepared = [
                 p._prepare_fit(*data, soft=True)

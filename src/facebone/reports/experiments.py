@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from facebone.attacks.membership.runner import LEVELS
+from facebone.attacks.membership.base import LEVELS
 from facebone.reports import figures, tables
 from facebone.reports.document import Figure, Report, Section, Table
 from facebone.reports.output import write_report

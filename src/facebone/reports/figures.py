@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facebone.attacks.membership.plot import draw_rocs
+from facebone.experiments.defenses import display_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,16 +49,29 @@ def roc_panels(panels: Mapping[str, Mapping[str, dict[str, Any]]], title: str) -
     return png_bytes(figure)
 
 
+# A frontier point's colour: the goal met; inside the plotted part of the goal (accuracy and
+# AUC) but failing another criterion (TPR at low FPR, canaries); outside it.
+FRONTIER_COLOURS = {"meets": "tab:green", "inside": "tab:orange", "fails": "tab:red"}
+
+
+def frontier_status(point: Mapping[str, Any], goal: Mapping[str, Any]) -> str:
+    """Which of `FRONTIER_COLOURS` a point of `verdict.frontier` is drawn in."""
+    if point["meets_goal"]:
+        return "meets"
+    inside = point["accuracy"] >= goal["min_accuracy"] and point["attack_auc"] <= goal["max_auc"]
+    return "inside" if inside else "fails"
+
+
 def frontier(points: Sequence[Mapping[str, Any]], goal: Mapping[str, Any]) -> bytes:
     """Accuracy against the strongest attack's AUC per (regime, defense) point of
-    `verdict.frontier`; the goal's region shaded, points green where the goal is met."""
+    `verdict.frontier`. The shaded box is the goal's accuracy and AUC criteria (the region
+    up to `max_auc` and from `min_accuracy` up); a point there may still fail the goal's
+    other criteria, and is drawn orange, not green."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     figure = Figure(figsize=(7.5, 5.5), layout="constrained")
     axes = figure.subplots()
-    axes.axvspan(0.45, goal["max_auc"], color="tab:green", alpha=0.08)
-    axes.axhline(goal["min_accuracy"], color="tab:green", linestyle="--", linewidth=0.8)
-    axes.axvline(goal["max_auc"], color="tab:green", linestyle="--", linewidth=0.8)
     regimes = list(dict.fromkeys(point["regime"] for point in points))
     markers = dict(zip(regimes, "os^Dv<>", strict=False))
     for point in points:
@@ -65,9 +79,10 @@ def frontier(points: Sequence[Mapping[str, Any]], goal: Mapping[str, Any]) -> by
             point["attack_auc"],
             point["accuracy"],
             marker=markers.get(point["regime"], "o"),
-            color="tab:green" if point["meets_goal"] else "tab:red",
+            color=FRONTIER_COLOURS[frontier_status(point, goal)],
         )
-        label = point["defense"] + (f" ({point['regime']})" if len(regimes) > 1 else "")
+        label = display_name(point["defense"])
+        label += f" ({point['regime']})" if len(regimes) > 1 else ""
         axes.annotate(
             label,
             (point["attack_auc"], point["accuracy"]),
@@ -75,12 +90,40 @@ def frontier(points: Sequence[Mapping[str, Any]], goal: Mapping[str, Any]) -> by
             xytext=(3, 2),
             textcoords="offset points",
         )
+    # The goal's box, drawn over the data's extent once the points have set it.
+    left, _ = axes.get_xlim()
+    _, top = axes.get_ylim()
+    axes.fill_between(
+        [min(left, goal["max_auc"]), goal["max_auc"]],
+        goal["min_accuracy"],
+        max(top, goal["min_accuracy"]),
+        color="tab:green",
+        alpha=0.08,
+        linewidth=0,
+    )
+    axes.axhline(goal["min_accuracy"], color="tab:green", linestyle="--", linewidth=0.8)
+    axes.axvline(goal["max_auc"], color="tab:green", linestyle="--", linewidth=0.8)
+    axes.set_xlim(left=min(left, goal["max_auc"]))
+    axes.set_ylim(top=max(top, goal["min_accuracy"]))
+    texts = {
+        "meets": "meets the goal",
+        "inside": "in the box, fails TPR or canaries",
+        "fails": "fails the goal",
+    }
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=FRONTIER_COLOURS[k], label=text)
+        for k, text in texts.items()
+    ]
+    handles += [
+        Line2D([], [], marker=markers[r], linestyle="", color="grey", label=r)
+        for r in regimes
+        if len(regimes) > 1
+    ]
+    axes.legend(handles=handles, fontsize="x-small", loc="lower right")
     axes.set_xlabel("strongest attack AUC (mean over seeds)")
     axes.set_ylabel("accuracy on identity-disjoint test pairs")
-    shapes = ", ".join(f"{markers[r]} {r}" for r in regimes) if len(regimes) > 1 else ""
     axes.set_title(
-        "privacy-utility frontier (green: meets the goal" + (f"; {shapes}" if shapes else "") + ")",
-        fontsize="medium",
+        "privacy-utility frontier (shaded: the goal's accuracy and AUC)", fontsize="medium"
     )
     axes.grid(True, alpha=0.3)
     return png_bytes(figure)

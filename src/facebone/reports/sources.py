@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facebone.attacks.membership.runner import LEVELS
+from facebone.attacks.membership.base import LEVELS
 from facebone.errors import FaceBoneError
 from facebone.reports.document import Figure, Section
 from facebone.reports.study import judged
@@ -180,7 +180,10 @@ def find_inversion_scores(folder: Path) -> dict[str, dict[str, Any]]:
             for threat, scores in threats.items():
                 walk(scores, f"{label} / {threat}")
         elif isinstance(value.get("sar"), dict) and isinstance(value["sar"].get("type1"), dict):
-            found[where] = value
+            if _inversion_shape(value):
+                found[where] = value
+            else:
+                log.warning("skipping %s: not the figures of an inversion attack", where)
         else:
             for key, inner in value.items():
                 walk(inner, f"{where} / {key}")
@@ -191,6 +194,22 @@ def find_inversion_scores(folder: Path) -> dict[str, dict[str, Any]]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             log.warning("skipping %s: %s", path, error)
     return found
+
+
+def _inversion_shape(value: dict[str, Any]) -> bool:
+    """Whether an inversion result holds what the report's table shows, as numbers."""
+
+    def numbers(table: Any) -> bool:
+        return isinstance(table, dict) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in table.values()
+        )
+
+    sar = value["sar"]
+    return (
+        all(numbers(sar.get(kind, {})) for kind in ("type1", "type2"))
+        and numbers(value.get("chance", {}))
+        and (value.get("ssim") is None or numbers({"ssim": value["ssim"]}))
+    )
 
 
 def find_grids(folder: Path) -> tuple[Figure, ...]:

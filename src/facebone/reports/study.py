@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from facebone.attacks.membership.runner import LEVELS
+from facebone.attacks.membership.base import LEVELS
 from facebone.experiments.threat_matrix import threat_matrix
 from facebone.experiments.verdict import GOAL, frontier, judge, summarise_runs
 from facebone.reports import figures, tables

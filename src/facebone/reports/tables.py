@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from facebone.experiments.defenses import display_name
 from facebone.experiments.statistics import mean_sd
+from facebone.experiments.verdict import goal_statement
 from facebone.reports.document import Table
 
 FPRS = ("0.01", "0.001")
@@ -28,27 +30,21 @@ def mean_sd_text(entry: Mapping[str, float], digits: int = 3, percent: bool = Fa
 
 
 def name(text: str) -> str:
-    return f"`{text}`"
+    return f"`{display_name(text)}`"
 
 
 def goal_lines(goal: Mapping[str, Any]) -> list[str]:
     """The goal stated, which defenses meet it, and the recommendation."""
-    criteria = goal["criteria"]
-    tpr = criteria["max_tpr_at_fpr"]
     meeting = goal["meeting"]
     failing = [d for d in goal["defenses"] if d not in meeting]
     best = goal["best_defense"]
     return [
-        f"Goal: accuracy >= {criteria['min_accuracy']} on identity-disjoint pairs; against "
-        f"every attack at pair and identity level AUC <= {criteria['max_auc']}, TPR at 1% FPR "
-        f"<= {100 * tpr['0.01']:g}%, TPR at 0.1% FPR <= {100 * tpr['0.001']:g}%; canary TPR at "
-        f"1% FPR <= {100 * criteria['max_canary_tpr_at_1pct_fpr']:g}% where the canary audit "
-        "ran; in every regime, as means over seeds.",
+        f"Goal: {goal_statement(goal['criteria'])}.",
         "**Meet the goal:** " + (", ".join(map(name, meeting)) or "no defense") + ". "
         "**Do not:** "
-        + (", ".join(map(name, failing)) or "none")
+        + (", ".join(map(name, failing)) or "every system meets it")
         + ". "
-        + (f"**Recommended:** {name(best)}." if best else "**Recommended:** none meets the goal."),
+        + (f"**Recommended:** {name(best)}." if best else "**Recommended:** no defense."),
     ]
 
 
@@ -64,10 +60,9 @@ def verdict_table(results: Mapping[str, Any]) -> Table:
                     name(defense),
                     regime,
                     mean_sd_text(results["summary"][regime][defense]["accuracy"]),
-                    f"{mean_sd_text(worst['auc'])} ({worst['auc']['attack']}, "
-                    f"{worst['auc']['level']})",
-                    mean_sd_text(worst["0.01"], percent=True),
-                    mean_sd_text(worst["0.001"], percent=True),
+                    _worst_text(worst["auc"]),
+                    _worst_text(worst["0.01"], percent=True),
+                    _worst_text(worst["0.001"], percent=True),
                     "-"
                     if canary is None
                     else mean_sd_text(canary["tpr_at_fpr"]["0.01"], percent=True),
@@ -77,6 +72,12 @@ def verdict_table(results: Mapping[str, Any]) -> Table:
             )
     header = ("defense", "regime", "accuracy", "strongest AUC", "TPR@1%FPR", "TPR@0.1%FPR")
     return Table.of((*header, "canary TPR@1%", "meets goal", "within chance"), rows)
+
+
+def _worst_text(worst: Mapping[str, Any], percent: bool = False) -> str:
+    """A strongest-attack figure with the attack and the level (pair or identity) that
+    reached it: each figure of a verdict row may come from another level."""
+    return f"{mean_sd_text(worst, percent=percent)} ({worst['attack']}, {worst['level']})"
 
 
 def failure_lines(goal: Mapping[str, Any], shown: int = 4) -> list[str]:

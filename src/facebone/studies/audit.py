@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facebone.atomic import check_outside_data
 from facebone.errors import FaceBoneError
 
 ATTACKS = ("lira-online", "lira", "blackbox-gb")
@@ -160,12 +161,7 @@ def check_plan(plan: AuditPlan) -> None:
         )
     if not plan.data.is_dir():
         raise FaceBoneError(f"data folder {plan.data} does not exist or is not a folder")
-    data, out = plan.data.resolve(), plan.out.resolve()
-    if out.is_relative_to(data):
-        raise FaceBoneError(
-            f"the output folder {plan.out} is inside the data folder {plan.data}: its files "
-            "would be read as photos; choose a folder outside it"
-        )
+    check_outside_data(plan.out, plan.data, "the output folder")
     if plan.out.exists():
         if not plan.out.is_dir():
             raise FaceBoneError(f"the output folder {plan.out} exists and is not a folder")
@@ -210,8 +206,10 @@ def run_audit(
     its report there: the report files, and the results reported (`reports.study.judged`)."""
     from facebone.reports.sources import write_folder_report
     from facebone.studies.engine import run_study
+    from facebone.studies.store import study_lock
 
     check_plan(plan)
     run_study(audit_config(plan), executor, progress)
-    # The audit's own report in its own folder: replaced on every run.
-    return write_folder_report(plan.out, force=True, title="FaceBone privacy audit")
+    with study_lock(plan.out):
+        # The audit's own report in its own folder: replaced on every run.
+        return write_folder_report(plan.out, force=True, title="FaceBone privacy audit")

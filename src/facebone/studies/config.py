@@ -52,15 +52,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facebone.attacks.membership.runner import LEVELS
+from facebone.atomic import check_outside_data
+from facebone.attacks.membership.base import LEVELS, MAX_QUERIES, MAX_SHADOWS
 from facebone.data.pairs import DEFAULT_FRACTIONS, ROLES
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import Defense, get_defense
 from facebone.experiments.regimes import Regime, get_regime, list_regimes
 from facebone.experiments.runner import describe_defense, describe_regime
+from facebone.params import SEED, Constraints, value_problem
 from facebone.studies.records import package_versions
-
-NN_REGIME_OPTIONS = ("epochs", "weight_decay", "learning_rate", "batch_size")
 
 
 @dataclass(frozen=True)
@@ -346,7 +346,7 @@ def load_config(
     base = source.resolve().parent
     name = reader.take("name", str, source.stem)
     data_root = _data_root(reader, base, data)
-    output_dir = _output_dir(reader, base, output)
+    output_dir = _output_dir(reader, base, output, data_root)
     backbones = reader.names("backbones")
     regimes = _regimes(reader)
     splits = _splits(reader, base, data_root, regimes)
@@ -428,7 +428,7 @@ def _data_root(reader: _Reader, base: Path, override: str | Path | None) -> Path
     return root
 
 
-def _output_dir(reader: _Reader, base: Path, override: str | Path | None) -> Path:
+def _output_dir(reader: _Reader, base: Path, override: str | Path | None, data_root: Path) -> Path:
     what = "the results folder (or pass --out)"
     folder, key = _path_setting(reader, base, "output", "--out", override, what)
     if key == "output":
@@ -436,16 +436,16 @@ def _output_dir(reader: _Reader, base: Path, override: str | Path | None) -> Pat
         folder = Path(os.path.normpath(folder))
     if folder.exists() and not folder.is_dir():
         raise reader.fail(key, f"{folder} exists and is not a folder")
+    try:
+        check_outside_data(folder, data_root, "the results folder")
+    except FaceBoneError as error:
+        raise reader.fail(key, str(error)) from None
     return folder
 
 
 def _seed_list(reader: _Reader, key: str, value: Any) -> tuple[int, ...]:
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
-    ):
-        raise reader.fail(key, f"expected a non-empty list of whole numbers >= 0, got {value!r}")
+    if not isinstance(value, list) or not value or not all(map(SEED.accepts, value)):
+        raise reader.fail(key, f"expected a non-empty list of seeds, each {SEED}, got {value!r}")
     if len(set(value)) != len(value):
         raise reader.fail(key, f"a seed is listed twice in {value!r}")
     return tuple(value)
@@ -516,6 +516,27 @@ def _split_files(
     return paths
 
 
+def _regime_options() -> Constraints:
+    """What a regime may set: the nn predictor's options as it declares them, but its seed,
+    which each target draws."""
+    from facebone.predictors.nn import NNPredictor
+
+    return {k: v for k, v in NNPredictor._parameter_constraints.items() if k != "seed"}
+
+
+def _options(entry: _Reader, constraints: Constraints, table: Mapping[str, Any]) -> dict:
+    """The keys of `table` that `constraints` declares, taken from `entry` and checked; the
+    others are left for `entry.done()` to refuse (or refused here when `table` is its own)."""
+    options = {}
+    for name in [name for name in table if name in constraints]:
+        value = entry.take(name, object)
+        problem = value_problem(constraints[name], value)
+        if problem is not None:
+            raise entry.fail(entry.key(name), problem)
+        options[name] = value
+    return options
+
+
 def _regimes(reader: _Reader) -> dict[str, Regime]:
     """The built-in regimes and the config's own `[[regimes]]`."""
     regimes = {name: get_regime(name) for name in list_regimes()}
@@ -529,19 +550,18 @@ def _regimes(reader: _Reader) -> dict[str, Regime]:
         n_train = entry.take("n_train", int)
         if n_train is not None and n_train < 10:
             raise entry.fail(entry.key("n_train"), f"use 10 or more pairs, got {n_train}")
-        nn_params = {}
-        for option in NN_REGIME_OPTIONS:
-            value = entry.take(option, (int, float))
-            if value is not None:
-                if value < 0 or (option != "weight_decay" and value == 0):
-                    raise entry.fail(entry.key(option), f"must be positive, got {value}")
-                nn_params[option] = value
+        nn_params = _options(entry, _regime_options(), entry.table)
         description = entry.take(
             "description",
             str,
             f"{'all' if n_train is None else n_train} target_train pairs, nn options {nn_params}",
         )
-        entry.done()
+        if entry.table:
+            raise entry.fail(
+                entry.key(next(iter(entry.table))),
+                "unknown key; a regime takes name, description, n_train and the nn "
+                f"predictor's options: {', '.join(_regime_options())}",
+            )
         regimes[name] = Regime(name, description, n_train, nn_params)
     return regimes
 
@@ -601,13 +621,14 @@ def _system_table(
                 entry.key(option),
                 f"unknown {option} {choices[option]!r}; choose from: {', '.join(allowed)}",
             )
-    params = dict(
-        entry.sub("predictor_params", table=entry.take("predictor_params", dict, {})).table
-    )
-    epsilon = entry.take("dp_epsilon", (int, float))
+    params = _predictor_params(entry, predictor)
+    epsilon = entry.take("dp_epsilon", object)
     if epsilon is not None:
-        if predictor != "nn" or epsilon <= 0:
-            raise entry.fail(entry.key("dp_epsilon"), "DP needs predictor 'nn' and epsilon > 0")
+        if predictor != "nn":
+            raise entry.fail(entry.key("dp_epsilon"), "DP needs predictor 'nn'")
+        problem = value_problem(_regime_options()["dp_epsilon"][:1], epsilon)
+        if problem is not None:
+            raise entry.fail(entry.key("dp_epsilon"), problem)
         params["dp_epsilon"] = float(epsilon)
     regime = entry.take("regime", str)
     if regime is not None and regime not in regimes:
@@ -625,6 +646,27 @@ def _system_table(
         **choices,
     )
     return SystemSpec(defense, default_regimes if regime is None else (regime,))
+
+
+def _predictor_params(entry: _Reader, predictor: str) -> dict[str, Any]:
+    """A system table's `predictor_params`: options its predictor declares (but the seed,
+    which each target draws), each checked against the predictor's constraints."""
+    from facebone.predictors import get_predictor_class
+
+    constraints = {
+        k: v
+        for k, v in get_predictor_class(predictor)._parameter_constraints.items()
+        if k != "seed"
+    }
+    table = entry.sub("predictor_params", table=entry.take("predictor_params", dict, {}))
+    params = _options(table, constraints, dict(table.table))
+    if table.table:
+        raise table.fail(
+            table.key(next(iter(table.table))),
+            f"unknown option of the {predictor} predictor; its options are: "
+            f"{', '.join(constraints) or 'none'}",
+        )
+    return params
 
 
 def attack_min_shadows(name: str) -> int:
@@ -672,10 +714,14 @@ def _membership_attack(entry: _Reader, name: str) -> AttackSpec:
             entry.key("shadows"),
             f"{name} needs at least {attack_min_shadows(name)} shadows, got {shadows}",
         )
+    if shadows is not None and shadows > MAX_SHADOWS:
+        raise entry.fail(entry.key("shadows"), f"at most {MAX_SHADOWS}, got {shadows}")
     queries = entry.take("queries", int)
-    if queries is not None and queries < 1:
-        raise entry.fail(entry.key("queries"), f"must be at least 1, got {queries}")
+    if queries is not None and not 1 <= queries <= MAX_QUERIES:
+        raise entry.fail(entry.key("queries"), f"must be 1 to {MAX_QUERIES}, got {queries}")
     levels = entry.names("levels", LEVELS)
+    if not levels:
+        raise entry.fail(entry.key("levels"), f"name at least one of {', '.join(LEVELS)}")
     for level in levels:
         if level not in LEVELS:
             raise entry.fail(
@@ -716,8 +762,11 @@ def _check_backbone(reader: _Reader, key: str, spec: str) -> None:
     from facebone.backbones import list_backbones
 
     known = list_backbones()
-    if spec.split(":", 1)[0] not in known:
+    name, _, weights = spec.partition(":")
+    if name not in known:
         raise reader.fail(key, f"unknown backbone {spec!r}; choose from: {', '.join(known)}")
+    if weights and not Path(weights).is_file():
+        raise reader.fail(key, f"the model file {weights} of backbone {spec!r} does not exist")
 
 
 def _backbones(

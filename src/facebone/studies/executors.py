@@ -18,6 +18,7 @@ from tqdm import tqdm
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.errors import FaceBoneError
 from facebone.experiments.execution import EmbedderPool, run_jobs, torch_threads
+from facebone.processes import watch_parent
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,10 @@ def _ray_task(function: Callable[..., Any], cache: EmbeddingCache | None, job: t
     import torch
 
     if "embedders" not in _RAY_WORKER:
+        # A Ray worker is a child of its node's raylet: it ends when that does. A local
+        # instance's raylet is itself killed with this command (Ray's own parent-death
+        # signal), so a killed study leaves no workers behind.
+        watch_parent()
         torch.set_num_threads(1)  # as the local workers: one thread per task, figures alike
         _RAY_WORKER["embedders"] = EmbedderPool(cache, progress=False)
     return function(_RAY_WORKER["embedders"], *job)

@@ -172,14 +172,27 @@ def audit_canaries(
 
 
 def read_canaries(folder: Path) -> Mapping[str, Any] | None:
-    """The canary figures a study folder holds (`audit_canaries`), if any."""
+    """The canary figures a study folder holds (`audit_canaries`), if any, checked to have
+    the shape the report reads: `canaries[regime][system]` with every figure a number."""
     path = folder / CANARIES_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["canaries"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise FaceBoneError(f"{path} cannot be read ({error!r})") from None
+        canaries = json.loads(path.read_text(encoding="utf-8"))["canaries"]
+        for by_system in canaries.values():
+            for entry in by_system.values():
+                figures = [
+                    entry["auc"],
+                    *(entry["tpr_at_fpr"][fpr] for fpr in ("0.01", "0.001")),
+                    *(entry["by_kind"][kind]["0.01"] for kind in ("mislabeled", "atypical")),
+                ]
+                numbers = [f[key] for f in figures for key in ("mean", "sd")]
+                numbers += [entry["n_canaries"], entry["n_targets"]]
+                if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+                    raise TypeError("a figure is not a number")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise FaceBoneError(f"{path} is damaged ({type(error).__name__}: {error})") from None
+    return canaries
 
 
 def run_shortcut(
@@ -199,6 +212,7 @@ def run_shortcut(
     from facebone.reports.sources import write_folder_report
     from facebone.studies.engine import run_study
     from facebone.studies.executors import create_executor
+    from facebone.studies.store import study_lock
 
     executor = create_executor("local", cache, None, workers)
     try:
@@ -206,9 +220,10 @@ def run_shortcut(
     finally:
         executor.close()
     written = []
-    if canaries is not None:
-        written.append(audit_canaries(config, canaries, cache, progress, workers))
-    # The report belongs to the study folder: replaced on every run, like the audit's.
-    extra = None if sections is None else (lambda results: sections(config, results))
-    report, results = write_folder_report(config.output, force=True, title=title, extra=extra)
+    with study_lock(config.output):
+        if canaries is not None:
+            written.append(audit_canaries(config, canaries, cache, progress, workers))
+        # The report belongs to the study folder: replaced on every run, like the audit's.
+        extra = None if sections is None else (lambda results: sections(config, results))
+        report, results = write_folder_report(config.output, force=True, title=title, extra=extra)
     return [*written, *report], results

@@ -8,19 +8,23 @@ redoes only the targets with none. Each row carries the hash of the configuratio
 it; UNIQUE keys make a second write of a finished cell an error instead of a duplicate.
 
 Beside the database, `study.json` describes the study (its configuration, hash, data root,
-versions) and `config.toml` is a copy of the configuration the user ran.
+versions) and `config.toml` is a copy of the configuration the user ran. A run holds a lock
+on the folder (`.study.lock`) as long as its store is open: a second run into the same folder
+is refused at once. A damaged database, row or description is one `FaceBoneError` line.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import io
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from facebone.atomic import write_text_atomic
 from facebone.errors import FaceBoneError
@@ -35,6 +39,7 @@ from facebone.studies.records import (
 DATABASE = "results.sqlite"
 STUDY_FILE = "study.json"
 CONFIG_COPY = "config.toml"
+LOCK = ".study.lock"
 SCHEMA_VERSION = 2  # 2: the threats table
 EXPORT_FORMATS = ("json", "csv")
 
@@ -95,13 +100,14 @@ class ResultStore:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.path = self.folder / DATABASE
+        self._lock: BinaryIO | None = None  # the folder's lock, for a store a run created
         if not self.path.is_file():
             raise FaceBoneError(f"{self.folder} holds no study results ({DATABASE} is missing)")
         with self._connect() as connection:
             version = connection.execute(
                 "SELECT value FROM meta WHERE name = 'schema_version'"
             ).fetchone()
-        if version is None or int(version[0]) != SCHEMA_VERSION:
+        if version is None or version[0] != str(SCHEMA_VERSION):
             raise FaceBoneError(
                 f"{self.path} has results schema {version and version[0]}, this FaceBone reads "
                 f"schema {SCHEMA_VERSION}"
@@ -112,41 +118,41 @@ class ResultStore:
         cls, folder: str | Path, study: Mapping[str, Any], config_text: str, force: bool = False
     ) -> ResultStore:
         """The store of `folder` for a run of `study` (its `study.json` content, with a
-        "config_hash" and the "data" root): created if new; reopened if it holds the same
-        study on the same data, so the run resumes; an error if it holds another study's
-        results, or (unless `force`) other files, which `study.json` and `config.toml` could
-        replace."""
+        "config_hash" and the "data" root), locked for this run: created if new; reopened if
+        it holds the same study on the same data, so the run resumes. Results of another
+        study (or data) are an error, unless `force`, or unless no target finished there:
+        then the run starts afresh, replacing them. A folder with other files but no results
+        is an error unless `force`, since `study.json` and `config.toml` could replace them."""
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             raise FaceBoneError(f"output folder {folder} exists and is not a folder")
-        study_path = folder / STUDY_FILE
-        if (folder / DATABASE).exists():
-            held = _read_json(study_path) if study_path.is_file() else {}
-            if held.get("config_hash") != study["config_hash"]:
-                raise FaceBoneError(
-                    f"{folder} holds results of another study configuration (hash "
-                    f"{held.get('config_hash')}, this one {study['config_hash']}); choose "
-                    "another output folder"
-                )
-            if held.get("data") != study["data"]:
-                raise FaceBoneError(
-                    f"{folder} holds results made on the data in {held.get('data')}, not "
-                    f"{study['data']}; resume with that data folder or choose another output"
-                )
-        elif folder.is_dir() and any(folder.iterdir()) and not force:
+        afresh = (folder / DATABASE).exists() and _another_study(folder, study, force)
+        held_files = folder.is_dir() and any(folder.iterdir())
+        if not (folder / DATABASE).exists() and held_files and not force:
             raise FaceBoneError(
-                f"output folder {folder} holds other files and no study results; choose an "
-                "empty or new folder (or force it)"
+                f"output folder {folder} holds other files and no study results; choose "
+                "an empty or new folder (or force it)"
             )
         folder.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(folder / DATABASE)) as connection, connection:
-            connection.executescript(_SCHEMA)
-            connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        write_text_atomic(study_path, json.dumps(study, indent=1) + "\n")
+        lock = _lock(folder)
+        if afresh:
+            for name in (DATABASE, f"{DATABASE}-journal", STUDY_FILE, CONFIG_COPY):
+                (folder / name).unlink(missing_ok=True)
+        try:
+            with closing(sqlite3.connect(folder / DATABASE)) as connection, connection:
+                connection.executescript(_SCHEMA)
+                connection.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        except sqlite3.DatabaseError as error:
+            message = f"{folder / DATABASE} cannot be read as study results ({error})"
+            raise FaceBoneError(message) from None
+        write_text_atomic(folder / STUDY_FILE, json.dumps(study, indent=1) + "\n")
         write_text_atomic(folder / CONFIG_COPY, config_text)
-        return cls(folder)
+        store = cls(folder)
+        store._lock = lock  # held, and released when the store goes
+        return store
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -209,7 +215,7 @@ class ResultStore:
             rows = connection.execute(
                 "SELECT record FROM utility ORDER BY system, regime, seed"
             ).fetchall()
-        return [UtilityRecord.from_dict(json.loads(record)) for (record,) in rows]
+        return [self._row(_utility_record, row, "utility") for row in rows]
 
     def attack_records(self) -> list[AttackRecord]:
         with self._connect() as connection:
@@ -217,7 +223,17 @@ class ResultStore:
                 "SELECT system, regime, attack, level, seed, config_hash, metrics, roc, timings, "
                 "versions FROM attacks ORDER BY system, regime, attack, level, seed"
             ).fetchall()
-        return [_attack_record(row) for row in rows]
+        return [self._row(_attack_record, row, "attack") for row in rows]
+
+    def _row(self, read: Callable[[Sequence[Any]], Any], row: Sequence[Any], table: str) -> Any:
+        """The record `read` makes of `row`; a damaged row is one line naming the database."""
+        try:
+            return read(row)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise FaceBoneError(
+                f"{self.path} holds a damaged {table} row ({type(error).__name__}: {error}); "
+                "rerun the study into a new folder"
+            ) from None
 
     def threat_records(self) -> list[ThreatRecord]:
         with self._connect() as connection:
@@ -268,9 +284,69 @@ class ResultStore:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        held = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise FaceBoneError(f"cannot read {path}: {error}") from None
+    if not isinstance(held, dict):
+        raise FaceBoneError(f"{path} is not a study description (a JSON object)")
+    return held
+
+
+def _another_study(folder: Path, study: Mapping[str, Any], force: bool) -> bool:
+    """Whether the results in `folder` are of another study (or data) than `study`, which
+    may then start afresh there: with `force`, or when none of their targets finished."""
+    study_path = folder / STUDY_FILE
+    try:
+        held = _read_json(study_path) if study_path.is_file() else {}
+        finished = len(ResultStore(folder).finished())
+    except FaceBoneError:
+        if force:
+            return True  # damaged results: --force replaces them
+        raise
+    if held.get("config_hash") == study["config_hash"] and held.get("data") == study["data"]:
+        return False
+    if force or not finished:
+        return True
+    if held.get("config_hash") != study["config_hash"]:
+        raise FaceBoneError(
+            f"{folder} holds results of another study configuration (hash "
+            f"{held.get('config_hash')}, this one {study['config_hash']}); choose another "
+            "output folder, or force a fresh start there (its results are then replaced)"
+        )
+    raise FaceBoneError(
+        f"{folder} holds results made on the data in {held.get('data')}, not {study['data']}; "
+        "resume with that data folder, choose another output, or force a fresh start"
+    )
+
+
+@contextmanager
+def study_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the lock of the study folder `folder` (which exists) for the block: what follows
+    a study in its folder (a canary audit, the report) is not written by two runs at once."""
+    lock = _lock(Path(folder))
+    try:
+        yield
+    finally:
+        lock.close()
+
+
+def _lock(folder: Path) -> BinaryIO:
+    """An exclusive lock on `folder`'s lock file, held by the open file returned: it ends
+    when that file is closed or collected, or with this process. A folder locked by another
+    process is an error. A POSIX record lock, not `flock`: worker processes forked while it
+    is held do not share it, so it ends with this process even if they outlive it briefly."""
+    file = open(folder / LOCK, "ab")  # noqa: SIM115  (open as long as the store lives)
+    try:
+        fcntl.lockf(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        file.close()
+        if error.errno not in (errno.EACCES, errno.EAGAIN):
+            raise FaceBoneError(f"cannot lock {folder / LOCK} ({error.strerror})") from None
+        raise FaceBoneError(
+            f"{folder} is in use by another run writing its results there; wait for it to "
+            "end or choose another output folder"
+        ) from None
+    return file
 
 
 def _system_columns(key: SystemKey) -> tuple[str, str, int]:
@@ -303,6 +379,10 @@ def _attack_row(record: AttackRecord, now: float) -> tuple:
         json.dumps(versions),
         now,
     )
+
+
+def _utility_record(row: Sequence[Any]) -> UtilityRecord:
+    return UtilityRecord.from_dict(json.loads(row[0]))
 
 
 def _attack_record(row: Sequence[Any]) -> AttackRecord:

@@ -10,6 +10,7 @@ import numpy as np
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
+from facebone.params import Interval, value_problem
 from facebone.predictors import DistancePredictor, Predictor, create_predictor
 from facebone.protection import PROTECTIONS, TemplateProtection, create_protection
 from facebone.system.policies import (
@@ -24,6 +25,9 @@ from facebone.system.split_distill import check_split_distill_options, fit_split
 THRESHOLD = 0.5
 # What a system's predictor is fitted on: its members' pairs, or public pairs of other people.
 CALIBRATIONS = ("members", "public")
+
+# A system's seed: a user's (`params.SEED`) or one FaceBone derives (seed * 1000 + t).
+SYSTEM_SEED = Interval(int, 0, 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,13 @@ class FRSystem:
         }
 
     def _check_options(self) -> None:
+        if not self.backbones or not all(isinstance(b, str) and b for b in self.backbones):
+            raise FaceBoneError(f"backbones must be a list of backbone names, got {self.backbones}")
+        if len(set(self.backbones)) != len(self.backbones):
+            raise FaceBoneError(f"a backbone is listed twice: {', '.join(self.backbones)}")
+        problem = value_problem([SYSTEM_SEED], self.seed)
+        if problem is not None:
+            raise FaceBoneError(f"seed {problem}")
         check_choice(self.mitigation, MITIGATIONS, "mitigation")
         check_choice(self.assign, ASSIGN_POLICIES, "assignment policy")
         check_choice(self.infer, INFER_POLICIES, "inference policy")
@@ -151,6 +162,8 @@ class FRSystem:
                 f"whole fit is a calibration; this system trains {self.predictor!r} with "
                 f"mitigation {self.mitigation!r}"
             )
+        # The predictor's options against its declared constraints, before any embedding.
+        self._new_predictor()._check_params()
 
     def _new_predictor(self) -> Predictor:
         params = dict(self.predictor_params)
@@ -397,6 +410,21 @@ class FRSystem:
                 width = key.dim_in  # the zero padding adds nothing to a cosine
                 scores[rows] = key.encrypted_cosines(e1[rows, :width], e2[rows, :width])
         return self.predictor_.predict_proba_of_scores(scores, sources)
+
+    def answer_distribution(
+        self, root: str | Path, pairs: Sequence[Pair]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every answer the system may give to `pairs`, with its probability: answers of
+        shape (K, N) and weights (K,). With random inference row k is every pair answered
+        through backbone k, drawn with probability 1/K; other policies answer one way
+        (weight 1). Metrics weighted so (`metrics.verification_metrics`) are the expectation
+        over the draws: reproducible, while `answer` still draws from the OS's entropy."""
+        self.check_fitted()
+        if self.mitigation == "none" or self.infer != "random":
+            return self.predict_proba(root, pairs)[np.newaxis], np.ones(1)
+        n, k = len(pairs), len(self.backbones)
+        answers = [self._predict_distinct(root, pairs, np.full(n, b)) for b in range(k)]
+        return np.stack(answers), np.full(k, 1.0 / k)
 
     def predict_proba(self, root: str | Path, pairs: Sequence[Pair]) -> np.ndarray:
         """Same-person probability for image pairs of the data folder `root`."""

@@ -43,7 +43,8 @@ def save_system(
 ) -> None:
     """Write `system` to `directory`; see the module docstring for what is replaced."""
     system.check_fitted()
-    directory = Path(directory)
+    # Absolute and normalised, so `.` or `..` name the folder they stand for.
+    directory = Path(os.path.abspath(directory))
     predictor_config, tensors = system.predictor_.get_state()
     weights = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
     config = {
@@ -114,11 +115,20 @@ def foreign_entries(directory: str | Path) -> list[str]:
 
 
 def _swap_in(staging: Path, directory: Path) -> None:
-    """Replace `directory`, which holds at most the model files, by `staging` in two renames."""
-    old = directory.with_name(f".{directory.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
+    """Replace `directory`, which holds at most the model files, by `staging` in two renames.
+
+    The old model is moved aside to a name made unique here (an empty folder from `mkdtemp`,
+    which a rename may replace), never to a fixed name that could hold the user's files.
+    """
+    if not directory.exists():
+        staging.rename(directory)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+    try:
         directory.rename(old)
+    except OSError:
+        old.rmdir()
+        raise
     staging.rename(directory)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -169,14 +179,23 @@ def load_system(
             f"the one in {CONFIG}); retrain the model or restore its weights"
         )
     try:
+        if not isinstance(config["system"].get("backbones"), list):
+            raise TypeError("system.backbones is not a list")
         system = FRSystem(**config["system"])
-        stored_backbones = config["backbones"]
+        stored_backbones = [dict(stored) for stored in config["backbones"]]
         predictor = predictor_from_state(config["predictor"], tensors)
         embedding_dim = int(config["embedding_dim"])
-        training = (config["training_pairs_sha256"], int(config["n_training_pairs"]))
-    except (KeyError, TypeError, ValueError) as error:
+        training = (str(config["training_pairs_sha256"]), int(config["n_training_pairs"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise FaceBoneError(f"{directory / CONFIG} is incomplete ({error})") from None
+    try:
+        # A hand-edited file: every option as training would have checked it.
+        system._check_options()
+    except FaceBoneError as error:
+        raise FaceBoneError(f"{directory / CONFIG}: {error}") from None
     embedder = Embedder(system.backbones, cache, progress)
+    if len(stored_backbones) != len(embedder.backbones):
+        raise FaceBoneError(f"{directory / CONFIG}: its backbones and system.backbones differ")
     for stored, backbone in zip(stored_backbones, embedder.backbones, strict=True):
         if stored.get("cache_key") != backbone.cache_key:
             raise FaceBoneError(
@@ -185,6 +204,12 @@ def load_system(
             )
     system.embedder_ = embedder
     system.protections_ = _checked_keys(system, directory, config, keys)
+    widest = max(system._template_dim(b.name, b.embedding_dim) for b in embedder.backbones)
+    if embedding_dim != widest or predictor.n_features_in_ != widest:
+        raise FaceBoneError(
+            f"{directory / CONFIG}: embedding_dim {embedding_dim} and the predictor's "
+            f"{predictor.n_features_in_} inputs must both be {widest}, its backbones' width"
+        )
     system.embedding_dim_ = embedding_dim
     system.predictor_ = predictor
     system.training_pairs_sha256_, system.n_training_pairs_ = training

@@ -5,6 +5,8 @@ import streamlit as st
 from facebone.app.config import DemoConfig
 from facebone.app.results import read_results
 from facebone.errors import FaceBoneError
+from facebone.experiments.defenses import display_name
+from facebone.experiments.verdict import goal_statement
 
 DIAGRAM = """
 digraph {
@@ -62,12 +64,12 @@ def render(config: DemoConfig) -> None:
     if not verdict:
         st.info(f"{config.results} holds no privacy-utility frontier to judge from.")
         return
-    holding = [name for name, held in verdict.items() if held]
-    failing = [name for name, held in verdict.items() if not held]
+    holding = [f"`{display_name(name)}`" for name, held in verdict.items() if held]
+    failing = [f"`{display_name(name)}`" for name, held in verdict.items() if not held]
     if holding:
-        st.success(f"Defenses that meet the goal in every regime: {', '.join(holding)}")
+        st.success(f"Systems that meet the goal in every regime: {', '.join(holding)}")
     else:
-        st.warning("No defense meets the goal in every regime.")
+        st.warning("No system meets the goal in every regime.")
     if failing:
         st.markdown(f"Missing the goal: {', '.join(failing)}")
-    st.caption("Goal: accuracy >= 0.99, every attack AUC <= 0.55 and TPR at 1% FPR <= 2%.")
+    st.caption(f"Goal: {goal_statement()}.")

@@ -6,9 +6,19 @@ import streamlit as st
 from facebone.app.config import DemoConfig
 from facebone.app.results import FrontierPoint, ResultsFolder, read_results
 from facebone.errors import FaceBoneError
+from facebone.experiments.defenses import display_name
+from facebone.experiments.verdict import GOAL, goal_statement
 
-GOAL_ACCURACY = 0.99
-GOAL_AUC = 0.55
+# The report's frontier figure: the page draws its own, interactive, instead.
+REPORT_FRONTIER = "-frontier.png"
+# Column titles of the frontier table.
+COLUMNS = {
+    "defense": "system",
+    "regime": "regime",
+    "accuracy": "accuracy",
+    "attack_auc": "strongest attack AUC",
+    "meets_goal": "meets the goal",
+}
 
 
 def render(config: DemoConfig) -> None:
@@ -30,7 +40,7 @@ def render(config: DemoConfig) -> None:
     if results.report is None and not results.plots and not results.frontier:
         st.warning(f"{config.results} holds no results.sqlite, report.md or plots.")
         return
-    _plots(results)
+    _plots(results, skip_frontier=bool(results.frontier))
     if results.report is not None:
         with st.expander("The full report (report.md)", expanded=not results.frontier):
             st.markdown(results.report)
@@ -39,28 +49,33 @@ def render(config: DemoConfig) -> None:
 def _frontier(points: list[FrontierPoint]) -> None:
     st.subheader("Privacy-utility frontier")
     st.caption(
-        "Each defense's accuracy against the strongest attack's AUC; up and to the left is "
-        f"better. The goal: accuracy >= {GOAL_ACCURACY}, AUC <= {GOAL_AUC} (dashed)."
+        "Each system's accuracy against the strongest attack's AUC; up and to the left is "
+        f"better. Dashed: the goal's accuracy and AUC. The whole goal: {goal_statement()}."
     )
-    rows = [point.__dict__ for point in points]
+    rows = [
+        {COLUMNS[key]: value for key, value in point.__dict__.items()}
+        | {"system": display_name(point.defense)}
+        for point in points
+    ]
     base = alt.Chart(alt.Data(values=rows))
+    x, y = COLUMNS["attack_auc"], COLUMNS["accuracy"]
     dots = base.mark_point(filled=True, size=90).encode(
-        x=alt.X("attack_auc:Q", title="strongest attack's AUC", scale=alt.Scale(zero=False)),
-        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(zero=False)),
-        color=alt.Color("meets_goal:N", title="meets the goal"),
-        shape=alt.Shape("regime:N", title="regime"),
-        tooltip=["defense:N", "regime:N", "accuracy:Q", "attack_auc:Q", "meets_goal:N"],
+        x=alt.X(f"{x}:Q", scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color(f"{COLUMNS['meets_goal']}:N"),
+        shape=alt.Shape("regime:N"),
+        tooltip=[f"{name}:{'Q' if name in (x, y) else 'N'}" for name in COLUMNS.values()],
     )
     labels = base.mark_text(align="left", dx=7, fontSize=11).encode(
-        x="attack_auc:Q", y="accuracy:Q", text="defense:N"
+        x=f"{x}:Q", y=f"{y}:Q", text="system:N"
     )
     goal_x = (
-        alt.Chart(alt.Data(values=[{"auc": GOAL_AUC}]))
+        alt.Chart(alt.Data(values=[{"auc": GOAL["max_auc"]}]))
         .mark_rule(strokeDash=[4, 4])
         .encode(x="auc:Q")
     )
     goal_y = (
-        alt.Chart(alt.Data(values=[{"acc": GOAL_ACCURACY}]))
+        alt.Chart(alt.Data(values=[{"acc": GOAL["min_accuracy"]}]))
         .mark_rule(strokeDash=[4, 4])
         .encode(y="acc:Q")
     )
@@ -69,8 +84,9 @@ def _frontier(points: list[FrontierPoint]) -> None:
     st.dataframe(rows, hide_index=True)
 
 
-def _plots(results: ResultsFolder) -> None:
-    if results.plots:
+def _plots(results: ResultsFolder, skip_frontier: bool) -> None:
+    plots = [p for p in results.plots if not (skip_frontier and p.name.endswith(REPORT_FRONTIER))]
+    if plots:
         st.subheader("Plots")
-        for plot in results.plots:
+        for plot in plots:
             st.image(str(plot), caption=plot.name)

@@ -268,6 +268,17 @@ def identity_scores(
     return {who: float(reduce(values)) for who, values in sorted(grouped.items())}
 
 
+# The levels membership is asked at: was this pair in training, or this person's photos.
+LEVELS = ("pair", "identity")
+# The false-positive rates whose true-positive rate every attack reports (Carlini et al.).
+LOW_FPRS = (0.01, 0.001)
+
+# Upper bounds, checked before any work: each shadow is a trained system and each query one
+# more answer per candidate, so a mistyped 1000000000 would ask for hundreds of GiB.
+MAX_SHADOWS = 1024
+MAX_QUERIES = 1024
+
+
 class MembershipAttack(Attack):
     """Base class: subclasses set `name`, implement `_fit` and `_infer`, and set `threshold_`
     (the member-iff-score->=threshold cut the attack would use, chosen without target data)."""
@@ -326,7 +337,9 @@ class ShadowAttack(MembershipAttack):
     shadow_size: int | None
 
     def _check_params(self) -> None:
-        check_positive_int(self.n_shadows, "n_shadows", minimum=self.min_shadows)
+        check_positive_int(
+            self.n_shadows, "n_shadows", minimum=self.min_shadows, maximum=MAX_SHADOWS
+        )
         check_positive_int(self.seed, "seed", minimum=0)
         if self.shadow_size is not None:
             check_positive_int(self.shadow_size, "shadow_size", minimum=2)

@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from facebone.attacks.base import AttackError
+from facebone.attacks.membership.base import LOW_FPRS
 
-LOW_FPRS = (0.01, 0.001)
 MAX_ROC_POINTS = 200
 
 

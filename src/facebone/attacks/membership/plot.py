@@ -83,21 +83,30 @@ def roc_figure(results: dict[str, Any], model: str | None = None) -> Figure:
     return figure
 
 
+def check_plot_format(path: str | Path) -> str:
+    """The file format the suffix of `path` names, checked before a plot is drawn."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if not fmt:
+        raise FaceBoneError(f"{path} needs a suffix such as .png or .pdf to pick the format.")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        raise FaceBoneError(
+            f"cannot save a plot as .{fmt}; use one of: {', '.join(sorted(supported))}."
+        )
+    return fmt
+
+
 def plot_roc(results: dict[str, Any], path: str | Path, model: str | None = None) -> Path:
     """Draw `roc_figure(results, model)` into `path`.
 
     The file format follows the suffix (.png, .pdf, .svg); the file is replaced atomically.
     """
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    if not fmt:
-        raise FaceBoneError(f"{path} needs a suffix such as .png or .pdf to pick the format.")
+    fmt = check_plot_format(path)
     figure = roc_figure(results, model)
-    supported = figure.canvas.get_supported_filetypes()
-    if fmt not in supported:
-        raise FaceBoneError(
-            f"cannot save a plot as .{fmt}; use one of: {', '.join(sorted(supported))}."
-        )
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=fmt)
     return path

@@ -20,6 +20,8 @@ from facebone.attacks.base import (
     pair_key,
 )
 from facebone.attacks.membership.base import (
+    LEVELS,
+    MAX_QUERIES,
     answers_vary,
     cached_shadow_trainer,
     identity_scores,
@@ -39,7 +41,6 @@ from facebone.errors import FaceBoneError
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("pair", "identity")
 # Every attack that needs only the black box and shadows; the parameter attack also needs the
 # target's pair scores (`pair_scores`) and runs when named.
 DEFAULT_ATTACKS = tuple(
@@ -56,7 +57,7 @@ def choose_queries(target: QueryFn, probe: Sequence[Pair], queries: int | None) 
     """`queries` as given, or (None) `ADAPTIVE_QUERIES` when two answers to the same pairs
     differ and 1 when the target always answers alike."""
     if queries is not None:
-        check_positive_int(queries, "queries")
+        check_positive_int(queries, "queries", maximum=MAX_QUERIES)
         return queries
     return ADAPTIVE_QUERIES if answers_vary(target, probe) else 1
 
