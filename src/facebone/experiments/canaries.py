@@ -119,8 +119,8 @@ def canary_audit(
     # Each canary is IN for exactly half of the targets.
     inside = np.stack([rng.permutation(n_targets) < n_targets // 2 for _ in canaries], axis=1)
     params = defense.system_params(regime.nn_params, seed)
+    attacker = regime.attacker_pairs(protocol["attacker"], len(training), seed)
     if defense.dp_epsilon is not None:
-        attacker = regime.attacker_pairs(protocol["attacker"], len(training), seed)
         params, _ = tune_dp(params, embedder, root, attacker, seed)
     systems = [FRSystem(**{**params, "seed": seed * 1000 + t}) for t in range(n_targets)]
     FRSystem.fit_many(
@@ -128,6 +128,7 @@ def canary_audit(
         embedder,
         root,
         [training + [c for c, keep in zip(canaries, row, strict=True) if keep] for row in inside],
+        public=attacker,  # what an attribute suppression is fitted on, as in `train_target`
     )
     labels = pair_labels(canaries)
     phi = []

@@ -50,13 +50,15 @@ def train_target(
     """Train `FRSystem(**params)` on `training` and measure its utility on `test`.
 
     A DP-SGD target has its clipping norm and epochs tuned first, on the attacker's pairs
-    only (`dp_tuning.tune_dp`); shadows are trained with the tuned options too.
+    only (`dp_tuning.tune_dp`); shadows are trained with the tuned options too. The
+    attacker's pairs also stand for the public faces an attribute suppression is fitted on
+    (the worst case: the attacker knows the projection exactly).
     """
     started = time.perf_counter()
     tuning = None
     if params["predictor_params"].get("dp_epsilon") is not None:
         params, tuning = tune_dp(params, embedder, root, attacker, seed)
-    system = FRSystem(**params).fit(embedder, root, training)
+    system = FRSystem(**params).fit(embedder, root, training, public=attacker)
     system.reset_query_stream(seed)  # utility from seeded draws too, so runs repeat
     train_s = time.perf_counter() - started
     utility = verification_metrics(pair_labels(test), system.predict_proba(root, test))
@@ -104,7 +106,7 @@ def attack_target(
     target.system.reset_query_stream(seed)  # the attacker meets the system as deployed
     return evaluate_membership_attacks(
         system_query_fn(target.system, root),
-        system_shadow_trainer(target.params, embedder, root),
+        system_shadow_trainer(target.params, embedder, root, target.system.suppressions_),
         attacker,
         members,
         nonmembers,

@@ -12,6 +12,7 @@ from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.predictors import Predictor, create_predictor
 from facebone.protection import PROTECTIONS, TemplateProtection, create_protection
+from facebone.protection.attribute_suppression import AttributeSuppression
 from facebone.system.policies import (
     ASSIGN_POLICIES,
     INFER_POLICIES,
@@ -55,6 +56,16 @@ class FRSystem:
     system's entropy (and centred on the training faces, see `protection/biohash.py`). The keys
     are secret and never part of `get_params`.
 
+    `attribute_suppression` (a number of directions) removes that many linear gender
+    directions from each backbone's embeddings before anything else (INLP,
+    `protection/attribute_suppression.py`), exactly that many: the held-out stop of INLP comes
+    when a linear classifier is at chance, which leaves a nearest-neighbour attacker most of
+    its accuracy. Each backbone's directions are fitted on the `public` pairs given to `fit`:
+    their photos that have a gender label (from first names, or CelebA's `Male`), of people
+    who must not be members; never on the training pairs. They depend on the public
+    faces only, not on the members or the seed, and are no secret: in a study the attacker's
+    split is the public set, so the attacker knows the projection exactly.
+
     Per-query backbone draws come from the operating system's entropy, so two processes never
     repeat a draw; `reset_query_stream(seed)` makes them reproducible for experiments.
     """
@@ -73,6 +84,7 @@ class FRSystem:
         teacher: str = "cosine",
         distill_factor: float = 4.0,
         template_protection: str | None = None,
+        attribute_suppression: int | None = None,
     ) -> None:
         self.backbones = tuple(backbones)
         self.predictor = predictor
@@ -86,6 +98,7 @@ class FRSystem:
         self.teacher = teacher
         self.distill_factor = distill_factor
         self.template_protection = template_protection
+        self.attribute_suppression = attribute_suppression
 
     def get_params(self) -> dict:
         return {
@@ -101,6 +114,7 @@ class FRSystem:
             "teacher": self.teacher,
             "distill_factor": self.distill_factor,
             "template_protection": self.template_protection,
+            "attribute_suppression": self.attribute_suppression,
         }
 
     def _check_options(self) -> None:
@@ -120,6 +134,12 @@ class FRSystem:
             )
         if self.template_protection is not None:
             PROTECTIONS.get(self.template_protection)  # an unknown name fails before training
+        n = self.attribute_suppression
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise FaceBoneError(
+                f"attribute_suppression must be a number of directions (an integer from 0) or "
+                f"None, got {n!r}"
+            )
 
     def _new_predictor(self) -> Predictor:
         params = dict(self.predictor_params)
@@ -128,17 +148,26 @@ class FRSystem:
         # The registry turns arguments the predictor does not take into a one-line error.
         return create_predictor(self.predictor, **params)
 
+    def _new_suppression(self) -> AttributeSuppression:
+        return AttributeSuppression(self.attribute_suppression, tolerance=None)
+
     def fit(
         self,
         embedder: Embedder,
         root: str | Path,
         pairs: Sequence[Pair],
         keys: Mapping[str, TemplateProtection] | None = None,
+        public: Sequence[Pair] | None = None,
+        suppressions: Mapping[str, AttributeSuppression] | None = None,
     ) -> "FRSystem":
         """Train the predictor on labelled image pairs of the data folder `root` (DP-SGD
         through Opacus itself); `keys` (backbone name -> keyed protection) protect the
-        templates when `template_protection` is set."""
-        return FRSystem.fit_many([self], embedder, root, [pairs], batched=False, keys=keys)[0]
+        templates when `template_protection` is set. With `attribute_suppression`, `public`
+        pairs of other people than the members fit the suppression, or `suppressions`
+        (backbone name -> fitted suppression: a shadow copies its target's) are used as they
+        are; without, `public` is not used."""
+        options = {"keys": keys, "public": public, "suppressions": suppressions}
+        return FRSystem.fit_many([self], embedder, root, [pairs], batched=False, **options)[0]
 
     @staticmethod
     def fit_many(
@@ -148,11 +177,14 @@ class FRSystem:
         pair_sets: Sequence[Sequence[Pair]],
         batched: bool = True,
         keys: Mapping[str, TemplateProtection] | None = None,
+        public: Sequence[Pair] | None = None,
+        suppressions: Mapping[str, AttributeSuppression] | None = None,
     ) -> list["FRSystem"]:
         """Train systems that differ only in seed, each on its own pairs, in one batched run
         where the predictor allows it (shadow models: dozens at the cost of a few);
         `batched=False` fits each predictor on its own (`Predictor.fit`). Protected systems
-        share `keys`, or each draws its own when it is None."""
+        share `keys`, or each draws its own when it is None; systems with attribute
+        suppression share `suppressions`, or one fitted on the `public` pairs."""
         systems = list(systems)
         if len(systems) != len(pair_sets) or not systems:
             raise FaceBoneError("fit_many needs one list of training pairs per system")
@@ -165,7 +197,10 @@ class FRSystem:
                 raise FaceBoneError("the embedder's backbones differ from the system's")
             if not pairs:
                 raise FaceBoneError("no training pairs")
+        fitted = systems[0]._suppressions(embedder, root, public, pair_sets, suppressions)
+        for system, pairs in zip(systems, pair_sets, strict=True):
             system.embedder_ = embedder
+            system.suppressions_ = fitted
             system.protections_ = system._protections(keys, root, pairs)
             system.embedding_dim_ = max(
                 system._template_dim(b.name, b.embedding_dim) for b in embedder.backbones
@@ -185,6 +220,8 @@ class FRSystem:
             system.predictor_ = predictor
             system.training_pairs_sha256_ = pairs_sha256(pairs)
             system.n_training_pairs_ = len(pairs)
+            # What the attribute suppression was fitted on, kept with the model.
+            system.public_pairs_sha256_ = pairs_sha256(public) if fitted and public else None
             system.reset_query_stream()
         return systems
 
@@ -202,14 +239,84 @@ class FRSystem:
             return {}
         if keys is not None:
             return self._checked_keys(keys)
-        images = list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))
+        images = _images(pairs)
         table = self.embedder_.dataset(root, images)
         return {
             b.name: create_protection(self.template_protection, dim_in=b.embedding_dim).fit(
-                np.stack([table[b.name][image] for image in images])
+                self.suppress(b.name, np.stack([table[b.name][image] for image in images]))
             )
             for b in self.embedder_.backbones
         }
+
+    def _suppressions(
+        self,
+        embedder: Embedder,
+        root: str | Path,
+        public: Sequence[Pair] | None,
+        member_sets: Sequence[Sequence[Pair]],
+        given: Mapping[str, AttributeSuppression] | None,
+    ) -> dict[str, AttributeSuppression]:
+        """Backbone name -> attribute suppression (none without attribute suppression): the
+        `given` ones, or fitted on the labelled photos of the `public` pairs, where a public
+        person who is also a member is refused."""
+        from facebone.data.attributes import GENDER, dataset_images, load_attribute_labels
+
+        if self.attribute_suppression is None:
+            if given:
+                raise FaceBoneError("attribute suppressions were given but the system has none")
+            return {}
+        if given is not None:
+            return self._checked_suppressions(embedder, given)
+        if not public:
+            raise FaceBoneError(
+                "attribute suppression is fitted on public faces of people who are not "
+                "members; give public pairs"
+            )
+        person = {image.path: image.identity for image in dataset_images(root)}
+        public_people = {person.get(path, path) for path in _images(public)}
+        members = {person.get(path, path) for pairs in member_sets for path in _images(pairs)}
+        shared = public_people & members
+        if shared:
+            raise FaceBoneError(
+                f"{len(shared)} of the public pairs' people are members too (e.g. "
+                f"{min(shared)}); attribute suppression is fitted on other people only"
+            )
+        labels = load_attribute_labels(root, GENDER)
+        images, y, _ = labels.select(_images(public))
+        paths = [image.path for image in images]
+        if not paths:
+            raise FaceBoneError(f"none of the public photos has a {GENDER} label")
+        table = embedder.dataset(root, paths)
+        fitted = {}
+        for name in embedder.names:
+            X = np.stack([table[name][path] for path in paths])
+            fitted[name] = self._new_suppression().fit(X, y, [i.identity for i in images])
+        return fitted
+
+    def _checked_suppressions(
+        self, embedder: Embedder, given: Mapping[str, AttributeSuppression]
+    ) -> dict[str, AttributeSuppression]:
+        """`given`, checked to be fitted, one per backbone, with the system's number of
+        directions."""
+        dims = {b.name: b.embedding_dim for b in embedder.backbones}
+        if sorted(given) != sorted(dims):
+            raise FaceBoneError(
+                f"attribute suppressions are for backbones {', '.join(sorted(given))}, the "
+                f"system has {', '.join(dims)}"
+            )
+        for name, suppression in given.items():
+            suppression._check_fitted()
+            if (suppression.n_directions, suppression.n_features_in_) != (
+                self.attribute_suppression,
+                dims[name],
+            ):
+                raise FaceBoneError(
+                    f"the attribute suppression for {name} removes up to "
+                    f"{suppression.n_directions} directions of {suppression.n_features_in_}-D "
+                    f"embeddings; the system needs {self.attribute_suppression} of "
+                    f"{dims[name]}-D"
+                )
+        return dict(given)
 
     def _checked_keys(
         self, keys: Mapping[str, TemplateProtection]
@@ -237,17 +344,32 @@ class FRSystem:
 
     def protect(self, backbone: str, embeddings: np.ndarray) -> np.ndarray:
         """The templates the system stores and matches for `backbone`'s embeddings `(N, D)`:
-        protected with that backbone's key, or the embeddings themselves (float32) when the
-        system has no template protection."""
+        `suppress`ed, then protected with that backbone's key; the embeddings themselves
+        (float32) when the system has neither."""
+        templates = self.suppress(backbone, embeddings)
         if self.template_protection is None:
-            return np.asarray(embeddings, dtype=np.float32)
+            return templates
         if not hasattr(self, "protections_"):  # set when fitting starts
             self.check_fitted()
         if backbone not in self.protections_:
             raise FaceBoneError(
                 f"no key for backbone {backbone!r}; the system's are {', '.join(self.protections_)}"
             )
-        return self.protections_[backbone].transform(embeddings)
+        return self.protections_[backbone].transform(templates)
+
+    def suppress(self, backbone: str, embeddings: np.ndarray) -> np.ndarray:
+        """`backbone`'s embeddings `(N, D)` with the attribute directions removed (unit
+        length, float32); the embeddings themselves without attribute suppression."""
+        if self.attribute_suppression is None:
+            return np.asarray(embeddings, dtype=np.float32)
+        if not hasattr(self, "suppressions_"):  # set when fitting starts
+            self.check_fitted()
+        if backbone not in self.suppressions_:
+            raise FaceBoneError(
+                f"no attribute suppression for backbone {backbone!r}; the system's are "
+                f"{', '.join(self.suppressions_)}"
+            )
+        return self.suppressions_[backbone].transform(embeddings)
 
     def _training_rows(self, root: str | Path, pairs: Sequence[Pair]) -> tuple:
         """`(e1, e2, y, source)` of the training rows the assignment policy makes."""
@@ -274,7 +396,7 @@ class FRSystem:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Zero-padded embeddings of each pair's images through the backbone `sources` names;
         each distinct image is looked up once (shadows ask for thousands of pairs at a time)."""
-        images = list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))
+        images = _images(pairs)
         table = self.embedder_.dataset(root, images)
         row = {image: i for i, image in enumerate(images)}
         first = np.array([row[pair.image1] for pair in pairs], dtype=np.int64)
@@ -382,3 +504,8 @@ class FRSystem:
         )
         probability = float(probabilities[0])
         return Verification(probability >= THRESHOLD, probability, answered_by[0])
+
+
+def _images(pairs: Sequence[Pair]) -> list[str]:
+    """The distinct images of `pairs`, in first-seen order."""
+    return list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))
