@@ -185,7 +185,12 @@ def test_a_defense_from_one_module_deploys_on_real_faces(
     plugin_defense, dlib_embedder, lfw_root, protocol
 ):
     assert list_defenses()[-1] == plugin_defense
-    assert list_defenses("cosine*") == ["cosine", "cosine-fusion", plugin_defense]
+    assert list_defenses("cosine*") == [
+        "cosine",
+        "cosine-fusion",
+        "cosine-fusion-suppress",
+        plugin_defense,
+    ]
     defense = create_defense(plugin_defense)
     assert get_defense(plugin_defense) == defense and not defense.uses_nn
     params = defense.system_params({"epochs": 300}, seed=0)
