@@ -195,6 +195,7 @@ def test_a_defense_from_one_module_deploys_on_real_faces(
         "cosine-fusion",
         "cosine-fusion-ckks",
         "cosine-fusion-public",
+        "cosine-fusion-suppress",
         plugin_defense,
     ]
     defense = create_defense(plugin_defense)

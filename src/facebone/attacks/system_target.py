@@ -1,7 +1,7 @@
 """Black-box views of real FR systems: the target to attack, shadows trained like it, and
 what an informed attacker computes itself with the system's public backbones."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ from facebone.embeddings.embedder import Embedder
 from facebone.predictors import DistancePredictor, create_predictor, get_predictor_class
 from facebone.predictors.base import l2_normalize
 from facebone.protection import PROTECTIONS
+from facebone.protection.attribute_suppression import AttributeSuppression
 from facebone.system import FRSystem
 from facebone.system.output_policy import OutputPolicy, harden_queries
 
@@ -35,8 +36,10 @@ class SystemShadowTrainer:
 
     The attacker knows how the target was trained (backbones, predictor, mitigation) but not
     its seed or its training pairs. A shadow's per-query draws are seeded by its own seed, so
-    a run is reproducible. A member-free target's shadows fit on the same `public_pairs`;
-    the shadows answer as the target's `output` policy lets it (the attacker knows it).
+    a run is reproducible. A member-free target's shadows fit on the same `public_pairs`; a
+    target with attribute suppression hands its `suppressions` over (fitted on public faces,
+    so the attacker knows them); the shadows answer as the target's `output` policy lets it
+    (the attacker knows it).
     """
 
     def __init__(
@@ -46,12 +49,14 @@ class SystemShadowTrainer:
         root: str | Path,
         public_pairs: Sequence[Pair] | None = None,
         output: OutputPolicy | None = None,
+        suppressions: Mapping[str, AttributeSuppression] | None = None,
     ) -> None:
         self.params = params
         self.embedder = embedder
         self.root = root
         self.public_pairs = public_pairs
         self.output = output
+        self.suppressions = suppressions
 
     def __call__(self, pairs: Sequence[Pair], seed: int) -> QueryFn:
         return self.train_many([(pairs, seed)])[0]
@@ -64,6 +69,7 @@ class SystemShadowTrainer:
             self.root,
             [pairs for pairs, _ in requests],
             public_pairs=self.public_pairs,
+            suppressions=self.suppressions,
         )
         for system, (_, seed) in zip(systems, requests, strict=True):
             system.reset_query_stream(seed)
@@ -76,9 +82,10 @@ def system_shadow_trainer(
     root: str | Path,
     public_pairs: Sequence[Pair] | None = None,
     output: OutputPolicy | None = None,
+    suppressions: Mapping[str, AttributeSuppression] | None = None,
 ) -> ShadowTrainer:
-    """`SystemShadowTrainer(params, embedder, root, public_pairs, output)`."""
-    return SystemShadowTrainer(params, embedder, root, public_pairs, output)
+    """`SystemShadowTrainer(params, embedder, root, public_pairs, output, suppressions)`."""
+    return SystemShadowTrainer(params, embedder, root, public_pairs, output, suppressions)
 
 
 class SystemPairScores:

@@ -100,7 +100,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         results = run_membership_attacks(
             system_query_fn(system, args.data),
-            system_shadow_trainer(system.get_params(), system.embedder_, args.data),
+            system_shadow_trainer(
+                system.get_params(), system.embedder_, args.data, suppressions=system.suppressions_
+            ),
             attacker,
             members,
             nonmembers,

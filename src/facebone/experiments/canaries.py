@@ -36,6 +36,7 @@ from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import Defense, get_defense
 from facebone.experiments.dp_tuning import tune_dp
+from facebone.experiments.evaluation import public_pairs
 from facebone.experiments.execution import EmbedderPool, run_jobs, torch_threads
 from facebone.experiments.regimes import Regime, get_regime
 from facebone.experiments.statistics import mean_sd
@@ -120,8 +121,8 @@ def canary_audit(
     # Each canary is IN for exactly half of the targets.
     inside = np.stack([rng.permutation(n_targets) < n_targets // 2 for _ in canaries], axis=1)
     params = defense.system_params(regime.nn_params, seed)
+    attacker = regime.attacker_pairs(protocol["attacker"], len(training), seed)
     if defense.dp_epsilon is not None:
-        attacker = regime.attacker_pairs(protocol["attacker"], len(training), seed)
         params, _ = tune_dp(params, embedder, root, attacker, seed)
     systems = [FRSystem(**{**params, "seed": seed * 1000 + t}) for t in range(n_targets)]
     FRSystem.fit_many(
@@ -129,6 +130,7 @@ def canary_audit(
         embedder,
         root,
         [training + [c for c, keep in zip(canaries, row, strict=True) if keep] for row in inside],
+        public_pairs=public_pairs(params, attacker),  # as in `train_target`
     )
     labels = pair_labels(canaries)
     phi = []

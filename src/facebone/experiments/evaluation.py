@@ -68,6 +68,8 @@ def train_target(
     only (`dp_tuning.tune_dp`); shadows are trained with the tuned options too. A member-free
     target (`calibration="public"`) calibrates on the attacker's pairs, which stand for a
     public calibration set of other people (the worst case: the attacker knows it).
+    The attacker's pairs also stand for the public faces an attribute suppression is fitted
+    on (again the worst case: the attacker knows the projection exactly).
     """
     started = time.perf_counter()
     tuning = None
@@ -97,9 +99,11 @@ def train_target(
 
 
 def public_pairs(params: dict[str, Any], attacker: Sequence[Pair]) -> list[Pair] | None:
-    """The public pairs a target of options `params` calibrates on: the attacker's, for a
-    member-free calibration; None for one fitted on the members."""
-    return list(attacker) if params.get("calibration") == "public" else None
+    """The public pairs a target of options `params` fits its calibration or its attribute
+    suppression on: the attacker's (standing for public faces of other people); None for a
+    target that uses none."""
+    uses = params.get("calibration") == "public" or params.get("attribute_suppression") is not None
+    return list(attacker) if uses else None
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,9 @@ def attack_target(
         return {level: {} for level in plan.levels}, {}
     return evaluate_membership_attacks(
         target.query_fn(root),
-        system_shadow_trainer(target.params, embedder, root, public, target.output),
+        system_shadow_trainer(
+            target.params, embedder, root, public, target.output, target.system.suppressions_
+        ),
         attacker,
         members,
         nonmembers,

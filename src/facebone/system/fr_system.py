@@ -13,6 +13,7 @@ from facebone.errors import FaceBoneError
 from facebone.params import Interval, value_problem
 from facebone.predictors import DistancePredictor, Predictor, create_predictor
 from facebone.protection import PROTECTIONS, TemplateProtection, create_protection
+from facebone.protection.attribute_suppression import AttributeSuppression
 from facebone.system.policies import (
     ASSIGN_POLICIES,
     INFER_POLICIES,
@@ -70,6 +71,16 @@ class FRSystem:
     then carry nothing of who the members are (the defense against reading membership from
     them; `attacks/membership/parameter.py`).
 
+    `attribute_suppression` (a number of directions) removes that many linear gender
+    directions from each backbone's embeddings before anything else (INLP,
+    `protection/attribute_suppression.py`), exactly that many: the held-out stop of INLP comes
+    when a linear classifier is at chance, which leaves a nearest-neighbour attacker most of
+    its accuracy. Each backbone's directions are fitted on the `public` pairs given to `fit`:
+    their photos that have a gender label (from first names, or CelebA's `Male`), of people
+    who must not be members; never on the training pairs. They depend on the public
+    faces only, not on the members or the seed, and are no secret: in a study the attacker's
+    split is the public set, so the attacker knows the projection exactly.
+
     Per-query backbone draws come from the operating system's entropy, so two processes never
     repeat a draw; `reset_query_stream(seed)` makes them reproducible for experiments.
     """
@@ -89,6 +100,7 @@ class FRSystem:
         distill_factor: float = 4.0,
         template_protection: str | None = None,
         calibration: str = "members",
+        attribute_suppression: int | None = None,
     ) -> None:
         self.backbones = tuple(backbones)
         self.predictor = predictor
@@ -103,6 +115,7 @@ class FRSystem:
         self.distill_factor = distill_factor
         self.template_protection = template_protection
         self.calibration = calibration
+        self.attribute_suppression = attribute_suppression
 
     def get_params(self) -> dict:
         return {
@@ -119,6 +132,7 @@ class FRSystem:
             "distill_factor": self.distill_factor,
             "template_protection": self.template_protection,
             "calibration": self.calibration,
+            "attribute_suppression": self.attribute_suppression,
         }
 
     def _check_options(self) -> None:
@@ -162,6 +176,12 @@ class FRSystem:
                 f"whole fit is a calibration; this system trains {self.predictor!r} with "
                 f"mitigation {self.mitigation!r}"
             )
+        n = self.attribute_suppression
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise FaceBoneError(
+                f"attribute_suppression must be a number of directions (an integer from 0) or "
+                f"None, got {n!r}"
+            )
         # The predictor's options against its declared constraints, before any embedding.
         self._new_predictor()._check_params()
 
@@ -172,6 +192,9 @@ class FRSystem:
         # The registry turns arguments the predictor does not take into a one-line error.
         return create_predictor(self.predictor, **params)
 
+    def _new_suppression(self) -> AttributeSuppression:
+        return AttributeSuppression(self.attribute_suppression, tolerance=None)
+
     def fit(
         self,
         embedder: Embedder,
@@ -179,14 +202,16 @@ class FRSystem:
         pairs: Sequence[Pair],
         keys: Mapping[str, TemplateProtection] | None = None,
         public_pairs: Sequence[Pair] | None = None,
+        suppressions: Mapping[str, AttributeSuppression] | None = None,
     ) -> "FRSystem":
         """Train the predictor on labelled image pairs of the data folder `root` (DP-SGD
         through Opacus itself); `keys` (backbone name -> keyed protection) protect the
-        templates when `template_protection` is set; `public_pairs` (other people's) are what
-        a system with `calibration="public"` fits on instead of `pairs`."""
-        return FRSystem.fit_many(
-            [self], embedder, root, [pairs], batched=False, keys=keys, public_pairs=public_pairs
-        )[0]
+        templates when `template_protection` is set. `public_pairs` (other people's, never
+        members) are what a system with `calibration="public"` fits its predictor on instead
+        of `pairs`, and what an `attribute_suppression` is fitted on, unless `suppressions`
+        (backbone name -> fitted suppression: a shadow copies its target's) are given."""
+        options = {"keys": keys, "public_pairs": public_pairs, "suppressions": suppressions}
+        return FRSystem.fit_many([self], embedder, root, [pairs], batched=False, **options)[0]
 
     @staticmethod
     def fit_many(
@@ -197,22 +222,29 @@ class FRSystem:
         batched: bool = True,
         keys: Mapping[str, TemplateProtection] | None = None,
         public_pairs: Sequence[Pair] | None = None,
+        suppressions: Mapping[str, AttributeSuppression] | None = None,
     ) -> list["FRSystem"]:
         """Train systems that differ only in seed, each on its own pairs, in one batched run
         where the predictor allows it (shadow models: dozens at the cost of a few);
         `batched=False` fits each predictor on its own (`Predictor.fit`). Protected systems
         share `keys`, or each draws its own when it is None. Systems with
-        `calibration="public"` all fit on `public_pairs` instead of their own pairs."""
+        `calibration="public"` all fit on `public_pairs` instead of their own pairs; systems
+        with attribute suppression share `suppressions`, or one fitted on `public_pairs`."""
         systems = list(systems)
         if len(systems) != len(pair_sets) or not systems:
             raise FaceBoneError("fit_many needs one list of training pairs per system")
-        if (systems[0].calibration == "public") != bool(public_pairs):
+        first = systems[0]
+        if first.calibration == "public" and not public_pairs:
             raise FaceBoneError(
                 "calibration 'public' needs public_pairs, of people who are not members"
-                if systems[0].calibration == "public"
-                else "public_pairs were given but the system calibrates on its members"
             )
-        if public_pairs:
+        if public_pairs and first.calibration != "public" and first.attribute_suppression is None:
+            raise FaceBoneError(
+                "public_pairs were given but the system uses none: it calibrates on its "
+                "members and suppresses no attribute"
+            )
+        members = list(pair_sets)
+        if first.calibration == "public":
             pair_sets = [list(public_pairs)] * len(systems)
         options = {k: v for k, v in systems[0].get_params().items() if k != "seed"}
         for system, pairs in zip(systems, pair_sets, strict=True):
@@ -223,7 +255,10 @@ class FRSystem:
                 raise FaceBoneError("the embedder's backbones differ from the system's")
             if not pairs:
                 raise FaceBoneError("no training pairs")
+        fitted = first._suppressions(embedder, root, public_pairs, members, suppressions)
+        for system, pairs in zip(systems, pair_sets, strict=True):
             system.embedder_ = embedder
+            system.suppressions_ = fitted
             system.protections_ = system._protections(keys, root, pairs)
             system.embedding_dim_ = max(
                 system._template_dim(b.name, b.embedding_dim) for b in embedder.backbones
@@ -243,6 +278,8 @@ class FRSystem:
             system.predictor_ = predictor
             system.training_pairs_sha256_ = pairs_sha256(pairs)
             system.n_training_pairs_ = len(pairs)
+            # What the calibration or the attribute suppression was fitted on.
+            system.public_pairs_sha256_ = pairs_sha256(public_pairs) if public_pairs else None
             system.reset_query_stream()
         return systems
 
@@ -260,14 +297,84 @@ class FRSystem:
             return {}
         if keys is not None:
             return self._checked_keys(keys)
-        images = list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))
+        images = _images(pairs)
         table = self.embedder_.dataset(root, images)
         return {
             b.name: create_protection(self.template_protection, dim_in=b.embedding_dim).fit(
-                np.stack([table[b.name][image] for image in images])
+                self.suppress(b.name, np.stack([table[b.name][image] for image in images]))
             )
             for b in self.embedder_.backbones
         }
+
+    def _suppressions(
+        self,
+        embedder: Embedder,
+        root: str | Path,
+        public: Sequence[Pair] | None,
+        member_sets: Sequence[Sequence[Pair]],
+        given: Mapping[str, AttributeSuppression] | None,
+    ) -> dict[str, AttributeSuppression]:
+        """Backbone name -> attribute suppression (none without attribute suppression): the
+        `given` ones, or fitted on the labelled photos of the `public` pairs, where a public
+        person who is also a member is refused."""
+        from facebone.data.attributes import GENDER, dataset_images, load_attribute_labels
+
+        if self.attribute_suppression is None:
+            if given:
+                raise FaceBoneError("attribute suppressions were given but the system has none")
+            return {}
+        if given is not None:
+            return self._checked_suppressions(embedder, given)
+        if not public:
+            raise FaceBoneError(
+                "attribute suppression is fitted on public faces of people who are not "
+                "members; give public pairs"
+            )
+        person = {image.path: image.identity for image in dataset_images(root)}
+        public_people = {person.get(path, path) for path in _images(public)}
+        members = {person.get(path, path) for pairs in member_sets for path in _images(pairs)}
+        shared = public_people & members
+        if shared:
+            raise FaceBoneError(
+                f"{len(shared)} of the public pairs' people are members too (e.g. "
+                f"{min(shared)}); attribute suppression is fitted on other people only"
+            )
+        labels = load_attribute_labels(root, GENDER)
+        images, y, _ = labels.select(_images(public))
+        paths = [image.path for image in images]
+        if not paths:
+            raise FaceBoneError(f"none of the public photos has a {GENDER} label")
+        table = embedder.dataset(root, paths)
+        fitted = {}
+        for name in embedder.names:
+            X = np.stack([table[name][path] for path in paths])
+            fitted[name] = self._new_suppression().fit(X, y, [i.identity for i in images])
+        return fitted
+
+    def _checked_suppressions(
+        self, embedder: Embedder, given: Mapping[str, AttributeSuppression]
+    ) -> dict[str, AttributeSuppression]:
+        """`given`, checked to be fitted, one per backbone, with the system's number of
+        directions."""
+        dims = {b.name: b.embedding_dim for b in embedder.backbones}
+        if sorted(given) != sorted(dims):
+            raise FaceBoneError(
+                f"attribute suppressions are for backbones {', '.join(sorted(given))}, the "
+                f"system has {', '.join(dims)}"
+            )
+        for name, suppression in given.items():
+            suppression._check_fitted()
+            if (suppression.n_directions, suppression.n_features_in_) != (
+                self.attribute_suppression,
+                dims[name],
+            ):
+                raise FaceBoneError(
+                    f"the attribute suppression for {name} removes up to "
+                    f"{suppression.n_directions} directions of {suppression.n_features_in_}-D "
+                    f"embeddings; the system needs {self.attribute_suppression} of "
+                    f"{dims[name]}-D"
+                )
+        return dict(given)
 
     def _checked_keys(
         self, keys: Mapping[str, TemplateProtection]
@@ -295,18 +402,33 @@ class FRSystem:
 
     def protect(self, backbone: str, embeddings: np.ndarray) -> np.ndarray:
         """The templates the system stores and matches for `backbone`'s embeddings `(N, D)`:
-        protected with that backbone's key, or the embeddings themselves (float32) when the
-        system has no template protection; with encrypted templates, the unit vectors that are
-        encrypted (and probes as the server sees them)."""
+        `suppress`ed, then protected with that backbone's key; the embeddings themselves
+        (float32) when the system has neither; with encrypted templates, the unit vectors that
+        are encrypted (and probes as the server sees them)."""
+        templates = self.suppress(backbone, embeddings)
         if self.template_protection is None:
-            return np.asarray(embeddings, dtype=np.float32)
+            return templates
         if not hasattr(self, "protections_"):  # set when fitting starts
             self.check_fitted()
         if backbone not in self.protections_:
             raise FaceBoneError(
                 f"no key for backbone {backbone!r}; the system's are {', '.join(self.protections_)}"
             )
-        return self.protections_[backbone].transform(embeddings)
+        return self.protections_[backbone].transform(templates)
+
+    def suppress(self, backbone: str, embeddings: np.ndarray) -> np.ndarray:
+        """`backbone`'s embeddings `(N, D)` with the attribute directions removed (unit
+        length, float32); the embeddings themselves without attribute suppression."""
+        if self.attribute_suppression is None:
+            return np.asarray(embeddings, dtype=np.float32)
+        if not hasattr(self, "suppressions_"):  # set when fitting starts
+            self.check_fitted()
+        if backbone not in self.suppressions_:
+            raise FaceBoneError(
+                f"no attribute suppression for backbone {backbone!r}; the system's are "
+                f"{', '.join(self.suppressions_)}"
+            )
+        return self.suppressions_[backbone].transform(embeddings)
 
     def _training_rows(self, root: str | Path, pairs: Sequence[Pair]) -> tuple:
         """`(e1, e2, y, source)` of the training rows the assignment policy makes."""
@@ -333,7 +455,7 @@ class FRSystem:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Zero-padded embeddings of each pair's images through the backbone `sources` names;
         each distinct image is looked up once (shadows ask for thousands of pairs at a time)."""
-        images = list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))
+        images = _images(pairs)
         table = self.embedder_.dataset(root, images)
         row = {image: i for i, image in enumerate(images)}
         first = np.array([row[pair.image1] for pair in pairs], dtype=np.int64)
@@ -472,3 +594,8 @@ class FRSystem:
         )
         probability = float(probabilities[0])
         return Verification(probability >= THRESHOLD, probability, answered_by[0])
+
+
+def _images(pairs: Sequence[Pair]) -> list[str]:
+    """The distinct images of `pairs`, in first-seen order."""
+    return list(dict.fromkeys(p for pair in pairs for p in (pair.image1, pair.image2)))

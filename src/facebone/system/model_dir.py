@@ -1,4 +1,5 @@
-"""A trained system on disk: `config.json` + `predictor.safetensors`, loaded without pickle.
+"""A trained system on disk: `config.json` + `predictor.safetensors` (+ `suppression.safetensors`
+with attribute suppression), loaded without pickle.
 
 The directory is written beside its destination and swapped in whole, so a failed save
 never leaves a mix of old and new files, and never destroys the model that was there. Only
@@ -7,7 +8,10 @@ or with `force` gets the two model files replaced in place and the rest left alo
 `config.json` holds the SHA-256 of the weights, so weights swapped in from another model of the
 same shape are refused on load instead of answering differently. A system with template
 protection records only the fingerprint of its keys: the keys stay in the user's key file, so a
-copied model directory does not give them away, and loading needs that file.
+copied model directory does not give them away, and loading needs that file. A system with
+attribute suppression keeps its directions (no secret: they are fitted on public faces) in
+`suppression.safetensors`, their state and the SHA-256 of the file and of the public pairs in
+`config.json`.
 """
 
 import hashlib
@@ -30,12 +34,14 @@ from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.predictors import predictor_from_state
 from facebone.protection import TemplateProtection, keys_fingerprint
+from facebone.protection.attribute_suppression import AttributeSuppression
 from facebone.system.fr_system import FRSystem
 
 FORMAT = 1
 CONFIG = "config.json"
 WEIGHTS = "predictor.safetensors"
-MODEL_FILES = (CONFIG, WEIGHTS)
+SUPPRESSION = "suppression.safetensors"
+MODEL_FILES = (CONFIG, WEIGHTS, SUPPRESSION)
 
 
 def save_system(
@@ -70,6 +76,17 @@ def save_system(
     }
     if system.protections_:
         config["key_fingerprint"] = keys_fingerprint(system.protections_)
+    files = {WEIGHTS: weights}
+    if system.suppressions_:
+        states = {name: s.get_state() for name, s in system.suppressions_.items()}
+        files[SUPPRESSION] = save(
+            {f"{name}.{k}": v for name, (_, arrays) in states.items() for k, v in arrays.items()}
+        )
+        config["suppression"] = {
+            "backbones": {name: state for name, (state, _) in states.items()},
+            "sha256": hashlib.sha256(files[SUPPRESSION]).hexdigest(),
+            "public_pairs_sha256": system.public_pairs_sha256_,
+        }
     text = json.dumps(config, indent=2, sort_keys=True)
     others = foreign_entries(directory)
     if others and not force:
@@ -79,7 +96,8 @@ def save_system(
         )
     if others:
         # Weights first: a crash in between leaves a hash mismatch, refused on load.
-        write_bytes_atomic(directory / WEIGHTS, weights)
+        for name, data in files.items():
+            write_bytes_atomic(directory / name, data)
         write_text_atomic(directory / CONFIG, text)
         return
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +106,8 @@ def save_system(
         # mkdtemp makes the folder private; keep a replaced model's mode, else the umask's.
         mode = stat.S_IMODE(directory.stat().st_mode) if directory.is_dir() else None
         os.chmod(staging, mode if mode is not None else new_mode(directory=True))
-        (staging / WEIGHTS).write_bytes(weights)
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
         (staging / CONFIG).write_text(text)
         _swap_in(staging, directory)
     finally:
@@ -203,6 +222,8 @@ def load_system(
                 f"({stored.get('cache_key')} vs {backbone.cache_key})"
             )
     system.embedder_ = embedder
+    system.suppressions_ = _suppressions(system, directory, config)
+    system.public_pairs_sha256_ = (config.get("suppression") or {}).get("public_pairs_sha256")
     system.protections_ = _checked_keys(system, directory, config, keys)
     widest = max(system._template_dim(b.name, b.embedding_dim) for b in embedder.backbones)
     if embedding_dim != widest or predictor.n_features_in_ != widest:
@@ -215,6 +236,48 @@ def load_system(
     system.training_pairs_sha256_, system.n_training_pairs_ = training
     system.reset_query_stream()
     return system
+
+
+def _suppressions(
+    system: FRSystem, directory: Path, config: dict
+) -> dict[str, AttributeSuppression]:
+    """Backbone name -> the attribute suppression saved with the model (none without)."""
+    if system.attribute_suppression is None:
+        return {}
+    stored = config.get("suppression")
+    if not isinstance(stored, dict):
+        raise FaceBoneError(f"{directory / CONFIG} has attribute suppression but no state for it")
+    try:
+        data = (directory / SUPPRESSION).read_bytes()
+        arrays = load(data)
+    except FileNotFoundError:
+        raise FaceBoneError(f"{directory} has no {SUPPRESSION}") from None
+    except (SafetensorError, OSError, ValueError) as error:
+        raise FaceBoneError(f"{directory / SUPPRESSION} is damaged ({error})") from None
+    if stored.get("sha256") != hashlib.sha256(data).hexdigest():
+        raise FaceBoneError(
+            f"{directory / SUPPRESSION} is not the one this model saved (its SHA-256 differs "
+            f"from the one in {CONFIG})"
+        )
+    states = stored.get("backbones")
+    dims = {b.name: b.embedding_dim for b in system.embedder_.backbones}
+    if not isinstance(states, dict) or sorted(states) != sorted(dims):
+        raise FaceBoneError(f"{directory / CONFIG}: attribute suppression for other backbones")
+    suppressions = {}
+    for name, state in states.items():
+        prefix = f"{name}."
+        own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        try:
+            suppression = AttributeSuppression.from_state(state, own)
+        except FaceBoneError as error:
+            raise FaceBoneError(f"{directory / SUPPRESSION}: {error}") from None
+        if suppression.n_features_in_ != dims[name]:
+            raise FaceBoneError(
+                f"{directory}: the attribute suppression of {name} is for "
+                f"{suppression.n_features_in_}-D embeddings, not {dims[name]}-D"
+            )
+        suppressions[name] = suppression
+    return suppressions
 
 
 def _checked_keys(

@@ -27,6 +27,8 @@ def thief_templates(
     faces `enrolled`) for one backbone of a fitted `FRSystem`."""
     if system.template_protection is None:
         return system.protect(backbone, own), system.protect(backbone, enrolled)
+    # A suppression is fitted on public faces: the thief applies it as the system does.
+    own = system.suppress(backbone, own)
     protection = system.protections_[backbone]
     encrypts = getattr(protection, "encrypts", False)
     params = {**protection.get_params(), "seed": None if encrypts else seed}
@@ -34,7 +36,7 @@ def thief_templates(
     if encrypts:
         return (
             _ciphertext_windows(own_key, own, seed),
-            _ciphertext_windows(protection, enrolled, seed + 1),
+            _ciphertext_windows(protection, system.suppress(backbone, enrolled), seed + 1),
         )
     return own_key.transform(own), system.protect(backbone, enrolled)
 
@@ -50,7 +52,8 @@ def _ciphertext_windows(key, embeddings: np.ndarray, seed: int) -> np.ndarray:
     data = key.encrypt(key.transform(embeddings)).to_bytes()
     start = len(data) // 2
     floats = np.frombuffer(data[start : start + n * dim * 4], dtype=np.float32)
-    windows = np.nan_to_num(floats.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # random bytes hold NaNs and infinities
+        windows = np.nan_to_num(floats.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     windows = np.clip(windows, -1e6, 1e6).reshape(n, dim)[
         np.random.default_rng(seed).permutation(n)
     ]
