@@ -5,9 +5,9 @@ learn on its attacker people, who stand for the public."""
 
 import numpy as np
 import pytest
-from facebone.attacks.attribute_base import evaluate_attribute, prior_class
-from facebone.attacks.attribute_template import TemplateAttributeAttack
 
+from facebone.attacks.attribute.base import evaluate_attribute, prior_class
+from facebone.attacks.attribute.template import TemplateAttributeAttack
 from facebone.attacks.system_target import system_shadow_trainer
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import SUPPRESSED_DIRECTIONS, create_defense
@@ -113,7 +113,7 @@ def test_the_projection_is_learned_from_public_faces_only(sface_dlib_embedder, l
     shadow = _small(sface_dlib_embedder, lfw_root, public, None, suppressions=first.suppressions_)
     assert shadow.suppressions_ == first.suppressions_
     ask = system_shadow_trainer(
-        first.get_params(), sface_dlib_embedder, lfw_root, first.suppressions_
+        first.get_params(), sface_dlib_embedder, lfw_root, suppressions=first.suppressions_
     )(public[:100], 1)
     assert ask(public[100:110]).shape == (10,)
     given = {"suppressions": first.suppressions_}

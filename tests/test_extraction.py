@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from facebone.attacks.base import AttackError, AttackNotFittedError, pair_key
-from facebone.attacks.extraction.surrogate import CopiedShadowTrainer, ModelExtraction, query_pairs
+from facebone.attacks.extraction.surrogate import (
+    CopiedShadowTrainer,
+    ModelExtraction,
+    query_pairs,
+)
 from facebone.attacks.system_target import system_query_fn
 from facebone.cli import main
 from facebone.embeddings import EmbeddingCache

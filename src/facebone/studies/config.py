@@ -708,14 +708,17 @@ def _attacks(reader: _Reader) -> tuple[AttackSpec, ...]:
 
 
 def _membership_attack(entry: _Reader, name: str) -> AttackSpec:
+    from facebone.attacks.registry import attack_class
+
     shadows = entry.take("shadows", int)
     if shadows is not None and shadows < attack_min_shadows(name):
         raise entry.fail(
             entry.key("shadows"),
             f"{name} needs at least {attack_min_shadows(name)} shadows, got {shadows}",
         )
-    if shadows is not None and shadows > MAX_SHADOWS:
-        raise entry.fail(entry.key("shadows"), f"at most {MAX_SHADOWS}, got {shadows}")
+    most = getattr(attack_class(name), "max_shadows", MAX_SHADOWS)
+    if shadows is not None and shadows > most:
+        raise entry.fail(entry.key("shadows"), f"at most {most}, got {shadows}")
     queries = entry.take("queries", int)
     if queries is not None and not 1 <= queries <= MAX_QUERIES:
         raise entry.fail(entry.key("queries"), f"must be 1 to {MAX_QUERIES}, got {queries}")

@@ -329,16 +329,17 @@ class MembershipAttack(Attack):
 class ShadowAttack(MembershipAttack):
     """Base class of the attacks that train `n_shadows` shadow systems seeded by `seed`, each
     on `shadow_size` pairs (None: as many as the split gives); subclasses store the three in
-    their constructor and may raise `min_shadows`."""
+    their constructor and may raise `min_shadows` or `max_shadows` (cheap shadows)."""
 
     min_shadows: ClassVar[int] = 1
+    max_shadows: ClassVar[int] = MAX_SHADOWS
     n_shadows: int
     seed: int
     shadow_size: int | None
 
     def _check_params(self) -> None:
         check_positive_int(
-            self.n_shadows, "n_shadows", minimum=self.min_shadows, maximum=MAX_SHADOWS
+            self.n_shadows, "n_shadows", minimum=self.min_shadows, maximum=self.max_shadows
         )
         check_positive_int(self.seed, "seed", minimum=0)
         if self.shadow_size is not None:

@@ -212,6 +212,7 @@ class ParameterAttack(ShadowAttack):
 
     name = "parameter"
     min_shadows = 2
+    max_shadows = MAX_SHADOWS
     needs_pair_scores: ClassVar[bool] = True
 
     def __init__(
@@ -231,8 +232,6 @@ class ParameterAttack(ShadowAttack):
     def _check_params(self) -> None:
         super()._check_params()
         check_positive_int(self.n_counterfactual, "n_counterfactual", minimum=2)
-        if self.n_shadows > MAX_SHADOWS:
-            raise AttackError(f"n_shadows must be at most {MAX_SHADOWS}, got {self.n_shadows}.")
         if self.pair_scores is None:
             raise AttackError(
                 "the parameter attack needs the target's per-backbone pair scores, which an "
