@@ -18,6 +18,7 @@ from typing import Any
 
 from facebone.attacks.inversion.run import InversionData
 from facebone.attacks.registry import create_attack
+from facebone.errors import FaceBoneError
 from facebone.experiments.threats.base import (
     ThreatContext,
     ThreatFigure,
@@ -33,6 +34,9 @@ from facebone.experiments.threats.stolen import thief_templates
 FAR = 0.001
 GOAL = 0.005  # SAR type I at FAR 0.1% a deployment may allow (chance: 0.1%)
 IMAGE_SIZE = 64
+# Epochs of the decoder whose output `optimise` starts from: a start, which the gradient
+# descent through the backbone refines.
+START_EPOCHS = 10
 # The attack's own budget argument (None in a study keeps the attack's default).
 BUDGET_ARGUMENT = {"decoder": "epochs", "optimise": "budget", "blackbox": "budget"}
 
@@ -44,7 +48,7 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
     target_paths = first_images(images_of(context.enrolled), options["targets"])
     started = time.perf_counter()
     per_backbone = {}
-    for name in system.embedder_.names:
+    for name in _attackable(spec.name, system):
         evaluator = "dlib" if name != "dlib" else "sface"
         attacked = context.embedders.get([name]).backbones[0]
         judge = context.embedders.get([evaluator]).backbones[0]
@@ -98,6 +102,26 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
     ]
 
 
+def _attackable(method: str, system) -> list[str]:
+    """The stored backbones `method` can attack: `optimise` needs a differentiable copy of the
+    backbone (SFace, ONNX and IResNet models; not dlib's)."""
+    names = list(system.embedder_.names)
+    if method != "optimise":
+        return names
+    from facebone.backbones.onnx_torch import differentiable_backbone
+
+    usable = []
+    for name, spec in zip(names, system.embedder_.specs, strict=True):
+        try:
+            differentiable_backbone(spec)
+        except FaceBoneError:
+            continue
+        usable.append(name)
+    if not usable:
+        raise FaceBoneError(f"optimise needs a differentiable backbone; the system has {names}")
+    return usable
+
+
 def _invert(method, options, data, own, leaked, system, backbone, seed, output) -> dict[str, Any]:
     attack = _create(method, options, system, backbone, seed, output)
     scores, _, seconds = data.evaluate(attack, own, leaked)
@@ -116,7 +140,9 @@ def _create(method: str, options: dict[str, Any], system, backbone: str, seed: i
         return create_attack(
             "optimise",
             backbone=differentiable_backbone(spec),
-            decoder=create_attack("decoder", seed=seed, image_size=IMAGE_SIZE, progress=False),
+            decoder=create_attack(
+                "decoder", seed=seed, image_size=IMAGE_SIZE, epochs=START_EPOCHS, progress=False
+            ),
             **common,
         )
     from facebone.attacks.inversion.blackbox import service_oracle
