@@ -103,7 +103,7 @@ def pair_membership():
     n_shadows, queries=None)`: each attack's pair-level metrics against a trained system whose
     shadows are trained like it (its per-query draws seeded, so runs repeat)."""
     from facebone.attacks.membership.runner import evaluate_membership_attacks
-    from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+    from facebone.attacks.system_target import SystemShadowTrainer, system_query_fn
 
     def attack(
         system,
@@ -120,7 +120,7 @@ def pair_membership():
         system.reset_query_stream(1)
         results, _ = evaluate_membership_attacks(
             system_query_fn(system, root),
-            system_shadow_trainer(params, embedder, root),
+            SystemShadowTrainer(params, embedder, root),
             attacker,
             members,
             nonmembers,

@@ -8,7 +8,7 @@ import pytest
 
 from facebone.attacks.attribute.base import evaluate_attribute, prior_class
 from facebone.attacks.attribute.template import TemplateAttributeAttack
-from facebone.attacks.system_target import system_shadow_trainer
+from facebone.attacks.system_target import SystemShadowTrainer
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import SUPPRESSED_DIRECTIONS, create_defense
 from facebone.experiments.evaluation import train_target
@@ -112,7 +112,7 @@ def test_the_projection_is_learned_from_public_faces_only(sface_dlib_embedder, l
     # A shadow copies its target's suppression (the attacker knows it), even over public faces.
     shadow = _small(sface_dlib_embedder, lfw_root, public, None, suppressions=first.suppressions_)
     assert shadow.suppressions_ == first.suppressions_
-    ask = system_shadow_trainer(
+    ask = SystemShadowTrainer(
         first.get_params(), sface_dlib_embedder, lfw_root, suppressions=first.suppressions_
     )(public[:100], 1)
     assert ask(public[100:110]).shape == (10,)

@@ -15,7 +15,7 @@ import numpy as np
 
 from facebone.attacks.membership.base import MembershipAttack, cached_shadow_trainer
 from facebone.attacks.registry import create_attack
-from facebone.attacks.system_target import system_query_fn, system_shadow_trainer
+from facebone.attacks.system_target import SystemShadowTrainer, system_query_fn
 from facebone.data.lfw import scan_lfw
 from facebone.data.pairs import Pair, make_protocol
 from facebone.embeddings import EmbeddingCache
@@ -139,7 +139,7 @@ class AttackLab:
         self.attacks: dict[str, dict[str, MembershipAttack]] = {}
         for role, system in self.systems.items():
             shadows = cached_shadow_trainer(
-                system_shadow_trainer(system.get_params(), system.embedder_, data)
+                SystemShadowTrainer(system.get_params(), system.embedder_, data)
             )
             self.attacks[role] = {}
             for name in attacks:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facebone.attacks.base import AttackError, QueryFn, ShadowTrainer
+from facebone.attacks.base import AttackError, QueryFn
 from facebone.attacks.membership.parameter import CalibrationDesign
 from facebone.data.pairs import Pair
 from facebone.embeddings.embedder import Embedder
@@ -85,18 +85,6 @@ def plain_equivalent(params: dict) -> dict:
     if protection is not None and getattr(PROTECTIONS.get(protection), "encrypts", False):
         return {**params, "template_protection": None}
     return params
-
-
-def system_shadow_trainer(
-    params: dict,
-    embedder: Embedder,
-    root: str | Path,
-    public_pairs: Sequence[Pair] | None = None,
-    output: OutputPolicy | None = None,
-    suppressions: Mapping[str, AttributeSuppression] | None = None,
-) -> ShadowTrainer:
-    """`SystemShadowTrainer(params, embedder, root, public_pairs, output, suppressions)`."""
-    return SystemShadowTrainer(params, embedder, root, public_pairs, output, suppressions)
 
 
 class SystemPairScores:

@@ -82,9 +82,9 @@ def _run(args: argparse.Namespace) -> int:
     from facebone.attacks.membership.plot import check_plot_format, plot_roc
     from facebone.attacks.membership.runner import run_membership_attacks
     from facebone.attacks.system_target import (
+        SystemShadowTrainer,
         system_pair_scores,
         system_query_fn,
-        system_shadow_trainer,
     )
     from facebone.data.pairs import read_pairs
 
@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         results = run_membership_attacks(
             system_query_fn(system, args.data),
-            system_shadow_trainer(
+            SystemShadowTrainer(
                 system.get_params(), system.embedder_, args.data, suppressions=system.suppressions_
             ),
             attacker,

@@ -20,9 +20,9 @@ from facebone.attacks.membership.runner import LEVELS, evaluate_membership_attac
 from facebone.attacks.registry import attack_class
 from facebone.attacks.system_target import (
     SystemPairScores,
+    SystemShadowTrainer,
     system_pair_scores,
     system_query_fn,
-    system_shadow_trainer,
 )
 from facebone.data.pairs import Pair, pair_labels
 from facebone.embeddings.embedder import Embedder
@@ -141,7 +141,7 @@ def attack_target(
         return {level: {} for level in plan.levels}, {}
     return evaluate_membership_attacks(
         target.query_fn(root),
-        system_shadow_trainer(
+        SystemShadowTrainer(
             target.params, embedder, root, public, target.output, target.system.suppressions_
         ),
         attacker,

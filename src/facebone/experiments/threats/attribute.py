@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,40 +40,47 @@ def _labels(root: str):
     return load_attribute_labels(root, GENDER)
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """Labelled photos of one side: paths, 0/1 labels, the person of each."""
+
+    paths: list[str]
+    labels: np.ndarray
+    people: list[str]
+
+    @classmethod
+    def of(cls, labels, paths: list[str]) -> Labelled:
+        """The labelled images among `paths`."""
+        images, values, _ = labels.select(paths)
+        return cls([i.path for i in images], values, [i.identity for i in images])
+
+
 def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigure]:
     options = option_values("attribute", dict(spec.options))
     labels = _labels(context.root)
-    attacker, y_attacker, attacker_people = _labelled(labels, images_of(context.attacker))
-    chosen = first_images(images_of(context.enrolled), options["targets"])
-    enrolled, y_enrolled, enrolled_people = _labelled(labels, chosen)
-    prior = prior_class(y_attacker, attacker_people)
+    attacker = Labelled.of(labels, images_of(context.attacker))
+    enrolled = Labelled.of(labels, first_images(images_of(context.enrolled), options["targets"]))
+    prior = prior_class(attacker.labels, attacker.people)
     started = time.perf_counter()
     if spec.name == "attribute-template":
-        results = _from_templates(
-            target.system,
-            context,
-            attacker,
-            y_attacker,
-            attacker_people,
-            enrolled,
-            y_enrolled,
-            enrolled_people,
-            prior,
-        )
+        results = {
+            name: evaluate_attribute(enrolled.labels, scores, enrolled.people, prior)
+            for name, scores in _from_templates(target.system, context, attacker, enrolled)
+        }
     else:
         attack = BlackBoxAttributeAttack(n_references=options["references"], seed=context.seed)
-        attack.fit(attacker, y_attacker, attacker_people)
-        scores = attack.predict_proba(target.query_fn(context.root), enrolled)
+        attack.fit(attacker.paths, attacker.labels, attacker.people)
+        scores = attack.predict_proba(target.query_fn(context.root), enrolled.paths)
         results = {
             "service": {
-                **evaluate_attribute(y_enrolled, scores, enrolled_people, prior),
-                "queries": attack.n_queries(len(enrolled)),
+                **evaluate_attribute(enrolled.labels, scores, enrolled.people, prior),
+                "queries": attack.n_queries(len(enrolled.paths)),
             }
         }
     strongest = max(results, key=lambda k: results[k]["balanced_accuracy"])
     setting = ATTACK_SETTINGS[spec.name]
-    positive = len({p for p, y in zip(enrolled_people, y_enrolled, strict=True) if y == 1})
-    negative = len(set(enrolled_people)) - positive
+    positive = len({p for p, y in zip(enrolled.people, enrolled.labels, strict=True) if y == 1})
+    negative = len(set(enrolled.people)) - positive
     return [
         ThreatFigure(
             attack=spec.name,
@@ -81,46 +89,26 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
             value=results[strongest]["balanced_accuracy"],
             chance=balanced_accuracy_chance(positive, negative, n_tests=len(results)),
             goal=GOALS[setting],
-            n_targets=len(set(enrolled_people)),
+            n_targets=len(set(enrolled.people)),
             seconds=time.perf_counter() - started,
             metrics={"strongest": strongest, "results": results},
         )
     ]
 
 
-def _labelled(labels, paths: list[str]) -> tuple[list[str], np.ndarray, list[str]]:
-    """The labelled images among `paths`, their 0/1 labels and their people."""
-    images, values, _ = labels.select(paths)
-    return [i.path for i in images], values, [i.identity for i in images]
-
-
-def _from_templates(
-    system,
-    context,
-    attacker,
-    y_attacker,
-    attacker_people,
-    enrolled,
-    y_enrolled,
-    enrolled_people,
-    prior,
-) -> dict[str, dict[str, Any]]:
-    """Each stored backbone x classifier: fitted on the thief's own templates, scored on the
-    stored ones."""
-    table = system.embedder_.dataset(context.root, attacker + enrolled)
-    results = {}
+def _from_templates(system, context, attacker: Labelled, enrolled: Labelled):
+    """`(backbone/classifier, scores of the stored templates)` for each stored backbone and
+    classifier, fitted on the thief's own templates."""
+    table = system.embedder_.dataset(context.root, attacker.paths + enrolled.paths)
     for name in system.embedder_.names:
         own, stored = thief_templates(
             system,
             name,
-            np.stack([table[name][p] for p in attacker]),
-            np.stack([table[name][p] for p in enrolled]),
+            np.stack([table[name][p] for p in attacker.paths]),
+            np.stack([table[name][p] for p in enrolled.paths]),
             context.seed,
         )
         for classifier in CLASSIFIERS:
             attack = TemplateAttributeAttack(classifier, seed=context.seed)
-            attack.fit(own, y_attacker, attacker_people)
-            results[f"{name}/{classifier}"] = evaluate_attribute(
-                y_enrolled, attack.predict_proba(stored), enrolled_people, prior
-            )
-    return results
+            attack.fit(own, attacker.labels, attacker.people)
+            yield f"{name}/{classifier}", attack.predict_proba(stored)
