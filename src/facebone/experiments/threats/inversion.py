@@ -67,7 +67,8 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
             evaluator,
             own,
             leaked,
-            target.output.name,
+            # Only the score search meets the output policy; a stolen store does not.
+            target.output.name if spec.name == "blackbox" else None,
         )
         per_backbone[name] = cached_result(
             context.cache,
