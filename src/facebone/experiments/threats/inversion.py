@@ -55,36 +55,22 @@ def evaluate(spec: Any, target: Any, context: ThreatContext) -> list[ThreatFigur
         data = InversionData.prepare(
             context.root, attacker_paths, target_paths, attacked, judge, context.cache
         )
+        invert = functools.partial(_invert, spec.name, options, data)
+        if spec.name == "blackbox":
+            # The service matches its own records; the attacker never reads them. Its answers
+            # depend on the whole system, so the search is not cached.
+            records = system.protect(name, data.target_embeddings)
+            own = system.protect(name, data.attacker_embeddings)
+            per_backbone[name] = invert(own, records, system, name, context.seed, target.output)
+            continue
         own, leaked = thief_templates(
             system, name, data.attacker_embeddings, data.target_embeddings, context.seed
         )
-        key = digest(
-            "inversion",
-            spec.name,
-            options,
-            context.seed,
-            name,
-            evaluator,
-            own,
-            leaked,
-            # Only the score search meets the output policy; a stolen store does not.
-            target.output.name if spec.name == "blackbox" else None,
-        )
+        key = digest("inversion", spec.name, options, context.seed, name, evaluator, own, leaked)
         per_backbone[name] = cached_result(
             context.cache,
             key,
-            functools.partial(
-                _invert,
-                spec.name,
-                options,
-                data,
-                own,
-                leaked,
-                system,
-                name,
-                context.seed,
-                target.output,
-            ),
+            functools.partial(invert, own, leaked, system, name, context.seed, target.output),
         )
     strongest = max(per_backbone, key=lambda n: per_backbone[n]["sar"]["type1"][f"far_{FAR}"])
     n = len(target_paths)
