@@ -195,8 +195,10 @@ def test_a_defense_from_one_module_deploys_on_real_faces(
         "cosine-fusion",
         "cosine-fusion-ckks",
         "cosine-fusion-public",
+        "cosine-fusion-decision",
+        "cosine-fusion-hardened",
         "cosine-fusion-suppress",
-        plugin_defense,
+        "cosine-dlib",
     ]
     defense = create_defense(plugin_defense)
     assert get_defense(plugin_defense) == defense and not defense.uses_nn

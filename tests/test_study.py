@@ -430,10 +430,19 @@ def test_quick_preset_overrides_seeds_and_attack_options(tiny_config, tmp_path):
         load_config(path)
 
 
-def test_report_leads_with_the_threat_matrix(local_records, tmp_path):
+def test_report_leads_with_the_threat_matrix(tiny_config, cache_dir, tmp_path):
     from facebone.reports.sources import write_folder_report
 
-    write_folder_report(Path(local_records.study["output"]), tmp_path / "report.html")
+    # The tiny study at both levels (the report's verdict compares them), seed 0 only.
+    text = tiny_config.read_text().replace('levels = ["pair"]', 'levels = ["pair", "identity"]')
+    path = tmp_path / "both.toml"
+    path.write_text(text.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    executor = LocalExecutor(EmbeddingCache(cache_dir))
+    try:
+        run_study(load_config(path, output=tmp_path / "out"), executor, progress=False)
+    finally:
+        executor.close()
+    write_folder_report(tmp_path / "out", tmp_path / "report.html")
     summary = (tmp_path / "report.md").read_text()
     first = summary.split("\n## ")[1]
     assert first.startswith("Threats x deployments")
