@@ -23,6 +23,7 @@ import pytest
 from tqdm import tqdm
 
 from facebone.cli import main
+from process_checks import is_alive
 from web_images import header_only_png
 
 PEOPLE = ("Colin_Powell", "Tony_Blair", "George_W_Bush", "Gerhard_Schroeder")
@@ -286,14 +287,6 @@ time.sleep(120)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def test_dlib_workers_die_with_a_killed_parent(lfw_root):
     parent = subprocess.Popen(
         [sys.executable, "-c", WORKER_SCRIPT, str(lfw_root / "Colin_Powell/Colin_Powell_0009.jpg")],
@@ -301,13 +294,13 @@ def test_dlib_workers_die_with_a_killed_parent(lfw_root):
         text=True,
     )
     workers = [int(pid) for pid in parent.stdout.readline().split()]
-    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    assert len(workers) == 2 and all(is_alive(pid) for pid in workers)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(is_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    survivors = [pid for pid in workers if _alive(pid)]
+    survivors = [pid for pid in workers if is_alive(pid)]
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert not survivors, "dlib workers outlived their parent"

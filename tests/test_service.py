@@ -22,6 +22,7 @@ from facebone.embeddings.embedder import Embedder
 from facebone.service.process import running_server
 from facebone.system import FRSystem, load_system, save_system
 from facebone.uploads import MAX_UPLOAD_BYTES
+from process_checks import is_alive
 from web_images import (
     BLAIR,
     BLAIR_OTHER,
@@ -278,14 +279,6 @@ with server_process(sys.argv[1]) as server:
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def test_a_killed_parent_takes_serve_and_its_workers_with_it(multi_model):
     """`bench --serve` killed with -9: its `serve` child, and that child's dlib workers, end."""
     parent = subprocess.Popen(
@@ -297,14 +290,14 @@ def test_a_killed_parent_takes_serve_and_its_workers_with_it(multi_model):
         for children in Path(f"/proc/{serve}/task").glob("*/children")
         for pid in children.read_text().split()
     ]
-    assert workers and _alive(serve)  # dlib's workers start before the server says it is ready
+    assert workers and is_alive(serve)  # dlib's workers start before the server says it is ready
     parent.kill()
     parent.wait()
     parent.stdout.close()
     deadline = time.monotonic() + 30
-    while any(_alive(pid) for pid in (serve, *workers)) and time.monotonic() < deadline:
+    while any(is_alive(pid) for pid in (serve, *workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    survivors = [pid for pid in (serve, *workers) if _alive(pid)]
+    survivors = [pid for pid in (serve, *workers) if is_alive(pid)]
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert not survivors, "serve or its workers outlived the parent"
