@@ -13,7 +13,8 @@ import pytest
 
 import test_hardening
 from facebone.cli import main
-from test_hardening import _alive, train_args
+from process_checks import is_alive
+from test_hardening import train_args
 from test_study import TINY
 
 # How long the children of a killed command may take to notice: a worker that is still
@@ -65,9 +66,9 @@ def _kill_when(command: list[str], ready, sig: int) -> list[int]:
 
 def _assert_all_gone(children: list[int]) -> None:
     deadline = time.monotonic() + GONE_WITHIN_S
-    while any(map(_alive, children)) and time.monotonic() < deadline:
+    while any(map(is_alive, children)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    survivors = [pid for pid in children if _alive(pid)]
+    survivors = [pid for pid in children if is_alive(pid)]
     for pid in survivors:  # ours to clean up before failing
         os.kill(pid, signal.SIGKILL)
     assert not survivors, f"{len(survivors)} children outlived their parent"
