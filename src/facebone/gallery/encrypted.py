@@ -48,28 +48,35 @@ class EncryptedIndex:
         stored = store.blocks(backbone)
         if sorted(stored) != list(range(len(stored))):
             raise FaceBoneError(f"the gallery's encrypted {backbone} blocks are not contiguous")
-        self.blocks = [ciphertexts_from(context, stored[b]) for b in range(len(stored))]
+        self._stored = stored
+        self._parsed: dict[int, list[ts.CKKSVector]] = {}
         rows = store.slots(backbone)
         self.ids = np.array([row[0] for row in rows], dtype=np.int64)
         self.subjects = [row[1] for row in rows]
         self.positions = np.array([row[2] * SLOTS + row[3] for row in rows], dtype=np.int64)
-        if np.any(self.positions >= len(self.blocks) * SLOTS):
+        if np.any(self.positions >= len(stored) * SLOTS):
             raise FaceBoneError(f"the gallery's {backbone} slots point past its blocks")
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def block(self, number: int) -> list[ts.CKKSVector]:
+        """Block `number`'s ciphertexts, parsed on first use (an enrolment touches one)."""
+        if number not in self._parsed:
+            self._parsed[number] = ciphertexts_from(self.context, self._stored[number])
+        return self._parsed[number]
+
     def enrol(self, store: GalleryStore, faces: list[int], units: np.ndarray) -> None:
         """Write the unit templates `units` (n, D) of `faces` into free slots, inside the
         caller's transaction. The index itself is stale afterwards: reload it once committed."""
         used = set(self.positions.tolist())
-        free = (p for p in range(len(self.blocks) * SLOTS + len(faces)) if p not in used)
+        free = (p for p in range(len(self._stored) * SLOTS + len(faces)) if p not in used)
         chosen = np.array([next(free) for _ in faces], dtype=np.int64)
         for block in np.unique(chosen // SLOTS):
             rows = np.flatnonzero(chosen // SLOTS == block)
             fresh = encrypt_columns(self.context, units[rows], chosen[rows] % SLOTS)
-            if block < len(self.blocks):
-                fresh = [old + new for old, new in zip(self.blocks[block], fresh, strict=True)]
+            if block < len(self._stored):
+                fresh = [old + new for old, new in zip(self.block(block), fresh, strict=True)]
             store.put_block(self.backbone, int(block), [c.serialize() for c in fresh])
             for row in rows:
                 store.put_slot(faces[row], self.backbone, int(block), int(chosen[row] % SLOTS))
@@ -79,7 +86,7 @@ class EncryptedIndex:
         caller's transaction; reload the index once committed."""
         positions = self.positions[np.isin(self.ids, faces)]
         for block, slots in _by_block(positions).items():
-            zeroed = key.zero_slots(self.blocks[block], slots)
+            zeroed = key.zero_slots(self.block(block), slots)
             store.put_block(self.backbone, block, [c.serialize() for c in zeroed])
 
     def cosines(
@@ -93,7 +100,7 @@ class EncryptedIndex:
         needed = sorted({int(p) // SLOTS for p in positions})
         packed = EncryptedTemplates(
             self.context,
-            [self.blocks[b] for b in needed],
+            [self.block(b) for b in needed],
             len(needed) * SLOTS,
             self.dim,
             self.fingerprint,

@@ -24,6 +24,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,16 @@ if TYPE_CHECKING:  # tenseal loads only for encrypted galleries
 # Faces the index proposes for the predictor to score in a 1:N search.
 CANDIDATES = 20
 _DIGEST_DOMAIN = b"facebone gallery photo digest\n"
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """Faces of one subject, already embedded: `embeddings` {backbone: (n, D)} of n photos
+    whose digests (`Gallery.photo_digest`) are `digests`; `subject` None for a new subject."""
+
+    embeddings: Mapping[str, np.ndarray]
+    digests: Sequence[str]
+    subject: str | None = None
 
 
 def model_identity(model_dir: str | Path) -> str:
@@ -166,21 +177,40 @@ class Gallery:
     ) -> str:
         """`enroll` of faces already embedded: `embeddings` {backbone: (n, D)} of n faces
         whose photos have `digests`."""
-        templates = self._templates(embeddings, len(digests))
-        if len(set(digests)) != len(digests):
-            raise FaceBoneError("the same photo is given twice")
+        return self.enroll_many([Enrolment(embeddings, digests, subject)])[0]
+
+    def enroll_many(self, enrolments: Sequence[Enrolment]) -> list[str]:
+        """Several `enroll_embeddings` in one transaction, all or nothing; their subject ids.
+        Encrypted templates pay D encryptions per packed block touched by a transaction
+        (`encrypted.py`), so enrolling many people at once is what makes that fast."""
+        if not enrolments:
+            raise FaceBoneError("nothing to enrol")
+        checked = []
+        for item in enrolments:
+            if len(set(item.digests)) != len(item.digests):
+                raise FaceBoneError("the same photo is given twice for one subject")
+            checked.append(self._templates(item.embeddings, len(item.digests)))
+        subjects, faces, owners = [], [], []
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in self._names}
         with self.store.transaction():
-            if subject is None:
-                subject = self.store.new_subject()
-            elif not self.store.has_subject(subject):
-                raise FaceBoneError(f"no subject {subject} in the gallery")
-            added = [(i, self.store.add_face(subject, d)) for i, d in enumerate(digests)]
-            rows = [i for i, face in added if face is not None]
-            faces = [face for _, face in added if face is not None]
+            for item, templates in zip(enrolments, checked, strict=True):
+                subject = item.subject
+                if subject is None:
+                    subject = self.store.new_subject()
+                elif not self.store.has_subject(subject):
+                    raise FaceBoneError(f"no subject {subject} in the gallery")
+                subjects.append(subject)
+                added = [(i, self.store.add_face(subject, d)) for i, d in enumerate(item.digests)]
+                kept = [i for i, face in added if face is not None]
+                faces += [face for _, face in added if face is not None]
+                owners += [subject] * len(kept)
+                for name in self._names:
+                    rows[name].append(templates[name][kept])
+            written = {name: np.concatenate(parts) for name, parts in rows.items()}
             if faces:
-                self._write_templates(faces, {n: t[rows] for n, t in templates.items()})
-        self._after_enrolment(subject, faces, {n: t[rows] for n, t in templates.items()})
-        return subject
+                self._write_templates(faces, written)
+        self._after_enrolment(faces, owners, written)
+        return subjects
 
     def _templates(self, embeddings: Mapping[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
         if count < 1:
@@ -206,13 +236,13 @@ class Gallery:
                     self.store.put_vector(face, name, vector)
 
     def _after_enrolment(
-        self, subject: str, faces: list[int], templates: dict[str, np.ndarray]
+        self, faces: list[int], subjects: list[str], templates: dict[str, np.ndarray]
     ) -> None:
         """Bring the in-memory indexes up to the committed store."""
         for name, matrix in templates.items():
             index = self._indexes.get(name)
             if isinstance(index, TemplateIndex):
-                index.add(np.array(faces, dtype=np.int64), [subject] * len(faces), matrix)
+                index.add(np.array(faces, dtype=np.int64), subjects, matrix)
             else:
                 self._indexes.pop(name, None)
 
