@@ -158,3 +158,33 @@ def sface_cosine_models(tmp_path_factory, lfw_root, cache_dir, protocol, lfw_emb
     for name, extra in (("plain", []), ("protected", key)):
         assert main([*common, "--out", str(root / name), *extra]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """One PostgreSQL server with pgvector (the `pgserver` wheel) for the whole test session,
+    started on first use and stopped at the end."""
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR in CI containers
+        warnings.simplefilter("ignore", UserWarning)
+        import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a fresh, empty database on the session's server, dropped after the test."""
+    import secrets
+
+    import psycopg
+
+    name = f"facebone_test_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.get_uri(database=name)
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
