@@ -161,16 +161,20 @@ def sface_cosine_models(tmp_path_factory, lfw_root, cache_dir, protocol, lfw_emb
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """One PostgreSQL server with pgvector (the `pgserver` wheel) for the whole test session,
-    started on first use and stopped at the end."""
+    started on first use, stopped and deleted at the end. Its data lives in a folder of its own,
+    not under pytest's basetemp: another pytest run prunes old basetemps, and a server whose
+    folder vanished stops answering."""
+    import tempfile
     import warnings
 
     with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR in CI containers
         warnings.simplefilter("ignore", UserWarning)
         import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    data = tempfile.mkdtemp(prefix="facebone-test-postgres-")
+    server = pgserver.get_server(data, cleanup_mode="delete")
     yield server
     server.cleanup()
 

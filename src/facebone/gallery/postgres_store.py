@@ -144,6 +144,11 @@ class PostgresStore(GalleryStore):
                 np.ndarray, type("VectorDumper", (_VectorDumper,), {"oid": info.oid})
             )
             connection.adapters.register_loader(info.oid, _VectorLoader)
+        except psycopg.Error as error:
+            connection.close()
+            raise FaceBoneError(
+                f"cannot read the gallery in {describe(url)} ({_reason(error, url)})"
+            ) from None
         except BaseException:
             connection.close()
             raise
@@ -181,7 +186,8 @@ class PostgresStore(GalleryStore):
                 connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (PREFIX,))
                 if len(cls._missing_tables(connection)) < len(TABLES):
                     raise FaceBoneError(
-                        f"{describe(url)} already holds a FaceBone gallery; it is never overwritten"
+                        f"a FaceBone gallery already exists in {describe(url)};"
+                        " a gallery is never overwritten"
                     )
                 connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
                 for statement in SCHEMA:
@@ -209,7 +215,10 @@ class PostgresStore(GalleryStore):
             raise FaceBoneError(
                 f"the gallery in {describe(url)} is damaged ({len(rows)} metadata rows)"
             )
-        return GalleryMeta.from_json(rows[0][0])
+        try:
+            return GalleryMeta.from_json(rows[0][0])
+        except FaceBoneError as error:
+            raise FaceBoneError(f"{describe(url)}: {error}") from None
 
     def _execute(self, template: str, params: tuple = (), binary: bool = False) -> psycopg.Cursor:
         try:
@@ -293,7 +302,11 @@ class PostgresStore(GalleryStore):
         return [(int(face), subject, 1.0 - float(distance)) for face, subject, distance in rows]
 
     def put_block(self, backbone: str, block: int, ciphertexts: list[bytes]) -> None:
-        self._width(backbone)
+        width = self._width(backbone)
+        if len(ciphertexts) != width:
+            raise FaceBoneError(
+                f"a {backbone} block has {width} ciphertexts, not {len(ciphertexts)}"
+            )
         with self.transaction():
             self._execute(
                 "DELETE FROM {blocks} WHERE backbone = %s AND block = %s", (backbone, block)
