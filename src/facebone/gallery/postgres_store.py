@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,6 +126,7 @@ class PostgresStore(GalleryStore):
         self._connection = connection
         self._url = url
         self.meta = meta
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, url: str, create: bool = False, meta: GalleryMeta | None = None) -> PostgresStore:
@@ -220,13 +222,17 @@ class PostgresStore(GalleryStore):
         except FaceBoneError as error:
             raise FaceBoneError(f"{describe(url)}: {error}") from None
 
+    def _lost(self, error: psycopg.OperationalError) -> FaceBoneError:
+        return FaceBoneError(
+            f"lost the connection to {describe(self._url)} ({_reason(error, self._url)})"
+        )
+
     def _execute(self, template: str, params: tuple = (), binary: bool = False) -> psycopg.Cursor:
         try:
-            return self._connection.execute(_query(template), params, binary=binary)
+            with self._lock:
+                return self._connection.execute(_query(template), params, binary=binary)
         except psycopg.OperationalError as error:
-            raise FaceBoneError(
-                f"lost the connection to {describe(self._url)} ({_reason(error, self._url)})"
-            ) from None
+            raise self._lost(error) from None
 
     def _width(self, backbone: str) -> int:
         if backbone not in self.meta.backbones:
@@ -239,20 +245,20 @@ class PostgresStore(GalleryStore):
         array = np.asarray(vector, dtype=np.float32)
         if array.shape != (self._width(backbone),) or not np.isfinite(array).all():
             raise FaceBoneError(
-                f"a {backbone} template must hold {self._width(backbone)} finite numbers,"
-                f" not an array of shape {array.shape}"
+                f"a {backbone} template must hold {self._width(backbone)} finite numbers"
+                f" (got shape {array.shape})"
             )
         return array
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT (a nested one is a savepoint). The lock keeps another thread's
+        statements out of this transaction, as the SQLite store does."""
         try:
-            with self._connection.transaction():
+            with self._lock, self._connection.transaction():
                 yield
         except psycopg.OperationalError as error:
-            raise FaceBoneError(
-                f"lost the connection to {describe(self._url)} ({_reason(error, self._url)})"
-            ) from None
+            raise self._lost(error) from None
 
     def new_subject(self) -> str:
         subject = secrets.token_hex(16)
