@@ -158,3 +158,37 @@ def sface_cosine_models(tmp_path_factory, lfw_root, cache_dir, protocol, lfw_emb
     for name, extra in (("plain", []), ("protected", key)):
         assert main([*common, "--out", str(root / name), *extra]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server with pgvector (the `pgserver` wheel) for the whole test session,
+    started on first use, stopped and deleted at the end. Its data lives in a folder of its own,
+    not under pytest's basetemp: another pytest run prunes old basetemps, and a server whose
+    folder vanished stops answering."""
+    import tempfile
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs: no XDG_RUNTIME_DIR in CI containers
+        warnings.simplefilter("ignore", UserWarning)
+        import pgserver
+
+    data = tempfile.mkdtemp(prefix="facebone-test-postgres-")
+    server = pgserver.get_server(data, cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a fresh, empty database on the session's server, dropped after the test."""
+    import secrets
+
+    import psycopg
+
+    name = f"facebone_test_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.get_uri(database=name)
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

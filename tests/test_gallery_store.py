@@ -14,9 +14,12 @@ from facebone.gallery.records import GalleryMeta, Subject
 from facebone.gallery.store import open_store
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def store_location(request, tmp_path) -> str:
-    """A location where no gallery exists yet."""
+    """A location where no gallery exists yet: a file path, or an empty database on the test
+    session's PostgreSQL server."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
     return str(tmp_path / "gallery.sqlite")
 
 
