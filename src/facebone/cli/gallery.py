@@ -94,17 +94,21 @@ def _action(
     return parser
 
 
-def _check(args: argparse.Namespace, photos: list[Path] = ()) -> None:
-    """Options and files, before the model loads."""
+def refuse_store_inside(store: str, flag: str, model: Path) -> None:
+    """A gallery file inside the model folder is refused: the folder is replaced whole when
+    the model is retrained (erasure), and the gallery would go with it."""
     from facebone.gallery.store import is_postgres
 
-    refuse_key_inside(args.key_file, "--key-file", args.model, "--model")
-    # A model folder is replaced whole when it is retrained: a gallery inside it would go too.
-    if not is_postgres(args.store) and is_inside(args.store, args.model):
+    if not is_postgres(store) and is_inside(store, model):
         raise FaceBoneError(
-            f"--store {args.store} is inside --model {args.model}: keep the gallery outside "
-            "the model folder"
+            f"{flag} {store} is inside --model {model}: keep the gallery outside the model folder"
         )
+
+
+def _check(args: argparse.Namespace, photos: list[Path] = ()) -> None:
+    """Options and files, before the model loads."""
+    refuse_key_inside(args.key_file, "--key-file", args.model, "--model")
+    refuse_store_inside(args.store, "--store", args.model)
     for photo in photos:
         if not photo.is_file():
             raise FaceBoneError(f"{photo}: no such file")

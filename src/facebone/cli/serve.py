@@ -4,6 +4,8 @@
 import argparse
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,7 @@ from facebone.cli.common import LazyNames, add_key_file_argument, load_model, re
 from facebone.errors import FaceBoneError
 
 if TYPE_CHECKING:
+    from facebone.gallery.gallery import Gallery
     from facebone.service.guards import ApiKey
 
 OUTPUT_NAMES = LazyNames("facebone.system.output_policy", "OUTPUT_POLICIES")
@@ -24,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a trained system over HTTP (REST API)",
         description=(
-            "Answer POST /verify (and POST /embed with --enable-embed) with a trained system; "
+            "Answer POST /verify (and POST /embed with --enable-embed, a gallery's routes with "
+            "--gallery) with a trained system; "
             "OpenAPI docs at /docs. Listens on 127.0.0.1 only unless --host says otherwise, "
             "which needs --api-key-file. With keys, only GET /healthz answers without one, and "
             "each route only to keys with its scope; without keys every enabled route answers."
@@ -41,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "characters each), each alone (scope verify) or followed by its scopes, e.g. "
         "'KEY verify,identify' (scopes: verify, identify, enrol, admin, embed); a route outside "
         "a key's scopes answers 403; each key is a client of its own for --query-budget",
+    )
+    parser.add_argument(
+        "--gallery",
+        metavar="STORE",
+        help="also serve this gallery (made by `facebone gallery create` for --model): POST "
+        "/subjects, POST /subjects/{id}/faces and DELETE /subjects/{id} (scope enrol), POST "
+        "/identify (identify), POST /subjects/{id}/verify (verify), GET /subjects (admin)",
     )
     parser.add_argument(
         "--enable-embed",
@@ -174,6 +185,22 @@ def _check_options(args: argparse.Namespace) -> None:
         raise FaceBoneError("--query-window needs --query-budget")
     refuse_key_inside(args.key_file, "--key-file", args.model, "--model")
     refuse_key_inside(args.api_key_file, "--api-key-file", args.model, "--model")
+    if args.gallery is not None:
+        from facebone.cli.gallery import refuse_store_inside
+
+        refuse_store_inside(args.gallery, "--gallery", args.model)
+
+
+@contextmanager
+def _open_gallery(args: argparse.Namespace, system) -> Iterator["Gallery | None"]:
+    """The gallery of --gallery (None without), closed when the server stops."""
+    if args.gallery is None:
+        yield None
+        return
+    from facebone.gallery.gallery import Gallery
+
+    with Gallery.open(args.gallery, system, args.model) as gallery:
+        yield gallery
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -204,11 +231,12 @@ def _run(args: argparse.Namespace) -> int:
             if deployment is not None:
                 deployment.check_model(system)
             system.embedder_.warm_up()  # the first request must not wait for dlib's workers
-            app = create_app(system, settings)
-            host, port = sock.getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
-            print(f"serving on http://{shown}:{port} (API docs at /docs)", flush=True)
-            run_app(app, sock, limits)
+            with _open_gallery(args, system) as gallery:
+                app = create_app(system, settings, gallery)
+                host, port = sock.getsockname()[:2]
+                shown = f"[{host}]" if ":" in host else host
+                print(f"serving on http://{shown}:{port} (API docs at /docs)", flush=True)
+                run_app(app, sock, limits)
         finally:
             system.embedder_.close()
     finally:

@@ -1,5 +1,6 @@
-"""FastAPI routes: POST /verify, GET /healthz, POST /embed when enabled, and OpenAPI docs at
-/docs and /redoc (their assets served here, so they work offline).
+"""FastAPI routes: POST /verify, GET /healthz, POST /embed when enabled, the gallery's routes
+when serving one, and OpenAPI docs at /docs and /redoc (their assets served here, so they work
+offline).
 
 Conventions of deepface's API where they fit: images `img1` / `img2` (multipart files or
 base64 JSON), an `{"error": ...}` body for every failure. Every failure a client can cause is a
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
@@ -45,6 +47,9 @@ from facebone.system.fr_system import THRESHOLD, FRSystem, Verification
 from facebone.system.output_policy import OutputPolicy
 from facebone.system.summary import describe_system
 from facebone.uploads import MAX_UPLOAD_BYTES, UploadFolder, UploadTooLargeError
+
+if TYPE_CHECKING:
+    from facebone.gallery.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +140,11 @@ def _image_body(names: tuple[str, ...]) -> dict:
     }
 
 
-def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> FastAPI:
-    """An app answering with `system`, which stays loaded (and is never re-seeded)."""
+def create_app(
+    system: FRSystem, settings: ServiceSettings | None = None, gallery: "Gallery | None" = None
+) -> FastAPI:
+    """An app answering with `system`, which stays loaded (and is never re-seeded); with
+    `gallery` (of the same system), the gallery's routes too (`gallery_routes.py`)."""
     settings = settings or ServiceSettings()
     app = FastAPI(
         title="FaceBone",
@@ -221,6 +229,10 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
             time_ms=round((time.perf_counter() - start) * 1000, 1),
         )
 
+    if gallery is not None:
+        from facebone.service.gallery_routes import add_gallery_routes
+
+        add_gallery_routes(app, gallery, budget, gate, model_lock, scoped)
     # A client who may read templates can search them offline: the route exists only when
     # the server is started with it (`serve --enable-embed`).
     if settings.enable_embed:
