@@ -182,11 +182,38 @@ class CKKSKey(TemplateProtection):
         secret = self._contexts()[0].secret_key()
         return np.concatenate([np.asarray(v.decrypt(secret)) for v in scores.vectors])
 
+    def zero_slots(self, ciphertexts: list[ts.CKKSVector], slots: Any) -> list[ts.CKKSVector]:
+        """A block's ciphertexts with `slots` set to zero: decrypted, zeroed and encrypted
+        afresh, so nothing of the values that were there remains (the key holder's part of a
+        deletion; see `facebone.gallery.encrypted`)."""
+        secret, public = self._contexts()
+        columns = np.array([v.decrypt(secret.secret_key()) for v in ciphertexts])
+        columns[:, np.asarray(slots, dtype=np.int64)] = 0.0
+        return [ts.ckks_vector(public, column.tolist()) for column in columns]
+
     def encrypted_cosines(self, templates: Any, probes: Any) -> np.ndarray:
         """The cosine of each template with its probe, as a system computes it: this key
         encrypts the templates, the server matches them with the plain probes, this key
         decrypts the scores."""
         return self.decrypt_scores(self.encrypt(templates).match_pairs(probes))
+
+
+def encrypt_columns(context: ts.Context, units: np.ndarray, slots: Any) -> list[ts.CKKSVector]:
+    """The D ciphertexts of one full block (SLOTS slots) that hold row i of `units` (n, D) at
+    slot `slots[i]` and zeros elsewhere: added to a block's ciphertexts, they enrol the rows
+    into free slots with the public `context` alone."""
+    columns = np.zeros((units.shape[1], SLOTS))
+    columns[:, np.asarray(slots, dtype=np.int64)] = units.T
+    return [ts.ckks_vector(context, column.tolist()) for column in columns]
+
+
+def ciphertexts_from(context: ts.Context, data: list[bytes]) -> list[ts.CKKSVector]:
+    """Ciphertexts from TenSEAL's serialisations, under `context`; damaged bytes are one
+    FaceBoneError sentence."""
+    try:
+        return [ts.ckks_vector_from(context, item) for item in data]
+    except (ValueError, TypeError) as error:
+        raise FaceBoneError(f"an encrypted template block is damaged ({error})") from None
 
 
 @dataclass(frozen=True)
