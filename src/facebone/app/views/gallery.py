@@ -30,7 +30,7 @@ def render(config: DemoConfig) -> None:
     with resources.model_lock():
         enrolled = len(gallery.subjects())
     st.caption(
-        f"Gallery {config.gallery} for the model {config.model}: {enrolled} subjects enrolled."
+        f"Gallery {config.gallery} for the model {config.model}; subjects enrolled: {enrolled}."
     )
     st.info(
         "The gallery knows people only by opaque ids (128 random bits); a name typed here stays "
