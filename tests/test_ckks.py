@@ -7,9 +7,9 @@ import stat
 import numpy as np
 import pytest
 import tenseal as ts
-from scipy.spatial.distance import cdist
 from sklearn.metrics import roc_auc_score
 
+from byte_search import found_near
 from facebone.embeddings import EmbeddingCache
 from facebone.errors import FaceBoneError
 from facebone.experiments.defenses import create_defense
@@ -120,41 +120,6 @@ def test_encrypted_templates_need_the_cosine_predictor(
         system.fit(sface_dlib_embedder, lfw_root, protocol["target_train"][:40])
 
 
-def _found_near(data: bytes, references: np.ndarray, radius: float) -> int:
-    """How many `references` (R, D) lie within L2 distance `radius` of a window of D
-    consecutive float32 or float64 values read from `data` at any byte offset.
-
-    A window that near a reference has every value within `radius` of the reference's range
-    and a norm within `radius` of its norm; only windows passing both (found with running
-    sums) are compared in full.
-    """
-    dim = references.shape[1]
-    bound = np.abs(references).max() + radius
-    norms = np.linalg.norm(references, axis=1)
-    found = np.zeros(len(references), dtype=bool)
-    for dtype in (np.float32, np.float64):
-        size = np.dtype(dtype).itemsize
-        for offset in range(size):
-            values = np.frombuffer(data, dtype, (len(data) - offset) // size, offset)
-            with np.errstate(invalid="ignore", over="ignore"):
-                x = values.astype(np.float64)
-                usable = np.isfinite(x) & (np.abs(x) <= bound)
-            x = np.where(usable, x, 0.0)
-            unusable = np.concatenate([[0], np.cumsum(~usable)])
-            squares = np.concatenate([[0.0], np.cumsum(x * x)])
-            norm = np.sqrt(np.maximum(squares[dim:] - squares[:-dim], 0.0))
-            starts = np.flatnonzero(
-                (unusable[dim:] == unusable[:-dim])
-                & (norm > norms.min() - radius)
-                & (norm < norms.max() + radius)
-            )
-            for chunk in np.array_split(starts, max(1, len(starts) // 10_000)):
-                if chunk.size:
-                    windows = x[chunk[:, None] + np.arange(dim)]
-                    found |= (cdist(windows, references) < radius).any(axis=0)
-    return int(found.sum())
-
-
 def test_the_stolen_store_holds_no_template(key, test_pairs):
     """No float32 or float64 window of the stored bytes, at any byte offset, is within L2
     distance 0.1 of an enrolled template (the unit vector that is encrypted) or of the
@@ -164,11 +129,11 @@ def test_the_stolen_store_holds_no_template(key, test_pairs):
     enrolled = np.unique(test_pairs[0], axis=0)[:300]  # an image may be in several pairs
     stolen = key.encrypt(enrolled).to_bytes()
     for references in (_unit(enrolled), enrolled):
-        assert _found_near(stolen, references, 0.1) == 0
+        assert found_near(stolen, references, 0.1) == 0
         for dtype in (np.float32, np.float64):
             plain = io.BytesIO()
             np.save(plain, references[:20].astype(dtype))
-            assert _found_near(b"\x00" + plain.getvalue(), references[:20], 0.1) == 20
+            assert found_near(b"\x00" + plain.getvalue(), references[:20], 0.1) == 20
 
 
 def test_key_file_is_private_never_overwritten_and_a_wrong_key_is_refused(

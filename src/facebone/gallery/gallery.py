@@ -118,11 +118,14 @@ class Gallery:
         expected = _meta_for(system, model_dir)
         store = open_store(location)
         stored = store.meta
+        other_model = "it was made for another model (other backbones or template protection)"
         problem = None
-        if stored.key_fingerprint != expected.key_fingerprint:
+        if (stored.protection, stored.backbones) != (expected.protection, expected.backbones):
+            problem = other_model
+        elif stored.key_fingerprint != expected.key_fingerprint:
             problem = "its templates were made with another key"
-        elif stored.model_sha256 != expected.model_sha256 or stored.backbones != expected.backbones:
-            problem = "it was made for another model (other backbones or template protection)"
+        elif stored.model_sha256 != expected.model_sha256:
+            problem = other_model
         if problem:
             store.close()
             raise FaceBoneError(f"the gallery {location} does not belong to {model_dir}: {problem}")

@@ -97,6 +97,8 @@ class SQLiteStore(GalleryStore):
             raise FaceBoneError(f"no gallery at {path} (create one first)")
         try:
             connection = _connect(path)
+        except sqlite3.DatabaseError as error:
+            raise FaceBoneError(f"{path} is not a FaceBone gallery ({error})") from None
         except sqlite3.Error as error:
             raise FaceBoneError(f"cannot open the gallery {path} ({error})") from None
         try:

@@ -72,6 +72,8 @@ def save_system(
         "predictor_sha256": hashlib.sha256(weights).hexdigest(),
         "training_pairs_sha256": system.training_pairs_sha256_,
         "n_training_pairs": system.n_training_pairs_,
+        # What a public calibration or an attribute suppression was fitted on (None: neither).
+        "public_pairs_sha256": system.public_pairs_sha256_,
         **(extra or {}),
     }
     if system.protections_:
@@ -223,7 +225,7 @@ def load_system(
             )
     system.embedder_ = embedder
     system.suppressions_ = _suppressions(system, directory, config)
-    system.public_pairs_sha256_ = (config.get("suppression") or {}).get("public_pairs_sha256")
+    system.public_pairs_sha256_ = recorded_public_sha256(config)
     system.protections_ = _checked_keys(system, directory, config, keys)
     widest = max(system._template_dim(b.name, b.embedding_dim) for b in embedder.backbones)
     if embedding_dim != widest or predictor.n_features_in_ != widest:
@@ -236,6 +238,15 @@ def load_system(
     system.training_pairs_sha256_, system.n_training_pairs_ = training
     system.reset_query_stream()
     return system
+
+
+def recorded_public_sha256(config: dict) -> str | None:
+    """The SHA-256 of the public pairs a model's calibration or attribute suppression was
+    fitted on; models saved before it was kept at the top level kept it only with the
+    suppression."""
+    return config.get("public_pairs_sha256") or (config.get("suppression") or {}).get(
+        "public_pairs_sha256"
+    )
 
 
 def _suppressions(
