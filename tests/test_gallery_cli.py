@@ -1,12 +1,15 @@
 """`facebone gallery ...` on real LFW photos with the demo's SFace system: enrol, identify,
 verify, list, delete, and the one-line errors."""
 
+import csv
 import json
 import re
+from collections import Counter
 
 import pytest
 
 from facebone.cli import main
+from facebone.system.model_dir import read_config
 from web_images import BLAIR, BLAIR_OTHER, POWELL
 
 STRANGER = "Gerhard_Schroeder/Gerhard_Schroeder_0006.jpg"
@@ -69,7 +72,8 @@ def test_enrol_identify_verify_list_delete(capsys, tmp_path, sface_model, lfw_ro
     assert f"{powell}  2 faces" in text and f"{blair}  1 face " in text
 
     deleted = json.loads(run(capsys, ["gallery", "delete", *base, "--subject", blair, "--json"]))
-    assert deleted == {"subject": blair, "faces_deleted": 1}
+    assert deleted["subject"] == blair and deleted["faces_removed"] == 1
+    assert deleted["retrained"] is False and deleted["held"] is None  # no data: not checked
     assert identify(BLAIR_OTHER) == "no match" and identify(POWELL[1]) == powell
     assert run(capsys, ["gallery", "list", "--store", store, "--json"]).count('"subject"') == 1
 
@@ -94,3 +98,55 @@ def test_gallery_errors_are_one_line(capsys, tmp_path, sface_model, lfw_root):
     )
     # Nothing was enrolled by the failed commands.
     assert run(capsys, ["gallery", "list", "--store", store]) == "no subjects"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
+    """An SFace + cosine model trained on the protocol's target pairs, and those pairs."""
+    lfw_embeddings("sface")
+    root = tmp_path_factory.mktemp("erasure")
+    assert main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs")]) == 0
+    pairs = root / "pairs" / "target_train.csv"
+    argv = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--pairs", str(pairs)]
+    argv += ["--backbones", "sface", "--predictor", "cosine", "--out", str(root / "model")]
+    assert main(argv) == 0
+    return root / "model", pairs
+
+
+@pytest.mark.slow
+def test_delete_verify_retrains_the_model_without_the_person(
+    capsys, tmp_path, trained, lfw_root, cache_dir
+):
+    """A person of the training pairs, enrolled from a photo of theirs outside the pairs, is
+    deleted: the model is retrained without their pairs and the erasure checked."""
+    model, pairs = trained
+    with pairs.open() as file:
+        rows = list(csv.DictReader(file))
+    used = {path for row in rows for path in (row["image1"], row["image2"])}
+    counts = Counter(path.split("/")[0] for path in used)
+    person = next(
+        name
+        for name, count in counts.most_common()
+        if any(f"{name}/{photo.name}" not in used for photo in (lfw_root / name).iterdir())
+    )
+    photo = next(
+        p for p in sorted((lfw_root / person).iterdir()) if f"{person}/{p.name}" not in used
+    )
+    store = str(tmp_path / "people.sqlite")
+    base = ["--store", store, "--model", str(model)]
+    run(capsys, ["gallery", "create", *base])
+    subject = run(capsys, ["gallery", "enroll", *base, str(photo)])
+    before = read_config(model)["training_pairs_sha256"]
+    erasure = ["--data", str(lfw_root), "--pairs", str(pairs), "--cache", str(cache_dir)]
+    argv = ["gallery", "delete", *base, "--subject", subject, *erasure, "--verify", "--json"]
+    report = json.loads(run(capsys, argv))
+    assert report["faces_removed"] == 1 and report["people_matched"] >= 1
+    assert report["pairs_removed"] >= sum(person in row["image1"] + row["image2"] for row in rows)
+    assert report["retrained"] is True and report["exact_unlearning"] is True
+    assert report["held"] is True and report["membership"]["p_after"] > 0.05
+    assert read_config(model)["training_pairs_sha256"] != before
+    # The gallery is still the model's (retraining keeps what templates depend on).
+    assert run(capsys, ["gallery", "list", "--store", store]) == "no subjects"
+    assert "needs --data and --pairs" in run_error(
+        capsys, ["gallery", "delete", *base, "--subject", subject, "--verify"]
+    )

@@ -17,16 +17,23 @@ from typing import TYPE_CHECKING
 
 from facebone.atomic import is_inside
 from facebone.cli.common import (
+    add_cache_argument,
     add_convert_color_argument,
+    add_data_argument,
     add_json_argument,
     add_key_file_argument,
     load_model,
+    open_cache,
     refuse_key_inside,
+    require_dir,
+    seed_value,
 )
 from facebone.cli.output import emit
 from facebone.errors import FaceBoneError
 
 if TYPE_CHECKING:
+    from facebone.embeddings import EmbeddingCache
+    from facebone.gallery.erasure import ErasureReport
     from facebone.gallery.gallery import Gallery
 
 STORE_HELP = (
@@ -70,8 +77,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--store", required=True, help=STORE_HELP)
     add_json_argument(listing)
     listing.set_defaults(handler=_list)
-    delete = _action(actions, "delete", "delete a subject and its templates", _delete)
+    delete = _action(
+        actions,
+        "delete",
+        "delete a subject's templates; with the training data, retrain the model without them",
+        _delete,
+    )
     delete.add_argument("--subject", required=True, help="the enrolled subject's id")
+    erasure = delete.add_argument_group(
+        "erasure from the model",
+        "with the data the model was trained on, the training people the subject matches are "
+        "found, and the model is retrained without their pairs and saved in place of --model",
+    )
+    add_data_argument(erasure, required=False)
+    erasure.add_argument("--pairs", type=Path, help="the training pairs CSV of --model")
+    erasure.add_argument(
+        "--public-pairs",
+        type=Path,
+        help="the public pairs CSV the model's calibration or suppression was fitted on",
+    )
+    erasure.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the erasure: the saved model equals a fresh fit without the person, and "
+        "a membership attack no longer tells the person from people never trained on",
+    )
+    erasure.add_argument("--seed", type=seed_value, default=0, help="seed of the membership check")
+    add_cache_argument(erasure)
 
 
 def _action(
@@ -115,12 +147,14 @@ def _check(args: argparse.Namespace, photos: list[Path] = ()) -> None:
 
 
 @contextmanager
-def _opened(args: argparse.Namespace, create: bool = False) -> Iterator["Gallery"]:
-    """The gallery of `--store` with the model of `--model` (and its key file)."""
+def _opened(
+    args: argparse.Namespace, create: bool = False, cache: "EmbeddingCache | None" = None
+) -> Iterator["Gallery"]:
+    """The gallery of `--store` with the model of `--model` (and its key file); `cache` for
+    the embeddings of data-set photos only: a person's photos are never cached."""
     from facebone.gallery.gallery import Gallery
 
-    # A person's photos are never cached.
-    system = load_model(args, cache=None, progress=False)
+    system = load_model(args, cache=cache, progress=False)
     try:
         with (Gallery.create if create else Gallery.open)(args.store, system, args.model) as made:
             yield made
@@ -186,12 +220,81 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
+    from facebone.gallery.erasure import erase_subject
+
     _check(args)
-    with _opened(args) as gallery:
-        faces = gallery.delete(args.subject)
-    emit(
-        {"subject": args.subject, "faces_deleted": faces},
-        args.json,
-        f"deleted subject {args.subject} and its {faces} face{'s' * (faces != 1)}",
-    )
+    training = _training_data(args)
+    cache = open_cache(args) if training is not None else None
+    with _opened(args, cache=cache) as gallery:
+        report = erase_subject(
+            gallery,
+            args.subject,
+            training,
+            args.model,
+            None,  # the keys the model was loaded with
+            args.verify,
+            args.seed,
+        )
+    emit(report.to_dict(), args.json, _erasure_text(report, training is not None))
     return 0
+
+
+def _training_data(args: argparse.Namespace):
+    """The `TrainingData` of --data, --pairs and --public-pairs, or None without them."""
+    from facebone.atomic import check_outside_data
+    from facebone.data.pairs import read_pairs
+    from facebone.gallery.erasure import TrainingData
+    from facebone.gallery.store import is_postgres
+
+    if args.data is None:
+        for flag in ("pairs", "public_pairs", "verify"):
+            if getattr(args, flag):
+                raise FaceBoneError(f"--{flag.replace('_', '-')} needs --data and --pairs")
+        return None
+    if args.pairs is None:
+        raise FaceBoneError("--data needs --pairs, the training pairs of --model")
+    require_dir(args.data, "data folder")
+    # The model is rewritten in place: it must not lie among the photos.
+    check_outside_data(args.model, args.data, "--model")
+    if not is_postgres(args.store):
+        check_outside_data(args.store, args.data, "--store")
+    public = None
+    if args.public_pairs is not None:
+        public = read_pairs(args.public_pairs, args.data).pairs
+    return TrainingData(args.data, read_pairs(args.pairs, args.data).pairs, public)
+
+
+def _erasure_text(report: "ErasureReport", checked: bool) -> str:
+    faces = report.faces_removed
+    lines = [f"deleted subject {report.subject} and its {faces} face{'s' * (faces != 1)}"]
+    if not checked:
+        lines.append(
+            "the model was not checked for the person (give --data and --pairs to retrain it "
+            "without them)"
+        )
+        return "\n".join(lines)
+    lines.append(
+        f"training people matching the subject: {report.people_matched}; pairs removed: "
+        f"{report.pairs_removed} (public: {report.public_pairs_removed})"
+    )
+    if report.retrained:
+        lines.append(f"model retrained without them in {report.retrain_seconds:.2f} s, saved")
+    if report.kept_parts_saw_person:
+        lines.append(
+            "the template-protection key or attribute suppression (kept, so that enrolled "
+            "templates stay valid) was fitted on faces including the person's"
+        )
+    if report.exact_unlearning is not None:
+        lines.append(
+            "saved model equals a fresh fit without them: "
+            f"{'yes' if report.exact_unlearning else 'NO'}"
+        )
+    if report.membership is not None:
+        check = report.membership
+        lines.append(
+            f"membership attack ({check.attack}, {check.reference} never-members): p-value "
+            f"{check.p_before:.3f} before, {check.p_after:.3f} after"
+        )
+    if report.held is not None:
+        lines.append(f"erasure held: {'yes' if report.held else 'NO'}")
+    return "\n".join(lines)
