@@ -150,3 +150,20 @@ def test_delete_verify_retrains_the_model_without_the_person(
     assert "needs --data and --pairs" in run_error(
         capsys, ["gallery", "delete", *base, "--subject", subject, "--verify"]
     )
+
+
+def test_bench_gallery_measures_rank1_enrolment_and_search(
+    capsys, sface_model, lfw_root, cache_dir
+):
+    argv = ["bench", "--data", str(lfw_root), "--gallery", "--model", str(sface_model)]
+    argv += ["--cache", str(cache_dir), "--images", "12", "--gallery-size", "3000", "--json"]
+    measured = json.loads(run(capsys, argv))["gallery"]
+    rank1, search = measured["rank1"], measured["search"]
+    assert rank1["protection"] is None and rank1["probes"] > 500
+    assert rank1["rank1"] >= 0.97 and rank1["identified"] <= rank1["rank1"]
+    assert measured["enrolment"]["faces"] == 12 and measured["enrolment"]["faces_per_s"] > 0
+    assert search["templates"] == 3000 and search["kind"] == "exact" and search["seed"] == 0
+    assert 0 < search["p50_ms"] <= search["p95_ms"]
+    assert "--gallery needs --model" in run_error(
+        capsys, ["bench", "--data", str(lfw_root), "--gallery"]
+    )
