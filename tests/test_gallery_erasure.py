@@ -4,7 +4,7 @@ without them, and a membership attack sees the person before the deletion and no
 
 The gallery here is a stand-in built on a real fitted `FRSystem` (its 1:1 decision: the best
 calibrated probability against the subject's enrolled faces, at the system's threshold), with
-the two methods erasure asks of `gallery.Gallery`.
+the two methods erasure asks of `gallery.Gallery`; the last test goes through a real one.
 """
 
 import json
@@ -200,3 +200,26 @@ def test_the_attack_sees_the_person_before_the_deletion_and_not_after(
     assert check.attack == "rmia" and check.reference >= 10
     assert check.p_before == pytest.approx(1 / (check.reference + 1))
     assert check.p_after > ALPHA and report.held is True
+
+
+def test_erasure_through_a_real_gallery_keeps_it_bound_to_the_retrained_model(
+    sface, lfw_root, small, tmp_path
+):
+    from facebone.gallery.gallery import Gallery
+
+    person = people_by_pairs(small)[0]
+    model = tmp_path / "model"
+    save_system(FRSystem(**COSINE).fit(sface, lfw_root, small), model)
+    system = load_system(model, sface.cache, progress=False)
+    photos = photos_of(person, small)[:2]
+    table = sface.dataset(lfw_root, photos)["sface"]
+    with Gallery.create(tmp_path / "g.sqlite", system, model) as gallery:
+        subject = gallery.enroll_embeddings({"sface": np.stack([table[p] for p in photos])}, photos)
+        kept = gallery.enroll_embeddings({"sface": table[photos[0]][None]}, ["other"])
+        report = erase_subject(
+            gallery, subject, TrainingData(lfw_root, small), model, None, False, 0
+        )
+    assert (report.faces_removed, report.people_matched, report.retrained) == (2, 1, True)
+    retrained = load_system(model, sface.cache, progress=False)
+    with Gallery.open(tmp_path / "g.sqlite", retrained, model) as gallery:
+        assert [s.id for s in gallery.subjects()] == [kept]

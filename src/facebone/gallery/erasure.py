@@ -27,7 +27,8 @@ BioHash key is centred on the mean unit embedding of the training faces, and a s
 gender directions are fitted on the public faces; the person weighs 1/N in that mean or in
 those directions (N: hundreds to thousands of faces), and refitting them would void every
 enrolled template. The report says when the person was among those faces
-(`ErasureReport.kept_parts_saw_person`).
+(`ErasureReport.kept_parts_saw_person`). Because they are kept, the gallery stays bound to the
+retrained model (`gallery.model_identity` covers only what templates depend on).
 
 What is printed: counts only. The folder names of the training data are names of real people,
 and naming the one an opaque subject id matched would tie the id to a name, which the gallery
