@@ -78,3 +78,18 @@ def test_the_page_is_listed_only_with_a_gallery(config):
     assert "Enrolment and search" in titles
     assert "Enrolment and search" not in [page.title for page in demo_pages(DemoConfig())]
     assert "--gallery" in open_page(DemoConfig(model=config.model)).error[0].value
+
+
+def test_demo_prepares_its_gallery(demo_workdir, tmp_path, capsys):
+    """`demo --gallery` creates a missing SQLite gallery for the model, opens an existing
+    one, and refuses one inside the model folder."""
+    from facebone.cli.demo import _prepare_gallery
+    from facebone.errors import FaceBoneError
+
+    model, store = demo_workdir / "defended", tmp_path / "new.sqlite"
+    _prepare_gallery(str(store), model, None)
+    assert store.is_file() and "created an empty gallery" in capsys.readouterr().out
+    _prepare_gallery(str(store), model, None)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(FaceBoneError, match="inside --model"):
+        _prepare_gallery(str(model / "g.sqlite"), model, None)
