@@ -216,7 +216,9 @@ def test_served_embed_gives_the_protected_template(tmp_path, lfw_root, protocol,
     save_keys(tmp_path / "face.key", system.protections_)
     photo = lfw_root / POWELL[0]
     with (
-        running_server(tmp_path / "model", ["--key-file", str(tmp_path / "face.key")]) as url,
+        running_server(
+            tmp_path / "model", ["--key-file", str(tmp_path / "face.key"), "--enable-embed"]
+        ) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
         response = client.post("/embed", files={"img": photo.read_bytes()})

@@ -51,7 +51,9 @@ def sface_model(demo_workdir):
 
 @pytest.fixture(scope="module")
 def server(sface_model):
-    with running_server(sface_model) as url, httpx.Client(base_url=url, timeout=60) as client:
+    """An open server on loopback (no keys: every route answers), /embed enabled."""
+    args = ["--enable-embed"]
+    with running_server(sface_model, args) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client
 
 

@@ -109,8 +109,9 @@ def test_the_query_budget_counts_per_client_and_gives_back_failures():
 def hardened(sface_model, tmp_path_factory):
     """Decisions only, 2 answers per key."""
     key_file = tmp_path_factory.mktemp("keys") / "api-keys"
-    key_file.write_text("\n".join(KEYS) + "\n")
+    key_file.write_text(f"{KEYS[0]}\n{KEYS[1]} verify,embed\n")
     args = ["--api-key-file", str(key_file), "--output", "decision", "--query-budget", "2"]
+    args.append("--enable-embed")
     with running_server(sface_model, args) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client
 

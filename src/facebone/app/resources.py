@@ -3,6 +3,7 @@ cached resources), and the lock that keeps shared models to one caller at a time
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -10,6 +11,9 @@ from facebone.app.lab import AttackLab, demo_pairs, prepare_systems
 from facebone.data.lfw import scan_lfw
 from facebone.embeddings import EmbeddingCache
 from facebone.system import FRSystem, load_system
+
+if TYPE_CHECKING:
+    from facebone.gallery.gallery import Gallery
 
 
 @st.cache_resource
@@ -25,6 +29,20 @@ def verification_system(model: str) -> FRSystem:
     system = load_system(Path(model), cache=None, progress=False)
     system.embedder_.warm_up()
     return system
+
+
+@st.cache_resource(show_spinner="Opening the gallery ...")
+def gallery(store: str, model: str, key_file: str | None) -> "Gallery":
+    """The gallery of the enrolment page, with a system of its own (holding the key of a
+    model that protects its templates)."""
+    from facebone.gallery.gallery import Gallery
+    from facebone.protection import load_keys
+
+    keys = load_keys(Path(key_file)) if key_file else None
+    # A person's photos are never cached.
+    system = load_system(Path(model), cache=None, progress=False, keys=keys)
+    system.embedder_.warm_up()
+    return Gallery.open(store, system, Path(model))
 
 
 @st.cache_resource(show_spinner="Listing the people in the data ...")

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "facebone.cli.study",
     "facebone.cli.report",
     "facebone.cli.audit",
+    "facebone.cli.gallery",
     "facebone.cli.serve",
     "facebone.cli.demo",
 )

@@ -4,13 +4,16 @@ import argparse
 import logging
 import os
 import platform
+from dataclasses import asdict
 from pathlib import Path
 
 from facebone.cli.common import (
     add_cache_argument,
     add_data_argument,
     add_json_argument,
+    add_key_file_argument,
     create_backbones,
+    load_model,
     open_cache,
     parse_backbone_specs,
     require_dir,
@@ -52,6 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="only the REST API: start `facebone serve --model` on 127.0.0.1 and time warm "
         "POST /verify of new photos, then throughput under 8 concurrent clients",
     )
+    gallery = parser.add_argument_group(
+        "gallery (--gallery)",
+        "with --model (and --key-file): 1:N rank-1 on every person of --data with two or more "
+        "photos, enrolment faces/s of the first --images photos (embedding included), and "
+        "search latency over --gallery-size templates (real ones padded with Gaussian vectors)",
+    )
+    gallery.add_argument("--gallery", action="store_true", help="only the gallery")
+    gallery.add_argument(
+        "--gallery-size",
+        type=int,
+        help="templates searched (default: 100000, or 10000 with encrypted templates)",
+    )
+    add_key_file_argument(gallery)
     inversion = parser.add_argument_group(
         "model inversion (--inversion)",
         "time the attacks' own training and search on seed --seed's attacker faces (the "
@@ -98,6 +114,8 @@ def _run(args: argparse.Namespace) -> int:
     require_dir(args.data, "data folder")
     if args.serve:
         return _run_serve(args)
+    if args.gallery:
+        return _run_gallery(args)
     if args.inversion:
         return _run_inversion(args)
     if args.device != "cpu":
@@ -183,6 +201,82 @@ def _run_serve(args: argparse.Namespace) -> int:
         f"{load['median_ms']} ms median, {load['p95_ms']} ms p95 ({load['failed']} failed)",
     )
     return 0
+
+
+def _run_gallery(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from facebone.data.lfw import scan_lfw
+    from facebone.gallery.bench import rank1_accuracy, search_latency
+
+    if args.model is None:
+        raise FaceBoneError("--gallery needs --model, the model directory whose gallery to time")
+    if args.images < 1 or (args.gallery_size is not None and args.gallery_size < 1):
+        raise FaceBoneError("--images and --gallery-size must be at least 1")
+    paths = [image.path for image in scan_lfw(args.data)]
+    system = load_model(args, open_cache(args), progress=not args.json)
+    try:
+        log.info("embedding the %d photos of %s (cached)", len(paths), args.data)
+        embeddings = system.embedder_.dataset(args.data, paths)
+        log.info("measuring rank-1: one photo of each person enrolled, the others probe")
+        rank1 = rank1_accuracy(system, args.model, embeddings)
+        encrypted = rank1.protection == "ckks"
+        size = args.gallery_size or (10_000 if encrypted else 100_000)
+        enrolled = paths[: args.images]
+        log.info("measuring enrolment of %d photos, embedding included", len(enrolled))
+        enrol_s = _enrolment_seconds(system, args.model, args.data, enrolled)
+        log.info("measuring search over %d templates", size)
+        real = np.stack(list(embeddings[system.embedder_.names[0]].values()))
+        latency = search_latency(system, args.model, real, size, None, seed=args.seed)
+    finally:
+        system.embedder_.close()
+    results = {
+        "gallery": {
+            "rank1": asdict(rank1),
+            "enrolment": {
+                "faces": len(enrolled),
+                "faces_per_s": round(len(enrolled) / enrol_s, 1),
+            },
+            "search": asdict(latency),
+        },
+        "machine": _machine(),
+    }
+    protection = rank1.protection or "none"
+    emit(
+        results,
+        args.json,
+        f"gallery of {args.model} (template protection {protection}), "
+        f"{results['machine']['cpus']} CPUs\n"
+        f"rank-1 on {args.data}: {rank1.rank1:.4f}, identified at the threshold "
+        f"{rank1.identified:.4f} ({rank1.subjects} subjects, {rank1.probes} probes)\n"
+        f"enrolment: {results['gallery']['enrolment']['faces_per_s']} faces/s "
+        f"({len(enrolled)} photos, embedding included)\n"
+        f"search over {latency.templates} templates ({latency.kind}): {latency.p50_ms:.2f} ms "
+        f"median, {latency.p95_ms:.2f} ms p95 ({latency.queries} queries, seed {latency.seed}; "
+        f"index built in {latency.build_s:.1f} s)",
+    )
+    return 0
+
+
+def _enrolment_seconds(system, model: Path, root: Path, paths: list[str]) -> float:
+    """Seconds to enrol `paths` from their files (each person one subject) into a new gallery:
+    reading, detecting, embedding (never cached) and the store's transactions."""
+    import tempfile
+    import time
+
+    from facebone.gallery.gallery import Gallery
+
+    by_person: dict[str, list[Path]] = {}
+    for path in paths:
+        by_person.setdefault(path.split("/")[0], []).append(root / path)
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        Gallery.create(Path(folder) / "enrol.sqlite", system, model) as gallery,
+    ):
+        began = time.perf_counter()
+        for photos in by_person.values():
+            gallery.enroll(photos, convert_color=True)
+        return time.perf_counter() - began
 
 
 def _run_inversion(args: argparse.Namespace) -> int:

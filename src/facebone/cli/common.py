@@ -110,9 +110,9 @@ def add_nn_option(group: argparse._ActionsContainer, flag: str, **kwargs) -> Non
         lazy_help(action, nn_default=LazyText(functools.partial(_nn_default, action.dest)))
 
 
-def add_data_argument(parser: argparse.ArgumentParser) -> None:
+def add_data_argument(parser: argparse._ActionsContainer, required: bool = True) -> None:
     parser.add_argument(
-        "--data", type=Path, required=True, help="image folder in LFW layout (ROOT/Name/*.jpg)"
+        "--data", type=Path, required=required, help="image folder in LFW layout (ROOT/Name/*.jpg)"
     )
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from facebone.cli.common import add_key_file_argument, load_model, refuse_key_inside
 from facebone.errors import FaceBoneError
 
 # Uploaded faces stay on this machine: the demo has no log-in, so it listens on loopback only.
@@ -24,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", type=Path, help="model directory for the verification page")
     parser.add_argument("--data", type=Path, help="image folder in LFW layout (ROOT/Name/*.jpg)")
     parser.add_argument("--results", type=Path, help="study results folder to report")
+    parser.add_argument(
+        "--gallery",
+        metavar="STORE",
+        help="add the enrolment and search page over this gallery of the model (a SQLite file, "
+        "created empty if missing, or a postgresql:// URL of one made by `gallery create`)",
+    )
+    add_key_file_argument(parser)
     parser.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     parser.add_argument(
         "--workdir",
@@ -77,6 +85,8 @@ def _run(args: argparse.Namespace) -> int:
         model = prepare_systems(args.data, args.workdir, open_cache(args))["defended"]
         default_model = True
         print(f"verifying with the default system (SFace + cosine predictor) in {model}")
+    if args.gallery is not None:
+        _prepare_gallery(args.gallery, model, args.key_file)
     config = DemoConfig(
         model=model,
         default_model=default_model,
@@ -85,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         cache=open_cache(args).root,
         attacks=attacks,
+        gallery=args.gallery,
+        key_file=args.key_file,
     )
     script = Path(__file__).resolve().parents[1] / "app" / "main.py"
     # fmt: off
@@ -101,6 +113,26 @@ def _run(args: argparse.Namespace) -> int:
     # fmt: on
     print(f"demo on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
     return _run_child(command)
+
+
+def _prepare_gallery(store: str, model: Path, key_file: Path | None) -> None:
+    """Check that the gallery opens with the model and key, before the page does; a missing
+    SQLite file becomes a new empty gallery."""
+    from facebone.cli.gallery import refuse_store_inside
+    from facebone.gallery.gallery import Gallery
+    from facebone.gallery.store import is_postgres
+
+    refuse_key_inside(key_file, "--key-file", model, "--model")
+    refuse_store_inside(store, "--gallery", model)
+    exists = is_postgres(store) or Path(store).exists()
+    system = load_model(argparse.Namespace(model=model, key_file=key_file), None, False)
+    try:
+        with (Gallery.open if exists else Gallery.create)(store, system, model):
+            pass
+    finally:
+        system.embedder_.close()
+    if not exists:
+        print(f"created an empty gallery in {store}")
 
 
 def _run_child(command: list[str]) -> int:

@@ -1,12 +1,20 @@
-"""`facebone serve`: the REST API (POST /verify, POST /embed, GET /healthz, docs at /docs)."""
+"""`facebone serve`: the REST API (POST /verify, GET /healthz, POST /embed when enabled, docs at
+/docs)."""
 
 import argparse
 import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facebone.cli.common import LazyNames, add_key_file_argument, load_model, refuse_key_inside
 from facebone.errors import FaceBoneError
+
+if TYPE_CHECKING:
+    from facebone.gallery.gallery import Gallery
+    from facebone.service.guards import ApiKey
 
 OUTPUT_NAMES = LazyNames("facebone.system.output_policy", "OUTPUT_POLICIES")
 # A key file holds a few keys, one a line; more is not a key file (and /dev/zero never ends).
@@ -19,9 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a trained system over HTTP (REST API)",
         description=(
-            "Answer POST /verify and POST /embed with a trained system; OpenAPI docs at /docs. "
-            "Listens on 127.0.0.1 only unless --host says otherwise, which needs --api-key-file. "
-            "With keys, only GET /healthz answers without one."
+            "Answer POST /verify (and POST /embed with --enable-embed, a gallery's routes with "
+            "--gallery) with a trained system; "
+            "OpenAPI docs at /docs. Listens on 127.0.0.1 only unless --host says otherwise, "
+            "which needs --api-key-file. With keys, only GET /healthz answers without one, and "
+            "each route only to keys with its scope; without keys every enabled route answers."
         ),
     )
     parser.add_argument("--model", type=Path, required=True, help="model directory")
@@ -32,7 +42,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--api-key-file",
         type=Path,
         help="file of the keys clients send in the X-API-Key header, one a line (16 or more "
-        "characters each); each key is a client of its own for --query-budget",
+        "characters each), each alone (scope verify) or followed by its scopes, e.g. "
+        "'KEY verify,identify' (scopes: verify, identify, enrol, admin, embed); a route outside "
+        "a key's scopes answers 403; each key is a client of its own for --query-budget",
+    )
+    parser.add_argument(
+        "--gallery",
+        metavar="STORE",
+        help="also serve this gallery (made by `facebone gallery create` for --model): POST "
+        "/subjects, POST /subjects/{id}/faces and DELETE /subjects/{id} (scope enrol), POST "
+        "/identify (identify), POST /subjects/{id}/verify (verify), GET /subjects (admin)",
+    )
+    parser.add_argument(
+        "--enable-embed",
+        action="store_true",
+        help="serve POST /embed, which hands out the templates the system compares (with "
+        "keys, only to those with the embed scope); without it the route does not exist",
     )
     parser.add_argument(
         "--max-concurrent",
@@ -84,8 +109,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
 
 
-def read_api_keys(path: Path) -> tuple[str, ...]:
-    """The keys of an API key file: its non-empty lines, each of 16 or more characters."""
+def read_api_keys(path: Path) -> tuple["ApiKey", ...]:
+    """The keys of an API key file: its non-empty lines, each a key of 16 or more characters,
+    alone (the default scopes) or followed by a blank and its scopes, comma-separated."""
+    from facebone.service.guards import DEFAULT_SCOPES, ApiKey
+
     try:
         with path.open("rb") as file:
             data = file.read(MAX_KEY_FILE_BYTES + 1)
@@ -94,14 +122,27 @@ def read_api_keys(path: Path) -> tuple[str, ...]:
         raise FaceBoneError(f"cannot read the API key file {path} ({error})") from None
     if len(data) > MAX_KEY_FILE_BYTES:
         raise FaceBoneError(f"the API key file {path} is over {MAX_KEY_FILE_BYTES // 1024} KiB")
-    keys = tuple(line.strip() for line in text.splitlines() if line.strip())
+    keys = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) > 2:
+            raise FaceBoneError(
+                f"line {number} of the API key file {path} is not 'KEY' or 'KEY scope,scope'"
+            )
+        if len(fields[0]) < MIN_KEY_LENGTH:
+            raise FaceBoneError(f"an API key in {path} is shorter than {MIN_KEY_LENGTH} characters")
+        scopes = frozenset(fields[1].split(",")) if len(fields) == 2 else DEFAULT_SCOPES
+        try:
+            keys.append(ApiKey(fields[0], scopes))
+        except ValueError as error:
+            raise FaceBoneError(f"line {number} of the API key file {path}: {error}") from None
     if not keys:
         raise FaceBoneError(f"the API key file {path} holds no key")
-    if any(len(key) < MIN_KEY_LENGTH for key in keys):
-        raise FaceBoneError(f"an API key in {path} is shorter than {MIN_KEY_LENGTH} characters")
-    if len(set(keys)) != len(keys):
+    if len({api_key.key for api_key in keys}) != len(keys):
         raise FaceBoneError(f"the API key file {path} holds a key twice")
-    return keys
+    return tuple(keys)
 
 
 def _apply_deployment(args: argparse.Namespace):
@@ -144,6 +185,22 @@ def _check_options(args: argparse.Namespace) -> None:
         raise FaceBoneError("--query-window needs --query-budget")
     refuse_key_inside(args.key_file, "--key-file", args.model, "--model")
     refuse_key_inside(args.api_key_file, "--api-key-file", args.model, "--model")
+    if args.gallery is not None:
+        from facebone.cli.gallery import refuse_store_inside
+
+        refuse_store_inside(args.gallery, "--gallery", args.model)
+
+
+@contextmanager
+def _open_gallery(args: argparse.Namespace, system) -> Iterator["Gallery | None"]:
+    """The gallery of --gallery (None without), closed when the server stops."""
+    if args.gallery is None:
+        yield None
+        return
+    from facebone.gallery.gallery import Gallery
+
+    with Gallery.open(args.gallery, system, args.model) as gallery:
+        yield gallery
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -164,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
         output=OutputPolicy(args.output),
         query_budget=args.query_budget,
         query_window=args.query_window,
+        enable_embed=args.enable_embed,
     )
     limits = ConnectionLimits(args.max_connections, args.client_timeout)
     try:
@@ -173,11 +231,12 @@ def _run(args: argparse.Namespace) -> int:
             if deployment is not None:
                 deployment.check_model(system)
             system.embedder_.warm_up()  # the first request must not wait for dlib's workers
-            app = create_app(system, settings)
-            host, port = sock.getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
-            print(f"serving on http://{shown}:{port} (API docs at /docs)", flush=True)
-            run_app(app, sock, limits)
+            with _open_gallery(args, system) as gallery:
+                app = create_app(system, settings, gallery)
+                host, port = sock.getsockname()[:2]
+                shown = f"[{host}]" if ":" in host else host
+                print(f"serving on http://{shown}:{port} (API docs at /docs)", flush=True)
+                run_app(app, sock, limits)
         finally:
             system.embedder_.close()
     finally:

@@ -1,10 +1,13 @@
-"""FastAPI routes: POST /verify, POST /embed, GET /healthz, and OpenAPI docs at /docs and
-/redoc (their assets served here, so they work offline).
+"""FastAPI routes: POST /verify, GET /healthz, POST /embed when enabled, the gallery's routes
+when serving one, and OpenAPI docs at /docs and /redoc (their assets served here, so they work
+offline).
 
 Conventions of deepface's API where they fit: images `img1` / `img2` (multipart files or
 base64 JSON), an `{"error": ...}` body for every failure. Every failure a client can cause is a
 4xx with a reason in the API's words (the field, the query parameter); anything else is a 500
-whose details stay in the server log. With API keys, everything but a bare /healthz needs one.
+whose details stay in the server log. With API keys, everything but a bare /healthz needs one,
+and each route a scope of that key (`guards.SCOPES`); on a server without keys (loopback only)
+every enabled route answers.
 """
 
 import logging
@@ -15,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Query, Request, Security
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -32,15 +36,20 @@ from facebone.errors import FaceBoneError, NoFaceError
 from facebone.service.guards import (
     KEY_HEADER,
     AccessGuard,
+    ApiKey,
     BodyLimitMiddleware,
     ConcurrencyGate,
     QueryBudget,
+    require_scope,
 )
 from facebone.service.images import read_images
 from facebone.system.fr_system import THRESHOLD, FRSystem, Verification
 from facebone.system.output_policy import OutputPolicy
 from facebone.system.summary import describe_system
 from facebone.uploads import MAX_UPLOAD_BYTES, UploadFolder, UploadTooLargeError
+
+if TYPE_CHECKING:
+    from facebone.gallery.gallery import Gallery
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +67,18 @@ DOCS_ASSETS = "/docs/assets"
 @dataclass(frozen=True)
 class ServiceSettings:
     """`max_concurrent` requests at work at once (more get 503); `api_keys`: the keys clients
-    send as X-API-Key, none for an open server; `output`: what a client sees of P(same);
-    `query_budget` answers per client (None: unlimited), counted anew after `query_window`
-    seconds (None: only when the server restarts), see `QueryBudget`."""
+    send as X-API-Key with their scopes, none for an open server; `output`: what a client sees
+    of P(same); `query_budget` answers per client (None: unlimited), counted anew after
+    `query_window` seconds (None: only when the server restarts), see `QueryBudget`;
+    `enable_embed`: whether POST /embed exists (it hands out templates, so it is off unless
+    asked for)."""
 
     max_concurrent: int = 8
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
     output: OutputPolicy = field(default_factory=OutputPolicy)
     query_budget: int | None = None
     query_window: float | None = None
+    enable_embed: bool = False
 
 
 class VerifyAnswer(BaseModel):
@@ -93,6 +105,7 @@ ERRORS = {
     for code, text in (
         (400, "bad input: missing field, not an image, bad base64"),
         (401, "missing or wrong API key"),
+        (403, "the API key lacks the route's scope"),
         (408, "the headers or the body came too slowly"),
         (413, "body or image over the size limits"),
         (415, "neither multipart/form-data nor application/json"),
@@ -127,8 +140,11 @@ def _image_body(names: tuple[str, ...]) -> dict:
     }
 
 
-def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> FastAPI:
-    """An app answering with `system`, which stays loaded (and is never re-seeded)."""
+def create_app(
+    system: FRSystem, settings: ServiceSettings | None = None, gallery: "Gallery | None" = None
+) -> FastAPI:
+    """An app answering with `system`, which stays loaded (and is never re-seeded); with
+    `gallery` (of the same system), the gallery's routes too (`gallery_routes.py`)."""
     settings = settings or ServiceSettings()
     app = FastAPI(
         title="FaceBone",
@@ -150,6 +166,10 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
     # AccessGuard checks the key; this only declares it in the OpenAPI schema for clients.
     key_scheme = [Security(APIKeyHeader(name=KEY_HEADER, auto_error=False))]
     keyed = key_scheme if settings.api_keys else []
+
+    def scoped(scope: str) -> list:
+        """The dependencies of a route of `scope`: the key, then its scope."""
+        return [*keyed, Depends(require_scope(scope))]
 
     def verify_photos(
         images: dict[str, bytes], convert_color: bool, faces: tuple[int, int]
@@ -182,7 +202,7 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
         "/verify",
         response_model=VerifyAnswer,
         responses=ERRORS,
-        dependencies=keyed,
+        dependencies=scoped("verify"),
         openapi_extra=_image_body(("img1", "img2")),
     )
     async def verify(
@@ -209,31 +229,39 @@ def create_app(system: FRSystem, settings: ServiceSettings | None = None) -> Fas
             time_ms=round((time.perf_counter() - start) * 1000, 1),
         )
 
-    @app.post(
-        "/embed",
-        response_model=EmbedAnswer,
-        responses=ERRORS,
-        dependencies=keyed,
-        openapi_extra=_image_body(("img",)),
-    )
-    async def embed(
-        request: Request,
-        convert_color: bool = False,
-        face: int = Query(1, ge=1, description=FACE_NUMBER),
-    ) -> EmbedAnswer:
-        """The face's embedding through each backbone of the system."""
-        start = time.perf_counter()
-        with budget.spend(request.state.client):
-            images = await read_images(request, ("img",))
-            with gate:
-                embeddings = await run_in_threadpool(
-                    embed_photo, images["img"], convert_color, face
-                )
-        return EmbedAnswer(
-            embeddings=embeddings,
-            model=model,
-            time_ms=round((time.perf_counter() - start) * 1000, 1),
+    if gallery is not None:
+        from facebone.service.gallery_routes import add_gallery_routes
+
+        add_gallery_routes(app, gallery, budget, gate, model_lock, scoped)
+    # A client who may read templates can search them offline: the route exists only when
+    # the server is started with it (`serve --enable-embed`).
+    if settings.enable_embed:
+
+        @app.post(
+            "/embed",
+            response_model=EmbedAnswer,
+            responses=ERRORS,
+            dependencies=scoped("embed"),
+            openapi_extra=_image_body(("img",)),
         )
+        async def embed(
+            request: Request,
+            convert_color: bool = False,
+            face: int = Query(1, ge=1, description=FACE_NUMBER),
+        ) -> EmbedAnswer:
+            """The face's embedding through each backbone of the system."""
+            start = time.perf_counter()
+            with budget.spend(request.state.client):
+                images = await read_images(request, ("img",))
+                with gate:
+                    embeddings = await run_in_threadpool(
+                        embed_photo, images["img"], convert_color, face
+                    )
+            return EmbedAnswer(
+                embeddings=embeddings,
+                model=model,
+                time_ms=round((time.perf_counter() - start) * 1000, 1),
+            )
 
     return app
 

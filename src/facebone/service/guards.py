@@ -1,15 +1,16 @@
-"""What stands between a request and the model: API keys, body size, a query budget per client
-and a concurrency cap. (What stands between a connection and the app, timeouts and the
-connection cap, is in `connections.py`.)"""
+"""What stands between a request and the model: API keys and their scopes, body size, a query
+budget per client and a concurrency cap. (What stands between a connection and the app,
+timeouts and the connection cap, is in `connections.py`.)"""
 
 import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 
 # Windowed budgets forget clients whose window has passed once this many are counted, so
 # clients that come once do not pile up.
@@ -25,36 +26,62 @@ Send = Callable[[Message], Awaitable[None]]
 PUBLIC_PATHS = frozenset({"/healthz"})
 KEY_HEADER = "X-API-Key"
 
+# What a key may ask, each scope a family of routes: `verify` compares two photos or a photo
+# with an enrolled subject; `identify` searches the gallery (it alone answers "is this person
+# enrolled?"); `enrol` adds and deletes subjects; `admin` lists them; `embed` reads templates.
+SCOPES = ("verify", "identify", "enrol", "admin", "embed")
+# A key listed without scopes: the least a client can do.
+DEFAULT_SCOPES = frozenset({"verify"})
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key clients send in the X-API-Key header and the `scopes` (of `SCOPES`) it grants."""
+
+    key: str
+    scopes: frozenset[str] = DEFAULT_SCOPES
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.scopes - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scope {unknown[0]!r} (scopes: {', '.join(SCOPES)})")
+
 
 class AccessGuard:
     """With `api_keys`, every path but `PUBLIC_PATHS` needs one of them in the X-API-Key header
     (401 before the body is read); unknown paths too, so a stranger cannot map the API.
 
     It also tells the app who asks (`request.state.client`): `key N` for the N-th key, the
-    client's address when the server has no keys, None for a public request without a key.
+    client's address when the server has no keys, None for a public request without a key;
+    and what it may ask (`request.state.scopes`: the key's scopes, every scope on a server
+    without keys, none without a key), which each route checks with `require_scope`.
     The query budget is counted per client.
     """
 
-    def __init__(self, app: Callable, api_keys: Sequence[str]) -> None:
+    def __init__(self, app: Callable, api_keys: Sequence[ApiKey]) -> None:
         self.app = app
-        self.api_keys = [key.encode() for key in api_keys]
+        self.api_keys = list(api_keys)
+        self.encoded = [api_key.key.encode() for api_key in api_keys]
 
-    def client_of(self, scope: Scope) -> str | None:
+    def client_of(self, scope: Scope) -> tuple[str | None, frozenset[str]]:
         if not self.api_keys:
             address = scope.get("client")
-            return f"address {address[0] if address else 'unknown'}"
+            return f"address {address[0] if address else 'unknown'}", frozenset(SCOPES)
         given = dict(scope["headers"]).get(KEY_HEADER.lower().encode())
         if given is None:
-            return None
+            return None, frozenset()
         # Every key is compared, in constant time each: the time taken tells nothing.
-        matches = [hmac.compare_digest(given, key) for key in self.api_keys]
-        return f"key {matches.index(True) + 1}" if any(matches) else None
+        matches = [hmac.compare_digest(given, key) for key in self.encoded]
+        if not any(matches):
+            return None, frozenset()
+        number = matches.index(True)
+        return f"key {number + 1}", self.api_keys[number].scopes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = self.client_of(scope)
+        client, scopes = self.client_of(scope)
         if client is None and scope["path"] not in PUBLIC_PATHS:
             await send_json(
                 send,
@@ -63,8 +90,24 @@ class AccessGuard:
                 [(b"www-authenticate", KEY_HEADER.encode())],
             )
             return
-        scope.setdefault("state", {})["client"] = client
+        state = scope.setdefault("state", {})
+        state["client"], state["scopes"] = client, scopes
         await self.app(scope, receive, send)
+
+
+def require_scope(scope: str) -> Callable[[Request], None]:
+    """A route dependency: 403 unless the client's key grants `scope`. It runs before the
+    route reads the body, so the refusal is the same whatever the request carries."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def check(request: Request) -> None:
+        if scope not in request.state.scopes:
+            raise HTTPException(
+                403, f"this API key lacks the scope {scope!r} (grant it in the API key file)"
+            )
+
+    return check
 
 
 class BodyLimitMiddleware:

@@ -14,10 +14,12 @@ class DemoPage(NamedTuple):
 
 
 def demo_pages(config: DemoConfig) -> list[DemoPage]:
-    """About, verification, membership, report; model inversion only when results hold it."""
+    """About, verification, membership, report; enrolment and search only with a gallery;
+    model inversion only when results hold it."""
     pages = [
         DemoPage("About", "about", "about"),
         DemoPage("Face verification", "verification", "verification"),
+        *([DemoPage("Enrolment and search", "gallery", "gallery")] if config.gallery else []),
         DemoPage("Membership inference", "membership", "membership"),
         DemoPage("Privacy report", "report", "report"),
     ]

@@ -40,7 +40,7 @@ def render(config: DemoConfig) -> None:
     choices: list[int] = []
     for side, column in zip(SIDES, st.columns(2), strict=True):
         with column:
-            given = _photo_input(side, config)
+            given = photo_input(side, config)
             if given is None:
                 continue
             try:
@@ -89,7 +89,7 @@ def render(config: DemoConfig) -> None:
             st.image(list(crops.values()), caption=[f"{side}: {name}" for name in crops], width=112)
 
 
-def _photo_input(side: str, config: DemoConfig) -> tuple[bytes, str] | None:
+def photo_input(side: str, config: DemoConfig) -> tuple[bytes, str] | None:
     """(bytes, name) of the photo given for one side, or None while there is none."""
     st.subheader(f"{side.capitalize()} photo")
     sources = ["Upload", "Camera"] + (["From the data"] if config.data else [])

@@ -1,0 +1,300 @@
+"""`facebone gallery ...`: enrol people under opaque ids, then verify (1:1) and identify (1:N)
+photos against them, list them, and delete them (with `--verify`, proven gone from the model
+too).
+
+A gallery belongs to one trained model and its key file: every command but `list` loads them,
+and the gallery refuses another model or key. Names are the caller's business: the gallery
+knows a person only by the id `enroll` prints. Identification answers that id or "no match",
+never a score.
+"""
+
+import argparse
+import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facebone.atomic import is_inside
+from facebone.cli.common import (
+    add_cache_argument,
+    add_convert_color_argument,
+    add_data_argument,
+    add_json_argument,
+    add_key_file_argument,
+    load_model,
+    open_cache,
+    refuse_key_inside,
+    require_dir,
+    seed_value,
+)
+from facebone.cli.output import emit
+from facebone.errors import FaceBoneError
+
+if TYPE_CHECKING:
+    from facebone.embeddings import EmbeddingCache
+    from facebone.gallery.erasure import ErasureReport
+    from facebone.gallery.gallery import Gallery
+
+STORE_HELP = (
+    "the gallery: a SQLite file, or a postgresql:// URL of a server with pgvector (leave the "
+    "password out of the URL: libpq reads PGPASSWORD or ~/.pgpass)"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    gallery = subparsers.add_parser(
+        "gallery",
+        help="enrol people, then verify and identify photos against them",
+        description=(
+            "A gallery of enrolled people (opaque ids, their protected templates) for one "
+            "trained model: create it, enroll photos, identify a photo (1:N) or verify it "
+            "against one subject (1:1), list and delete subjects."
+        ),
+    )
+    actions = gallery.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")
+    _action(actions, "create", "create an empty gallery for a model", _create)
+    enroll = _action(
+        actions,
+        "enroll",
+        "enrol photos of one person; prints the subject's id",
+        _enroll,
+        photos="+",
+    )
+    enroll.add_argument(
+        "--subject", help="add the photos to this enrolled subject instead of a new one"
+    )
+    _action(actions, "identify", "who in the gallery is this? the id, or no match", _identify, "")
+    verify = _action(
+        actions, "verify", "is this photo the enrolled subject? (1:1)", _verify, photos=""
+    )
+    verify.add_argument("--subject", required=True, help="the enrolled subject's id")
+    listing = actions.add_parser(
+        "list",
+        help="the enrolled subjects: id, faces, when enrolled",
+        description="List the subjects of a gallery (needs no model).",
+    )
+    listing.add_argument("--store", required=True, help=STORE_HELP)
+    add_json_argument(listing)
+    listing.set_defaults(handler=_list)
+    delete = _action(
+        actions,
+        "delete",
+        "delete a subject's templates; with the training data, retrain the model without them",
+        _delete,
+    )
+    delete.add_argument("--subject", required=True, help="the enrolled subject's id")
+    erasure = delete.add_argument_group(
+        "erasure from the model",
+        "with the data the model was trained on, the training people the subject matches are "
+        "found, and the model is retrained without their pairs and saved in place of --model",
+    )
+    add_data_argument(erasure, required=False)
+    erasure.add_argument("--pairs", type=Path, help="the training pairs CSV of --model")
+    erasure.add_argument(
+        "--public-pairs",
+        type=Path,
+        help="the public pairs CSV the model's calibration or suppression was fitted on",
+    )
+    erasure.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the erasure: the saved model equals a fresh fit without the person, and "
+        "a membership attack no longer tells the person from people never trained on",
+    )
+    erasure.add_argument("--seed", type=seed_value, default=0, help="seed of the membership check")
+    add_cache_argument(erasure)
+
+
+def _action(
+    actions: argparse._SubParsersAction, name: str, text: str, handler, photos: str | None = None
+) -> argparse.ArgumentParser:
+    """An action that loads the model: --store, --model, --key-file, --json; `photos`: "+" for
+    one or more photos, "" for exactly one, None for none."""
+    parser = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    parser.add_argument("--store", required=True, help=STORE_HELP)
+    parser.add_argument("--model", type=Path, required=True, help="model directory")
+    add_key_file_argument(parser)
+    if photos is not None:
+        if photos:
+            parser.add_argument("photos", type=Path, nargs="+", metavar="PHOTO", help="photos")
+        else:
+            parser.add_argument("photo", type=Path, metavar="PHOTO", help="the photo")
+        add_convert_color_argument(parser)
+    add_json_argument(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def refuse_store_inside(store: str, flag: str, model: Path) -> None:
+    """A gallery file inside the model folder is refused: the folder is replaced whole when
+    the model is retrained (erasure), and the gallery would go with it."""
+    from facebone.gallery.store import is_postgres
+
+    if not is_postgres(store) and is_inside(store, model):
+        raise FaceBoneError(
+            f"{flag} {store} is inside --model {model}: keep the gallery outside the model folder"
+        )
+
+
+def _check(args: argparse.Namespace, photos: list[Path] = ()) -> None:
+    """Options and files, before the model loads."""
+    refuse_key_inside(args.key_file, "--key-file", args.model, "--model")
+    refuse_store_inside(args.store, "--store", args.model)
+    for photo in photos:
+        if not photo.is_file():
+            raise FaceBoneError(f"{photo}: no such file")
+
+
+@contextmanager
+def _opened(
+    args: argparse.Namespace, create: bool = False, cache: "EmbeddingCache | None" = None
+) -> Iterator["Gallery"]:
+    """The gallery of `--store` with the model of `--model` (and its key file); `cache` for
+    the embeddings of data-set photos only: a person's photos are never cached."""
+    from facebone.gallery.gallery import Gallery
+
+    system = load_model(args, cache=cache, progress=False)
+    try:
+        with (Gallery.create if create else Gallery.open)(args.store, system, args.model) as made:
+            yield made
+    finally:
+        system.embedder_.close()
+
+
+def _create(args: argparse.Namespace) -> int:
+    _check(args)
+    with _opened(args, create=True) as gallery:
+        meta = gallery.store.meta
+    protection = meta.protection or "none (plain templates)"
+    emit(
+        {"protection": meta.protection, "backbones": sorted(meta.backbones)},
+        args.json,
+        f"gallery created: backbones {', '.join(sorted(meta.backbones))}, template "
+        f"protection {protection}",
+    )
+    return 0
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    _check(args, args.photos)
+    with _opened(args) as gallery:
+        subject = gallery.enroll(args.photos, args.subject, args.convert_color)
+    # The id alone on stdout, so that `ID=$(facebone gallery enroll ...)` works.
+    emit({"subject": subject, "photos": len(args.photos)}, args.json, subject)
+    return 0
+
+
+def _identify(args: argparse.Namespace) -> int:
+    _check(args, [args.photo])
+    with _opened(args) as gallery:
+        subject = gallery.identify(args.photo, args.convert_color).subject
+    emit({"match": subject is not None, "subject": subject}, args.json, subject or "no match")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    _check(args, [args.photo])
+    with _opened(args) as gallery:
+        same = gallery.verify(args.subject, args.photo, args.convert_color)
+    emit({"same": same}, args.json, "same person" if same else "different people")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from facebone.gallery.store import open_store
+
+    with open_store(args.store) as store:
+        subjects = store.subjects()
+    rows = [
+        {"subject": subject.id, "faces": subject.faces, "created": subject.created}
+        for subject in subjects
+    ]
+    lines = [
+        f"{subject.id}  {subject.faces} face{'s' * (subject.faces != 1)}  enrolled "
+        f"{datetime.datetime.fromtimestamp(subject.created).isoformat(timespec='seconds')}"
+        for subject in subjects
+    ]
+    emit({"subjects": rows}, args.json, "\n".join(lines) or "no subjects")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from facebone.gallery.erasure import erase_subject
+
+    _check(args)
+    training = _training_data(args)
+    cache = open_cache(args) if training is not None else None
+    with _opened(args, cache=cache) as gallery:
+        report = erase_subject(
+            gallery,
+            args.subject,
+            training,
+            args.model,
+            None,  # the keys the model was loaded with
+            args.verify,
+            args.seed,
+        )
+    emit(report.to_dict(), args.json, _erasure_text(report, training is not None))
+    return 0
+
+
+def _training_data(args: argparse.Namespace):
+    """The `TrainingData` of --data, --pairs and --public-pairs, or None without them."""
+    from facebone.atomic import check_outside_data
+    from facebone.data.pairs import read_pairs
+    from facebone.gallery.erasure import TrainingData
+    from facebone.gallery.store import is_postgres
+
+    if args.data is None:
+        for flag in ("pairs", "public_pairs", "verify"):
+            if getattr(args, flag):
+                raise FaceBoneError(f"--{flag.replace('_', '-')} needs --data and --pairs")
+        return None
+    if args.pairs is None:
+        raise FaceBoneError("--data needs --pairs, the training pairs of --model")
+    require_dir(args.data, "data folder")
+    # The model is rewritten in place: it must not lie among the photos.
+    check_outside_data(args.model, args.data, "--model")
+    if not is_postgres(args.store):
+        check_outside_data(args.store, args.data, "--store")
+    public = None
+    if args.public_pairs is not None:
+        public = read_pairs(args.public_pairs, args.data).pairs
+    return TrainingData(args.data, read_pairs(args.pairs, args.data).pairs, public)
+
+
+def _erasure_text(report: "ErasureReport", checked: bool) -> str:
+    faces = report.faces_removed
+    lines = [f"deleted subject {report.subject} and its {faces} face{'s' * (faces != 1)}"]
+    if not checked:
+        lines.append(
+            "the model was not checked for the person (give --data and --pairs to retrain it "
+            "without them)"
+        )
+        return "\n".join(lines)
+    lines.append(
+        f"training people matching the subject: {report.people_matched}; pairs removed: "
+        f"{report.pairs_removed} (public: {report.public_pairs_removed})"
+    )
+    if report.retrained:
+        lines.append(f"model retrained without them in {report.retrain_seconds:.2f} s, saved")
+    if report.kept_parts_saw_person:
+        lines.append(
+            "the template-protection key or attribute suppression (kept, so that enrolled "
+            "templates stay valid) was fitted on faces including the person's"
+        )
+    if report.exact_unlearning is not None:
+        lines.append(
+            "saved model equals a fresh fit without them: "
+            f"{'yes' if report.exact_unlearning else 'NO'}"
+        )
+    if report.membership is not None:
+        check = report.membership
+        lines.append(
+            f"membership attack ({check.attack}, {check.reference} never-members): p-value "
+            f"{check.p_before:.3f} before, {check.p_after:.3f} after"
+        )
+    if report.held is not None:
+        lines.append(f"erasure held: {'yes' if report.held else 'NO'}")
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""`facebone gallery ...` on real LFW photos with the demo's SFace system: enrol, identify,
+verify, list, delete, and the one-line errors."""
+
+import csv
+import json
+import re
+from collections import Counter
+
+import pytest
+
+from facebone.cli import main
+from facebone.system.model_dir import read_config
+from web_images import BLAIR, BLAIR_OTHER, POWELL
+
+STRANGER = "Gerhard_Schroeder/Gerhard_Schroeder_0006.jpg"
+
+
+@pytest.fixture(scope="module")
+def sface_model(demo_workdir):
+    return demo_workdir / "defended"
+
+
+def run(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out.strip()
+
+
+def run_error(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_enrol_identify_verify_list_delete(capsys, tmp_path, sface_model, lfw_root):
+    store = str(tmp_path / "people.sqlite")
+    base = ["--store", store, "--model", str(sface_model)]
+    created = json.loads(run(capsys, ["gallery", "create", *base, "--json"]))
+    assert created == {"protection": None, "backbones": ["sface"]}
+    assert "already exists" in run_error(capsys, ["gallery", "create", *base])
+
+    powell = run(capsys, ["gallery", "enroll", *base, str(lfw_root / POWELL[0])])
+    assert re.fullmatch(r"[0-9a-f]{32}", powell)
+    enrolled = run(capsys, ["gallery", "enroll", *base, "--json", str(lfw_root / BLAIR)])
+    blair = json.loads(enrolled)["subject"]
+    assert json.loads(enrolled) == {"subject": blair, "photos": 1} and blair != powell
+
+    def identify(photo: str, *flags: str) -> str:
+        return run(capsys, ["gallery", "identify", *base, *flags, str(lfw_root / photo)])
+
+    assert identify(POWELL[1]) == powell and identify(BLAIR_OTHER) == blair
+    assert identify(STRANGER) == "no match"
+    assert json.loads(identify(STRANGER, "--json")) == {"match": False, "subject": None}
+
+    def verify(subject: str, photo: str) -> str:
+        argv = ["gallery", "verify", *base, "--subject", subject, str(lfw_root / photo)]
+        return run(capsys, argv)
+
+    assert verify(powell, POWELL[1]) == "same person"
+    assert verify(powell, BLAIR_OTHER) == "different people"
+
+    # A second photo of Powell joins his subject; the same photo again adds nothing.
+    photos = [str(lfw_root / POWELL[1]), str(lfw_root / POWELL[0])]
+    assert run(capsys, ["gallery", "enroll", *base, "--subject", powell, *photos]) == powell
+    listed = json.loads(run(capsys, ["gallery", "list", "--store", store, "--json"]))
+    faces = {row["subject"]: row["faces"] for row in listed["subjects"]}
+    assert faces == {powell: 2, blair: 1}
+    text = run(capsys, ["gallery", "list", "--store", store])
+    assert f"{powell}  2 faces" in text and f"{blair}  1 face " in text
+
+    deleted = json.loads(run(capsys, ["gallery", "delete", *base, "--subject", blair, "--json"]))
+    assert deleted["subject"] == blair and deleted["faces_removed"] == 1
+    assert deleted["retrained"] is False and deleted["held"] is None  # no data: not checked
+    assert identify(BLAIR_OTHER) == "no match" and identify(POWELL[1]) == powell
+    assert run(capsys, ["gallery", "list", "--store", store, "--json"]).count('"subject"') == 1
+
+
+def test_gallery_errors_are_one_line(capsys, tmp_path, sface_model, lfw_root):
+    store = str(tmp_path / "people.sqlite")
+    base = ["--store", store, "--model", str(sface_model)]
+    assert "no such file" in run_error(
+        capsys, ["gallery", "enroll", *base, str(tmp_path / "none.jpg")]
+    )
+    inside = ["--store", str(sface_model / "g.sqlite"), "--model", str(sface_model)]
+    assert "inside --model" in run_error(capsys, ["gallery", "create", *inside])
+    assert not (sface_model / "g.sqlite").exists()
+    run(capsys, ["gallery", "create", *base])
+    unknown = ["--subject", "0" * 32, str(lfw_root / BLAIR)]
+    assert "no subject" in run_error(capsys, ["gallery", "verify", *base, *unknown])
+    assert "no subject" in run_error(capsys, ["gallery", "enroll", *base, *unknown])
+    assert "no subject" in run_error(capsys, ["gallery", "delete", *base, "--subject", "0" * 32])
+    (tmp_path / "notes.txt").write_text("not a gallery")
+    assert "gallery" in run_error(
+        capsys, ["gallery", "list", "--store", str(tmp_path / "notes.txt")]
+    )
+    # Nothing was enrolled by the failed commands.
+    assert run(capsys, ["gallery", "list", "--store", store]) == "no subjects"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
+    """An SFace + cosine model trained on the protocol's target pairs, and those pairs."""
+    lfw_embeddings("sface")
+    root = tmp_path_factory.mktemp("erasure")
+    assert main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs")]) == 0
+    pairs = root / "pairs" / "target_train.csv"
+    argv = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--pairs", str(pairs)]
+    argv += ["--backbones", "sface", "--predictor", "cosine", "--out", str(root / "model")]
+    assert main(argv) == 0
+    return root / "model", pairs
+
+
+@pytest.mark.slow
+def test_delete_verify_retrains_the_model_without_the_person(
+    capsys, tmp_path, trained, lfw_root, cache_dir
+):
+    """A person of the training pairs, enrolled from a photo of theirs outside the pairs, is
+    deleted: the model is retrained without their pairs and the erasure checked."""
+    model, pairs = trained
+    with pairs.open() as file:
+        rows = list(csv.DictReader(file))
+    used = {path for row in rows for path in (row["image1"], row["image2"])}
+    counts = Counter(path.split("/")[0] for path in used)
+    person = next(
+        name
+        for name, count in counts.most_common()
+        if any(f"{name}/{photo.name}" not in used for photo in (lfw_root / name).iterdir())
+    )
+    photo = next(
+        p for p in sorted((lfw_root / person).iterdir()) if f"{person}/{p.name}" not in used
+    )
+    store = str(tmp_path / "people.sqlite")
+    base = ["--store", store, "--model", str(model)]
+    run(capsys, ["gallery", "create", *base])
+    subject = run(capsys, ["gallery", "enroll", *base, str(photo)])
+    before = read_config(model)["training_pairs_sha256"]
+    erasure = ["--data", str(lfw_root), "--pairs", str(pairs), "--cache", str(cache_dir)]
+    argv = ["gallery", "delete", *base, "--subject", subject, *erasure, "--verify", "--json"]
+    report = json.loads(run(capsys, argv))
+    assert report["faces_removed"] == 1 and report["people_matched"] >= 1
+    assert report["pairs_removed"] >= sum(person in row["image1"] + row["image2"] for row in rows)
+    assert report["retrained"] is True and report["exact_unlearning"] is True
+    assert report["held"] is True and report["membership"]["p_after"] > 0.05
+    assert read_config(model)["training_pairs_sha256"] != before
+    # The gallery is still the model's (retraining keeps what templates depend on).
+    assert run(capsys, ["gallery", "list", "--store", store]) == "no subjects"
+    assert "needs --data and --pairs" in run_error(
+        capsys, ["gallery", "delete", *base, "--subject", subject, "--verify"]
+    )
+
+
+def test_bench_gallery_measures_rank1_enrolment_and_search(
+    capsys, sface_model, lfw_root, cache_dir
+):
+    argv = ["bench", "--data", str(lfw_root), "--gallery", "--model", str(sface_model)]
+    argv += ["--cache", str(cache_dir), "--images", "12", "--gallery-size", "3000", "--json"]
+    measured = json.loads(run(capsys, argv))["gallery"]
+    rank1, search = measured["rank1"], measured["search"]
+    assert rank1["protection"] is None and rank1["probes"] > 500
+    assert rank1["rank1"] >= 0.97 and rank1["identified"] <= rank1["rank1"]
+    assert measured["enrolment"]["faces"] == 12 and measured["enrolment"]["faces_per_s"] > 0
+    assert search["templates"] == 3000 and search["kind"] == "exact" and search["seed"] == 0
+    assert 0 < search["p50_ms"] <= search["p95_ms"]
+    assert "--gallery needs --model" in run_error(
+        capsys, ["bench", "--data", str(lfw_root), "--gallery"]
+    )
