@@ -42,6 +42,11 @@ if TYPE_CHECKING:  # tenseal loads only for encrypted galleries
 
 # Faces the index proposes for the predictor to score in a 1:N search.
 CANDIDATES = 20
+# From this many probes against one subject of an encrypted gallery, the key holder decrypts
+# the subject's templates (D decryptions per block: 0.19 s for 128-D on one core) rather than
+# matching each probe under encryption (D products per block: 0.029 s a probe). One probe,
+# the service's 1:1 query, is always matched under encryption.
+DECRYPTED_MATCH_FROM = 8
 _DIGEST_DOMAIN = b"facebone gallery photo digest\n"
 
 
@@ -395,9 +400,14 @@ class Gallery:
         name = self._names[k]
         if self.encrypted:
             index = self._encrypted_index(name)
-            rows = np.array([i for i, s in enumerate(index.subjects) if s == subject])
+            rows = np.array([i for i, s in enumerate(index.subjects) if s == subject], dtype=int)
             key = self.system.protections_[name]
-            scores = [self._calibrated(k, index.cosines(key, probe, rows)) for probe in probes]
+            if len(probes) >= DECRYPTED_MATCH_FROM:
+                units = probes / np.linalg.norm(probes, axis=1, keepdims=True)
+                cosines = units @ index.templates(key, rows).T
+                scores = self._calibrated(k, cosines.ravel()).reshape(cosines.shape)
+            else:
+                scores = [self._calibrated(k, index.cosines(key, p, rows)) for p in probes]
         else:
             index = self._plain_index(name)
             scores = self._predicted(k, probes, index.templates_at(index.rows_of({subject})))

@@ -186,10 +186,19 @@ class CKKSKey(TemplateProtection):
         """A block's ciphertexts with `slots` set to zero: decrypted, zeroed and encrypted
         afresh, so nothing of the values that were there remains (the key holder's part of a
         deletion; see `facebone.gallery.encrypted`)."""
-        secret, public = self._contexts()
-        columns = np.array([v.decrypt(secret.secret_key()) for v in ciphertexts])
+        columns = self._decrypt_columns(ciphertexts)
         columns[:, np.asarray(slots, dtype=np.int64)] = 0.0
-        return [ts.ckks_vector(public, column.tolist()) for column in columns]
+        return [ts.ckks_vector(self._contexts()[1], column.tolist()) for column in columns]
+
+    def decrypt_slots(self, ciphertexts: list[ts.CKKSVector], slots: Any) -> np.ndarray:
+        """The templates at `slots` of a block's ciphertexts, (len(slots), D): D decryptions
+        whatever the number of slots, where matching n probes under encryption costs n times
+        D products (the key holder's bulk 1:1, `Gallery.matches`)."""
+        return self._decrypt_columns(ciphertexts)[:, np.asarray(slots, dtype=np.int64)].T
+
+    def _decrypt_columns(self, ciphertexts: list[ts.CKKSVector]) -> np.ndarray:
+        secret = self._contexts()[0].secret_key()
+        return np.array([v.decrypt(secret) for v in ciphertexts])
 
     def encrypted_cosines(self, templates: Any, probes: Any) -> np.ndarray:
         """The cosine of each template with its probe, as a system computes it: this key
