@@ -27,6 +27,8 @@ from facebone.gallery.erasure import (
     check_training_data,
     erase_subject,
     matched_people,
+    recorded_training_data,
+    training_data,
 )
 from facebone.system import FRSystem, load_system, save_system
 from facebone.system.fr_system import THRESHOLD, pairs_sha256
@@ -223,3 +225,80 @@ def test_erasure_through_a_real_gallery_keeps_it_bound_to_the_retrained_model(
     retrained = load_system(model, sface.cache, progress=False)
     with Gallery.open(tmp_path / "g.sqlite", retrained, model) as gallery:
         assert [s.id for s in gallery.subjects()] == [kept]
+
+
+PUBLIC_CKKS = {
+    "backbones": ("sface",),
+    "predictor": "cosine",
+    "calibration": "public",
+    "template_protection": "ckks",
+}
+
+
+@pytest.fixture(scope="module")
+def public_small(protocol):
+    return protocol["attacker"]
+
+
+@pytest.mark.slow
+def test_public_calibration_erasure_looks_in_and_refits_on_the_public_pairs(
+    sface, lfw_root, small, public_small, tmp_path
+):
+    """The recommended deployment's shape: calibrated on public pairs, CKKS templates. Its
+    members' pairs trained nothing and are refused; the person is found in the public pairs
+    (through encrypted templates) and the model refitted on them without the person."""
+    from facebone.gallery.gallery import Gallery
+
+    person = people_by_pairs(public_small)[0]
+    model = tmp_path / "model"
+    system = FRSystem(**PUBLIC_CKKS).fit(sface, lfw_root, small, public_pairs=public_small)
+    save_system(system, model)
+    config = read_config(model)
+    assert config["training_pairs_sha256"] == pairs_sha256(public_small)
+    with pytest.raises(FaceBoneError, match="members' pairs trained nothing"):
+        training_data(config, lfw_root, small, public_small)
+    with pytest.raises(FaceBoneError, match="public pairs only"):
+        training_data(config, lfw_root, None, None)
+    data = training_data(config, lfw_root, None, public_small)
+    assert len(data._all_pairs()) == len(public_small)  # pairs and public pairs are one list
+    assert recorded_training_data(config, data) is True
+
+    loaded = load_system(model, sface.cache, keys=system.protections_, progress=False)
+    photos = photos_of(person, public_small)[:2]
+    table = sface.dataset(lfw_root, photos)["sface"]
+    kept = []
+    with Gallery.create(tmp_path / "g.sqlite", loaded, model) as gallery:
+        subject = gallery.enroll_embeddings({"sface": np.stack([table[p] for p in photos])}, photos)
+        report = erase_subject(gallery, subject, data, model, None, True, 0, kept.append)
+        assert gallery.subjects() == []
+    theirs = [p for p in public_small if person in {identity_of(p.image1), identity_of(p.image2)}]
+    assert (report.people_matched, report.retrained, report.exact_unlearning) == (1, True, True)
+    assert report.public_pairs_removed == report.pairs_removed == len(theirs)
+    assert kept == [report.remaining]
+    remaining = [p for p in public_small if p not in theirs]
+    assert list(report.remaining.public_pairs) == remaining
+    config = read_config(model)
+    assert config["training_pairs_sha256"] == pairs_sha256(remaining)
+    assert config["public_pairs_sha256"] == pairs_sha256(remaining)
+    # The membership check attacks the calibration the person was in: the public one.
+    check = report.membership
+    assert check.attack == "parameter" and 0 < check.pairs <= len(theirs)
+    assert report.held == (check.p_after > ALPHA)
+
+
+def test_a_wrong_training_file_is_refused_before_any_matching(sface, lfw_root, small, tmp_path):
+    person = people_by_pairs(small)[0]
+    model = tmp_path / "model"
+    gallery = deployed(COSINE, sface, lfw_root, small, model, person)
+    asked = []
+    matches = gallery.matches
+    gallery.matches = lambda subject, e: asked.append(subject) or matches(subject, e)
+    config = read_config(model)
+    for pairs in (small[:-1], small[::-1]):  # not more pairs than recorded: no resume
+        with pytest.raises(FaceBoneError, match="SHA-256 differs"):
+            recorded_training_data(config, TrainingData(lfw_root, pairs))
+        with pytest.raises(FaceBoneError, match="SHA-256 differs"):
+            erase_subject(gallery, "s", TrainingData(lfw_root, pairs), model, None, False, 0)
+    assert asked == [] and "s" in gallery.enrolled
+    # More pairs than recorded may be an interrupted erasure's data: matched, then judged.
+    assert recorded_training_data(config, TrainingData(lfw_root, small + small[:1])) is False

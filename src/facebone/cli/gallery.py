@@ -33,7 +33,7 @@ from facebone.errors import FaceBoneError
 
 if TYPE_CHECKING:
     from facebone.embeddings import EmbeddingCache
-    from facebone.gallery.erasure import ErasureReport
+    from facebone.gallery.erasure import ErasureReport, TrainingData
     from facebone.gallery.gallery import Gallery
 
 STORE_HELP = (
@@ -90,11 +90,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "found, and the model is retrained without their pairs and saved in place of --model",
     )
     add_data_argument(erasure, required=False)
-    erasure.add_argument("--pairs", type=Path, help="the training pairs CSV of --model")
+    erasure.add_argument(
+        "--pairs",
+        type=Path,
+        help="the members' pairs CSV --model was trained on (not for a model calibrated on "
+        "public pairs: its members' pairs trained nothing)",
+    )
     erasure.add_argument(
         "--public-pairs",
         type=Path,
         help="the public pairs CSV the model's calibration or suppression was fitted on",
+    )
+    erasure.add_argument(
+        "--pairs-out",
+        type=Path,
+        help="where to write the pairs the model then records (without the person's when it "
+        "was retrained): the --pairs of the next erasure; needed with --pairs",
+    )
+    erasure.add_argument(
+        "--public-pairs-out",
+        type=Path,
+        help="the same for --public-pairs; needed with --public-pairs",
+    )
+    erasure.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --pairs-out or --public-pairs-out if they exist",
     )
     erasure.add_argument(
         "--verify",
@@ -220,10 +241,16 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
+    from facebone.data.pairs import write_pairs
     from facebone.gallery.erasure import erase_subject
 
     _check(args)
-    training = _training_data(args)
+    training, outputs = _training_data(args)  # every flag and output checked before any work
+
+    def keep(remaining: "TrainingData") -> None:
+        for field, path in outputs.items():
+            write_pairs(path, list(getattr(remaining, field)))
+
     cache = open_cache(args) if training is not None else None
     with _opened(args, cache=cache) as gallery:
         report = erase_subject(
@@ -234,34 +261,85 @@ def _delete(args: argparse.Namespace) -> int:
             None,  # the keys the model was loaded with
             args.verify,
             args.seed,
+            keep,
         )
-    emit(report.to_dict(), args.json, _erasure_text(report, training is not None))
+    written = {f"{field}_out": str(path) for field, path in outputs.items()}
+    text = _erasure_text(report, training is not None)
+    if outputs:
+        text += "\nthe pairs the model now records written to " + ", ".join(written.values())
+    emit({**report.to_dict(), **written}, args.json, text)
     return 0
 
 
-def _training_data(args: argparse.Namespace):
-    """The `TrainingData` of --data, --pairs and --public-pairs, or None without them."""
+# The pairs flags of an erasure and the flags their remaining pairs are written to.
+_PAIRS_OUT = {"pairs": "pairs_out", "public_pairs": "public_pairs_out"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _training_data(args: argparse.Namespace) -> tuple["TrainingData | None", dict[str, Path]]:
+    """The `TrainingData` of --data, --pairs and --public-pairs as the model records it
+    (`erasure.training_data`), checked against its SHA-256 where that needs no matching, and
+    the files the remaining pairs go to ({TrainingData field: path}); (None, {}) without
+    --data. Everything is checked here, before the model loads."""
     from facebone.atomic import check_outside_data
+    from facebone.cli.output import check_outputs
     from facebone.data.pairs import read_pairs
-    from facebone.gallery.erasure import TrainingData
+    from facebone.gallery.erasure import recorded_training_data, training_data
     from facebone.gallery.store import is_postgres
+    from facebone.system.model_dir import read_config
 
     if args.data is None:
-        for flag in ("pairs", "public_pairs", "verify"):
-            if getattr(args, flag):
-                raise FaceBoneError(f"--{flag.replace('_', '-')} needs --data and --pairs")
-        return None
-    if args.pairs is None:
-        raise FaceBoneError("--data needs --pairs, the training pairs of --model")
+        for name in ("pairs", "public_pairs", *_PAIRS_OUT.values(), "verify"):
+            if getattr(args, name):
+                raise FaceBoneError(
+                    f"{_flag(name)} needs --data and the pairs the model was trained on "
+                    "(--pairs, or --public-pairs)"
+                )
+        return None, {}
+    if args.pairs is None and args.public_pairs is None:
+        raise FaceBoneError(
+            "--data needs the pairs the model was trained on (--pairs, --public-pairs)"
+        )
     require_dir(args.data, "data folder")
     # The model is rewritten in place: it must not lie among the photos.
     check_outside_data(args.model, args.data, "--model")
     if not is_postgres(args.store):
         check_outside_data(args.store, args.data, "--store")
-    public = None
-    if args.public_pairs is not None:
-        public = read_pairs(args.public_pairs, args.data).pairs
-    return TrainingData(args.data, read_pairs(args.pairs, args.data).pairs, public)
+    given = {
+        name: None
+        if getattr(args, name) is None
+        else read_pairs(getattr(args, name), args.data).pairs
+        for name in _PAIRS_OUT
+    }
+    config = read_config(args.model)
+    training = training_data(config, args.data, given["pairs"], given["public_pairs"])
+    outputs = {}
+    for name, out in _PAIRS_OUT.items():
+        path = getattr(args, out)
+        if path is not None and given[name] is None:
+            raise FaceBoneError(f"{_flag(out)} goes with {_flag(name)}")
+        if given[name] is not None and path is None:
+            raise FaceBoneError(
+                f"{_flag(name)} needs {_flag(out)}: the model may be retrained without the "
+                "person, and the next erasure is checked against the pairs that remain"
+            )
+        if path is not None:
+            check_outputs(_flag(out), [path], args.force, args.data)
+            if is_inside(path, args.model):
+                raise FaceBoneError(
+                    f"{_flag(out)} {path} is inside --model {args.model}, which a retraining "
+                    "replaces whole; write it elsewhere"
+                )
+            if not is_postgres(args.store) and Path(path).resolve() == Path(args.store).resolve():
+                raise FaceBoneError(f"{_flag(out)} {path} is the gallery --store")
+            outputs[name] = path
+    if len(outputs) == 2 and outputs["pairs"].resolve() == outputs["public_pairs"].resolve():
+        raise FaceBoneError("--pairs-out and --public-pairs-out are the same file")
+    recorded_training_data(config, training)
+    return training, outputs
 
 
 def _erasure_text(report: "ErasureReport", checked: bool) -> str:
@@ -269,8 +347,8 @@ def _erasure_text(report: "ErasureReport", checked: bool) -> str:
     lines = [f"deleted subject {report.subject} and its {faces} face{'s' * (faces != 1)}"]
     if not checked:
         lines.append(
-            "the model was not checked for the person (give --data and --pairs to retrain it "
-            "without them)"
+            "the model was not checked for the person (give --data and its training pairs to "
+            "retrain it without them)"
         )
         return "\n".join(lines)
     lines.append(

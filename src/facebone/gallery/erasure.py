@@ -13,9 +13,10 @@ was trained on: a calibration or a network fitted on their pairs still carries t
    unlearning, the model that would have been trained had they never been there. For a
    calibrated distance predictor that is a calibration (milliseconds); for an nn predictor a
    full training;
-3. saves it atomically in place of the model directory, then deletes the subject from the
-   gallery (`gallery.delete`): a crash in between leaves a retrained model and a subject that a
-   second run finds again (the data given may then be the remaining data, see
+3. saves it atomically in place of the model directory, hands the remaining data to the
+   caller to keep (the data the next erasure is checked against), then deletes the subject
+   from the gallery (`gallery.delete`): a crash in between leaves a retrained model and a
+   subject that a second run finds again (the data given may then be the remaining data, see
    `check_training_data`);
 4. with `verify`, checks the saved model against a fresh fit on the remaining pairs (calibrated
    predictors) and runs the strongest applicable membership attack on the person, before and
@@ -29,6 +30,13 @@ those directions (N: hundreds to thousands of faces), and refitting them would v
 enrolled template. The report says when the person was among those faces
 (`ErasureReport.kept_parts_saw_person`). Because they are kept, the gallery stays bound to the
 retrained model (`gallery.model_identity` covers only what templates depend on).
+
+Which data: what the model records it was fitted on (`training_data`). A system calibrated
+on public pairs (`calibration="public"`, the recommended deployment) fits every trained part
+on the public pairs alone and records them as its training pairs; its members' pairs trained
+nothing, so erasure takes the public pairs only, looks for the person there, and refits on
+them without the person. The data given is checked against the SHA-256 the model records
+before anything is matched (`recorded_training_data`): a wrong file fails in milliseconds.
 
 What is printed: counts only. The folder names of the training data are names of real people,
 and naming the one an opaque subject id matched would tie the id to a name, which the gallery
@@ -124,7 +132,9 @@ class TrainingData:
         return TrainingData(self.root, kept(self.pairs), public)
 
     def _all_pairs(self) -> list[Pair]:
-        return list(self.pairs) + list(self.public_pairs or ())
+        """The pairs and public pairs, each distinct pair once (they are the same list for a
+        system calibrated on public pairs, `training_data`)."""
+        return list(dict.fromkeys([*self.pairs, *(self.public_pairs or ())]))
 
 
 @dataclass(frozen=True)
@@ -197,11 +207,68 @@ def _uses_public(system: FRSystem) -> bool:
     return system.calibration == "public" or system.attribute_suppression is not None
 
 
-def check_training_data(config: dict, data: TrainingData, people: Collection[str]) -> bool:
-    """Whether the model `config` (model_dir's config.json) still holds `people`: True when
-    `data` is what it records, False when `data` without `people` is (a second run after the
-    model was saved and before the subject was deleted). Anything else is refused: retraining
-    on other data would deploy a different system."""
+def training_data(
+    config: dict,
+    root: str | Path,
+    pairs: Sequence[Pair] | None,
+    public_pairs: Sequence[Pair] | None,
+) -> TrainingData:
+    """The data the model `config` (model_dir's config.json) was fitted on, from the pairs
+    given: its members' `pairs`, and the `public_pairs` its calibration or attribute
+    suppression was fitted on. A system calibrated on public pairs fitted everything on them
+    (`FRSystem.fit_many` records them as its training pairs), so its data is the public pairs
+    as both; members' pairs given to it are refused, as giving them says the caller believes
+    they matter. What is missing, or given to a model that used none, is refused too."""
+    from facebone.system.fr_system import FRSystem
+
+    system = FRSystem(**config["system"])
+    if system.calibration == "public":
+        if pairs is not None:
+            raise FaceBoneError(
+                "the model is calibrated on public pairs only: its members' pairs trained "
+                "nothing and hold nothing to erase; give its public pairs alone"
+            )
+        if public_pairs is None:
+            raise FaceBoneError(
+                "the model was fitted on public pairs only; give them (its members' pairs "
+                "trained nothing)"
+            )
+        return TrainingData(Path(root), list(public_pairs), list(public_pairs))
+    if pairs is None:
+        raise FaceBoneError("the model was trained on its members' pairs; give them")
+    if _uses_public(system) != (public_pairs is not None):
+        raise FaceBoneError(
+            "the model's attribute suppression was fitted on public pairs; give them"
+            if _uses_public(system)
+            else "public pairs were given but the model was fitted on none"
+        )
+    public = None if public_pairs is None else list(public_pairs)
+    return TrainingData(Path(root), list(pairs), public)
+
+
+def _recorded(config: dict, data: TrainingData) -> bool:
+    from facebone.system.fr_system import pairs_sha256
+    from facebone.system.model_dir import recorded_public_sha256
+
+    return pairs_sha256(data.pairs) == config["training_pairs_sha256"] and (
+        data.public_pairs is None
+        or pairs_sha256(data.public_pairs) == recorded_public_sha256(config)
+    )
+
+
+_NOT_RECORDED = (
+    "the training data given is not what the model was trained on (its SHA-256 differs "
+    "from the one the model directory records); give the pairs it was trained on"
+)
+
+
+def recorded_training_data(config: dict, data: TrainingData) -> bool:
+    """Whether `data` is what the model `config` records (True), or may be it with some
+    people still in it (False: a second run of an erasure that saved the model and stopped
+    before deleting the subject, told apart by `check_training_data` once the people are
+    matched). What can be neither is refused now, before any matching: public pairs that do
+    not fit the model, or training pairs whose SHA-256 differs and that are not more than
+    the model records (removing people removes pairs)."""
     from facebone.system.fr_system import FRSystem, pairs_sha256
     from facebone.system.model_dir import recorded_public_sha256
 
@@ -218,21 +285,24 @@ def check_training_data(config: dict, data: TrainingData, people: Collection[str
             if uses_public
             else "public pairs were given but the model was fitted on none"
         )
-
-    def recorded(candidate: TrainingData) -> bool:
-        return pairs_sha256(candidate.pairs) == config["training_pairs_sha256"] and (
-            not uses_public
-            or pairs_sha256(candidate.public_pairs) == recorded_public_sha256(config)
-        )
-
-    if recorded(data):
+    if _recorded(config, data):
         return True
-    if people and recorded(data.without(people)):
+    training_differs = pairs_sha256(data.pairs) != config["training_pairs_sha256"]
+    if training_differs and len(data.pairs) <= int(config["n_training_pairs"]):
+        raise FaceBoneError(_NOT_RECORDED)
+    return False
+
+
+def check_training_data(config: dict, data: TrainingData, people: Collection[str]) -> bool:
+    """Whether the model `config` (model_dir's config.json) still holds `people`: True when
+    `data` is what it records, False when `data` without `people` is (a second run after the
+    model was saved and before the subject was deleted). Anything else is refused: retraining
+    on other data would deploy a different system."""
+    if recorded_training_data(config, data):
+        return True
+    if people and _recorded(config, data.without(people)):
         return False
-    raise FaceBoneError(
-        "the training data given is not what the model was trained on (its SHA-256 differs "
-        "from the one the model directory records); give the pairs it was trained on"
-    )
+    raise FaceBoneError(_NOT_RECORDED)
 
 
 def retrain(
@@ -432,6 +502,10 @@ def _attack_scores(
 
     params = system.get_params()
     public = list(data.public_pairs) if _uses_public(system) else None
+    if system.calibration == "public" and system.attribute_suppression is None:
+        # Its training pairs are its public pairs (`training_data`): a shadow calibrated on
+        # its own pairs is fitted as the system was on the public pairs.
+        params, public = {**params, "calibration": "members"}, None
     pair_scores = system_pair_scores(params, system.embedder_, data.root, public)
     try:
         pair_scores.design()
@@ -458,11 +532,16 @@ def erase_subject(
     keys: Mapping[str, TemplateProtection] | None,
     verify: bool,
     seed: int,
+    keep: Callable[[TrainingData], None] | None = None,
 ) -> ErasureReport:
     """Delete `subject` from `gallery` and from the model in `model_dir` that the gallery's
     system was loaded from (module docstring). `training` is the data the model was trained
-    on (None: the gallery alone is cleared, and the report says nothing was checked); `keys`
-    are its template-protection keys (None: the loaded system's). `seed` seeds the check."""
+    on (`training_data`; None: the gallery alone is cleared, and the report says nothing was
+    checked); `keys` are its template-protection keys (None: the loaded system's). `seed`
+    seeds the check. `keep` is called with the data the model then records (the remaining
+    data, or `training` when no one matched) once the model is saved and before the subject
+    leaves the gallery, so that a crash never loses it while the subject can no longer be
+    found."""
     from facebone.system.model_dir import read_config, save_system
 
     system = gallery.system
@@ -475,6 +554,7 @@ def erase_subject(
     config = read_config(model_dir)
     if config["system"] != system.get_params():
         raise FaceBoneError(f"the gallery's system is not the model in {model_dir}")
+    recorded_training_data(config, training)  # a wrong file fails before the matching
     people = matched_people(lambda e: gallery.matches(subject, e), system.embedder_, training)
     still_holds = check_training_data(config, training, people)
     original = training if still_holds else None
@@ -491,6 +571,8 @@ def erase_subject(
         dp["delta"] = getattr(predictor, "delta_", None)
         save_system(fresh, model_dir, extra={"dp": dp})
         retrained = fresh
+    if keep is not None:
+        keep(remaining)
     faces = gallery.delete(subject)
     # A BioHash key drawn by `train` is centred on the training faces; a suppression is
     # fitted on the public faces.
