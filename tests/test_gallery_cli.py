@@ -5,6 +5,7 @@ import csv
 import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -138,6 +139,7 @@ def test_delete_verify_retrains_the_model_without_the_person(
     subject = run(capsys, ["gallery", "enroll", *base, str(photo)])
     before = read_config(model)["training_pairs_sha256"]
     erasure = ["--data", str(lfw_root), "--pairs", str(pairs), "--cache", str(cache_dir)]
+    erasure += ["--pairs-out", str(tmp_path / "remaining.csv")]
     argv = ["gallery", "delete", *base, "--subject", subject, *erasure, "--verify", "--json"]
     report = json.loads(run(capsys, argv))
     assert report["faces_removed"] == 1 and report["people_matched"] >= 1
@@ -145,9 +147,10 @@ def test_delete_verify_retrains_the_model_without_the_person(
     assert report["retrained"] is True and report["exact_unlearning"] is True
     assert report["held"] is True and report["membership"]["p_after"] > 0.05
     assert read_config(model)["training_pairs_sha256"] != before
+    assert len(read_rows(tmp_path / "remaining.csv")) == len(rows) - report["pairs_removed"]
     # The gallery is still the model's (retraining keeps what templates depend on).
     assert run(capsys, ["gallery", "list", "--store", store]) == "no subjects"
-    assert "needs --data and --pairs" in run_error(
+    assert "needs --data and the pairs" in run_error(
         capsys, ["gallery", "delete", *base, "--subject", subject, "--verify"]
     )
 
@@ -167,3 +170,86 @@ def test_bench_gallery_measures_rank1_enrolment_and_search(
     assert "--gallery needs --model" in run_error(
         capsys, ["bench", "--data", str(lfw_root), "--gallery"]
     )
+
+
+@pytest.mark.slow
+def test_delete_from_the_recommended_deployment_uses_its_public_pairs(
+    capsys, tmp_path, lfw_root, cache_dir, sface_dlib_embedder
+):
+    """`train --deploy configs/deploy.toml` (public calibration, CKKS templates): erasure
+    takes the public pairs alone, finds the person there, refits without them, writes the
+    remaining pairs, and the next erasure is accepted with that file. Refusals come before
+    any work: the subject stays enrolled and the model unchanged."""
+    work = tmp_path / "work"
+    assert main(["pairs", "--data", str(lfw_root), "--out", str(work / "pairs")]) == 0
+    members, public = work / "pairs" / "target_train.csv", work / "pairs" / "attacker.csv"
+    model, key = work / "model", work / "keys" / "facebone.key"
+    deploy = Path(__file__).resolve().parents[1] / "configs" / "deploy.toml"
+    argv = ["train", "--deploy", str(deploy), "--data", str(lfw_root), "--cache", str(cache_dir)]
+    argv += ["--pairs", str(members), "--public-pairs", str(public), "--key-file", str(key)]
+    assert main([*argv, "--out", str(model)]) == 0
+    capsys.readouterr()
+    base = ["--store", str(work / "g.sqlite"), "--model", str(model), "--key-file", str(key)]
+    run(capsys, ["gallery", "create", *base])
+    counts = Counter(
+        path.split("/")[0] for row in read_rows(public) for path in (row["image1"], row["image2"])
+    )
+    first, second = [name for name, _ in counts.most_common(2)]
+    subject = run(capsys, ["gallery", "enroll", *base, *photos(lfw_root, first)])
+    data = ["--data", str(lfw_root), "--cache", str(cache_dir)]
+    delete = ["gallery", "delete", *base, "--subject", subject, *data]
+    out1 = work / "public-1.csv"
+    config = (model / "config.json").read_bytes()
+    refusals = {
+        "members' pairs trained nothing": ["--pairs", str(members), "--public-pairs", str(public)],
+        "needs --public-pairs-out": ["--public-pairs", str(public)],
+        "already exists": ["--public-pairs", str(public), "--public-pairs-out", str(members)],
+        "inside the data folder": [
+            "--public-pairs",
+            str(public),
+            "--public-pairs-out",
+            str(lfw_root / "x.csv"),
+        ],
+        "SHA-256 differs": [  # one pair short: plainly not the model's
+            "--public-pairs",
+            str(short(public, work / "short.csv")),
+            "--public-pairs-out",
+            str(out1),
+        ],
+    }
+    for message, flags in refusals.items():
+        assert message in run_error(capsys, [*delete, *flags]), message
+    assert (model / "config.json").read_bytes() == config and not out1.exists()
+    assert subject in run(capsys, ["gallery", "list", "--store", str(work / "g.sqlite")])
+
+    flags = ["--public-pairs", str(public), "--public-pairs-out", str(out1), "--verify"]
+    report = json.loads(run(capsys, [*delete, *flags, "--json"]))
+    assert report["people_matched"] >= 1 and report["retrained"] is True
+    assert report["public_pairs_removed"] >= counts[first] // 2 > 0
+    assert report["exact_unlearning"] is True and report["public_pairs_out"] == str(out1)
+    remaining = read_rows(out1)
+    assert all(first not in row["image1"] + row["image2"] for row in remaining)
+    assert len(remaining) == len(read_rows(public)) - report["public_pairs_removed"]
+
+    # The next erasure is checked against the remaining pairs, and accepted.
+    other = run(capsys, ["gallery", "enroll", *base, *photos(lfw_root, second)])
+    out2 = work / "public-2.csv"
+    argv = ["gallery", "delete", *base, "--subject", other, *data, "--public-pairs", str(out1)]
+    report = json.loads(run(capsys, [*argv, "--public-pairs-out", str(out2), "--json"]))
+    assert report["retrained"] is True and report["public_pairs_removed"] > 0
+    assert len(read_rows(out2)) == len(remaining) - report["public_pairs_removed"]
+
+
+def read_rows(path):
+    with open(path) as file:
+        return list(csv.DictReader(file))
+
+
+def photos(lfw_root, person: str) -> list[str]:
+    return [str(p) for p in sorted((lfw_root / person).iterdir())[:2]]
+
+
+def short(path, out):
+    lines = path.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:-1]))
+    return out
