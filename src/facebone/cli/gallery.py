@@ -372,6 +372,7 @@ def _erasure_text(report: "ErasureReport", checked: bool) -> str:
         lines.append(
             f"membership attack ({check.attack}, {check.reference} never-members): p-value "
             f"{check.p_before:.3f} before, {check.p_after:.3f} after"
+            + ("" if check.held is not None else " (it did not find the person before: no power)")
         )
     if report.held is not None:
         lines.append(f"erasure held: {'yes' if report.held else 'NO'}")

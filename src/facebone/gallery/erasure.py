@@ -71,9 +71,9 @@ if TYPE_CHECKING:
 # leaves them in the model (the privacy failure); marking a stranger only costs their pairs,
 # so the share leans towards recall and is not higher.
 MATCH_SHARE = 0.5
-# The deletion held when, after it, the person's membership score is not above that of the
-# people who never were members at this level: p-value > ALPHA. One person is one draw, so a
-# person who never trained fails it in 5 % of the checks, and a small leak passes it often.
+# The attack shows the deletion held when it found the person before (p-value <= ALPHA among
+# people who never were members) and not after (p > ALPHA). One person is one draw: a clean
+# deletion fails it in about 5 % of the checks, and a small leak often passes it.
 ALPHA = 0.05
 # Never-members the person's score is ranked among: at least MIN_REFERENCE, at most
 # MAX_REFERENCE (the attack scores each of their pairs; the p-value's resolution is
@@ -142,7 +142,7 @@ class MembershipCheck:
     """The person's identity-level membership score against the system before and after the
     deletion, ranked among `reference` people who never were members: the share of them
     scoring below (`percentile`) and the p-value `(1 + #reference >= person) / (reference + 1)`.
-    `held`: after the deletion p > ALPHA."""
+    `held`: `_attack_verdict` (None: the attack has no power on this person)."""
 
     attack: str
     reference: int
@@ -151,7 +151,7 @@ class MembershipCheck:
     percentile_after: float
     p_before: float
     p_after: float
-    held: bool
+    held: bool | None
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,9 @@ class ErasureReport:
     caller keeps for the next erasure (not part of `to_dict`). `exact_unlearning`: the saved
     model equals a fresh fit on the remaining data (None: not checked; nn predictors, or no
     `verify`). `held` (None without `verify`, or when an interrupted run had already retrained
-    the model): True when no training person matched, or when the saved model equals a fresh
-    fit (calibrated predictors) and the attack's p-value after the deletion is above ALPHA."""
+    the model, or when the attack has no power and no exact check applies): True when no
+    training person matched; for calibrated predictors, whether the saved model equals a fresh
+    fit without the person (the proof); otherwise the attack's verdict (`MembershipCheck`)."""
 
     subject: str
     faces_removed: int
@@ -407,17 +408,28 @@ def membership_check(
         per_owner = np.bincount(owners, weights=scores) / np.bincount(owners)
         results.append((name, per_owner[0], per_owner[1:]))
     (name, s_before, r_before), (_, s_after, r_after) = results
-    p_after = _p_value(s_after, r_after)
+    p_before, p_after = _p_value(s_before, r_before), _p_value(s_after, r_after)
     return MembershipCheck(
         attack=name,
         reference=len(references),
         pairs=len(mine),
         percentile_before=float(np.mean(r_before < s_before)),
         percentile_after=float(np.mean(r_after < s_after)),
-        p_before=_p_value(s_before, r_before),
+        p_before=p_before,
         p_after=p_after,
-        held=p_after > ALPHA,
+        held=_attack_verdict(p_before, p_after, len(references)),
     )
+
+
+def _attack_verdict(p_before: float, p_after: float, reference: int) -> bool | None:
+    """What the attack shows: True when it found the person before the deletion (p <= ALPHA)
+    and not after; False when it still finds them; None (no power: it shows nothing) when it
+    did not find them before, or when too few never-members are ranked for p to reach ALPHA.
+    A person who stands out whatever the model (an atypical face) is found before and after
+    alike: False then means "not shown", which the exact-unlearning check may still settle."""
+    if 1 / (reference + 1) > ALPHA or p_before > ALPHA:
+        return None
+    return p_after > ALPHA
 
 
 def _holds(pair: Pair, people: set[str]) -> bool:
@@ -591,7 +603,10 @@ def erase_subject(
             )
             exact = saved_equals_fresh(model_dir, again)
         check = membership_check(system, retrained, people, original, seed)
-        held = check.held and exact is not False
+        # Equal to a model that never saw the person is the proof; no attack tells two equal
+        # models apart, so the attack only illustrates it. Without that proof, the attack
+        # decides, and may have no power (None).
+        held = exact if exact is not None else check.held
     elif verify and not people:
         held = True  # no trained part saw them (as far as matching finds)
     return ErasureReport(
