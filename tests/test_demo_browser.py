@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from facebone.processes import dies_with_parent
 from web_images import POWELL
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,7 +35,13 @@ def demo_url(demo_workdir, lfw_root, cache_dir):
     command = [sys.executable, "-m", "facebone", "demo", "--model", str(demo_workdir / "defended")]
     command += ["--data", str(lfw_root), "--workdir", str(demo_workdir)]
     command += ["--cache", str(cache_dir), "--port", str(port)]
-    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
+    # The demo goes with this test run even when pytest itself is killed.
+    process = subprocess.Popen(
+        command,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=dies_with_parent(),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
