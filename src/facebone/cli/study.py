@@ -150,9 +150,10 @@ def _export(args: argparse.Namespace) -> int:
 
     if not args.results.is_dir():
         raise FaceBoneError(f"results folder {args.results} does not exist or is not a folder")
+    store = ResultStore(args.results)
     if args.out is not None:
-        check_outputs("--out", [args.out], args.force)
-    text = ResultStore(args.results).export(args.format)
+        check_outputs("--out", [args.out], args.force, store.data_root())
+    text = store.export(args.format)
     if args.out is None:
         emit({}, False, text.rstrip("\n"))
         return 0

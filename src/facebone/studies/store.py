@@ -167,6 +167,12 @@ class ResultStore:
         """The study's description (`study.json`)."""
         return _read_json(self.folder / STUDY_FILE)
 
+    def data_root(self) -> Path | None:
+        """The image folder the study read (`study.json`'s "data"): what is written from its
+        results (a report, an export) stays out of it, or its files would be read as photos."""
+        data = self.study().get("data")
+        return Path(data) if isinstance(data, str) and data else None
+
     def finished(self) -> dict[SystemKey, str]:
         """The targets whose rows are all written, with the configuration hash of each."""
         with self._connect() as connection:
