@@ -34,6 +34,11 @@ EDITS = {
     "unknown-predictor": (_set("system.predictor", "magic"), "magic"),
     "bad-predictor-option": (_set("predictor.params.l2", -1), "l2 must be a number > 0"),
     "huge-pair-count": (_set("n_training_pairs", [1]), "incomplete"),
+    "system-null": (_set("system", None), "system must be an object"),
+    "predictor-text": (_set("predictor", "cosine"), "predictor must be an object"),
+    "backbones-object": (_set("backbones", {}), "backbones must be a list"),
+    "dp-number": (_set("dp", 3), "dp must be an object"),
+    "suppression-text": (_set("suppression", "none"), "suppression must be an object"),
 }
 
 

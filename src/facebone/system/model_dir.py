@@ -152,6 +152,17 @@ def _swap_in(staging: Path, directory: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+# The sections of config.json that readers look into: (name, JSON type, required). A
+# hand-edited file with `"system": null` is refused here, not as a traceback in a reader.
+SECTIONS = (
+    ("system", dict, True),
+    ("predictor", dict, True),
+    ("backbones", list, True),
+    ("dp", dict, False),
+    ("suppression", dict, False),
+)
+
+
 def read_config(directory: str | Path) -> dict:
     directory = Path(directory)
     if directory.is_file():
@@ -168,6 +179,12 @@ def read_config(directory: str | Path) -> dict:
         raise FaceBoneError(f"{directory / CONFIG} is damaged ({error})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise FaceBoneError(f"{directory / CONFIG}: not a FaceBone model of format {FORMAT}")
+    for section, kind, required in SECTIONS:
+        if (required or config.get(section) is not None) and not isinstance(
+            config.get(section), kind
+        ):
+            what = "an object" if kind is dict else "a list"
+            raise FaceBoneError(f"{directory / CONFIG}: {section} must be {what}")
     return config
 
 
