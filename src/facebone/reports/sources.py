@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facebone.attacks.membership.base import LEVELS
+from facebone.data.text_files import parse_json
 from facebone.errors import FaceBoneError
 from facebone.reports.document import Figure, Section
 from facebone.reports.study import judged
@@ -192,7 +193,7 @@ def find_inversion_scores(folder: Path) -> dict[str, dict[str, Any]]:
 
     for path in _inversion_files(folder, ".json"):
         try:
-            walk(json.loads(path.read_text(encoding="utf-8")), str(path.relative_to(folder)))
+            walk(parse_json(path.read_text(encoding="utf-8")), str(path.relative_to(folder)))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             log.warning("skipping %s: %s", path, error)
     return found

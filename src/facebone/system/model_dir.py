@@ -29,6 +29,7 @@ from safetensors.numpy import load, save
 
 import facebone
 from facebone.atomic import new_mode, write_bytes_atomic, write_text_atomic
+from facebone.data.text_files import parse_json
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
@@ -170,7 +171,7 @@ def read_config(directory: str | Path) -> dict:
     if not directory.is_dir():
         raise FaceBoneError(f"model directory {directory} does not exist")
     try:
-        config = json.loads((directory / CONFIG).read_text())
+        config = parse_json((directory / CONFIG).read_text())
     except FileNotFoundError:
         raise FaceBoneError(
             f"{directory} is not a FaceBone model directory (no {CONFIG})"
