@@ -17,13 +17,18 @@ pairs_csv = test_hardening.pairs_csv
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--predictor", "nn", "--dp-epsilon", "inf"], "--dp-epsilon must be a number > 0"),
-        (["--predictor", "nn", "--dp-epsilon", "nan"], "--dp-epsilon must be a number > 0"),
+        (["--predictor", "nn", "--dp-epsilon", "inf"], "--dp-epsilon must be a number in (0, 100]"),
+        (["--predictor", "nn", "--dp-epsilon", "nan"], "--dp-epsilon must be a number in (0, 100]"),
+        # Opacus's noise search ran for ever: 1000 over 5 min, and 1e308 too.
+        (
+            ["--predictor", "nn", "--dp-epsilon", "1000"],
+            "--dp-epsilon must be a number in (0, 100]",
+        ),
         (["--predictor", "nn", "--epochs", "0"], "--epochs must be a whole number in [1, "),
         (["--predictor", "nn", "--hidden", "100000"], "--hidden must be 1 to 16 layer widths"),
         (["--predictor", "nn", "--relax-loss", "-1"], "--relax-loss must be a number > 0"),
     ],
-    ids=["epsilon-inf", "epsilon-nan", "no-epochs", "huge-layer", "negative-alpha"],
+    ids=["epsilon-inf", "epsilon-nan", "epsilon-1000", "no-epochs", "huge-layer", "negative-alpha"],
 )
 def test_train_options_out_of_range_fail_before_the_work(
     extra, message, data, tmp_path, cache_dir, capsys

@@ -300,7 +300,7 @@ def _overlapping_files(folder: Path, data: Path) -> str:
         ),
         (
             lambda t, d, f: t.replace('predictor = "nn"', 'predictor = "nn"\ndp_epsilon = nan'),
-            "systems.table[0].dp_epsilon: must be a number > 0, got nan",
+            "systems.table[0].dp_epsilon: must be a number in (0, 100], got nan",
         ),
         (
             lambda t, d, f: t.replace("shadows = 4", "shadows = 1000000000", 1),
