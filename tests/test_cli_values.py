@@ -88,3 +88,22 @@ def test_evaluate_of_a_random_inference_system_is_reproducible(
     assert runs[0] == runs[1] == runs[2] and runs[0]["expected_over_draws"] is True
     (tn, fp), (fn, tp) = runs[0]["confusion_matrix"]
     assert tn + fp + fn + tp == pytest.approx(runs[0]["n_pairs"])
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "1000"])
+def test_audit_dp_epsilon_is_checked_as_the_nn_predictor_checks_it(value, data, tmp_path, capsys):
+    out = tmp_path / "audit"
+    argv = ["audit", "--backbone", "sface", "--data", str(data), "--out", str(out)]
+    err = run_error(capsys, [*argv, "--dp-epsilon", value])
+    # The flag, not the temporary study configuration the audit writes.
+    assert "--dp-epsilon must be 0 (no DP system) or a number in (0, 100]" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "0"])
+def test_a_download_timeout_must_be_a_positive_number_of_seconds(value, tmp_path, capsys):
+    argv = ["data", "download", "lfw", "--dest", str(tmp_path / "d"), "--timeout", value]
+    # A closed local port: the check must come first, and nothing is fetched.
+    err = run_error(capsys, [*argv, "--url", "http://127.0.0.1:9/lfw.tgz"])
+    assert "--timeout must be a positive number of seconds" in err
+    assert not (tmp_path / "d").exists()
