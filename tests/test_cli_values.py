@@ -17,13 +17,18 @@ pairs_csv = test_hardening.pairs_csv
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--predictor", "nn", "--dp-epsilon", "inf"], "--dp-epsilon must be a number > 0"),
-        (["--predictor", "nn", "--dp-epsilon", "nan"], "--dp-epsilon must be a number > 0"),
+        (["--predictor", "nn", "--dp-epsilon", "inf"], "--dp-epsilon must be a number in (0, 100]"),
+        (["--predictor", "nn", "--dp-epsilon", "nan"], "--dp-epsilon must be a number in (0, 100]"),
+        # Opacus's noise search ran for ever: 1000 over 5 min, and 1e308 too.
+        (
+            ["--predictor", "nn", "--dp-epsilon", "1000"],
+            "--dp-epsilon must be a number in (0, 100]",
+        ),
         (["--predictor", "nn", "--epochs", "0"], "--epochs must be a whole number in [1, "),
         (["--predictor", "nn", "--hidden", "100000"], "--hidden must be 1 to 16 layer widths"),
         (["--predictor", "nn", "--relax-loss", "-1"], "--relax-loss must be a number > 0"),
     ],
-    ids=["epsilon-inf", "epsilon-nan", "no-epochs", "huge-layer", "negative-alpha"],
+    ids=["epsilon-inf", "epsilon-nan", "epsilon-1000", "no-epochs", "huge-layer", "negative-alpha"],
 )
 def test_train_options_out_of_range_fail_before_the_work(
     extra, message, data, tmp_path, cache_dir, capsys
@@ -83,3 +88,22 @@ def test_evaluate_of_a_random_inference_system_is_reproducible(
     assert runs[0] == runs[1] == runs[2] and runs[0]["expected_over_draws"] is True
     (tn, fp), (fn, tp) = runs[0]["confusion_matrix"]
     assert tn + fp + fn + tp == pytest.approx(runs[0]["n_pairs"])
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "1000"])
+def test_audit_dp_epsilon_is_checked_as_the_nn_predictor_checks_it(value, data, tmp_path, capsys):
+    out = tmp_path / "audit"
+    argv = ["audit", "--backbone", "sface", "--data", str(data), "--out", str(out)]
+    err = run_error(capsys, [*argv, "--dp-epsilon", value])
+    # The flag, not the temporary study configuration the audit writes.
+    assert "--dp-epsilon must be 0 (no DP system) or a number in (0, 100]" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "0"])
+def test_a_download_timeout_must_be_a_positive_number_of_seconds(value, tmp_path, capsys):
+    argv = ["data", "download", "lfw", "--dest", str(tmp_path / "d"), "--timeout", value]
+    # A closed local port: the check must come first, and nothing is fetched.
+    err = run_error(capsys, [*argv, "--url", "http://127.0.0.1:9/lfw.tgz"])
+    assert "--timeout must be a positive number of seconds" in err
+    assert not (tmp_path / "d").exists()

@@ -7,7 +7,9 @@ from PIL import Image
 from facebone.errors import InvalidImageError, NoFaceError
 from facebone.faces.align import ARCFACE_TEMPLATE_112, align_face, similarity_transform
 from facebone.faces.detect import FaceDetector, find_face
-from facebone.faces.image import load_image
+from facebone.faces.image import decode_image, load_image
+from facebone.uploads import check_upload
+from web_images import encode
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +115,38 @@ def test_missing_file_and_folder(tmp_path):
         load_image(tmp_path / "nope.jpg")
     with pytest.raises(InvalidImageError, match="directory"):
         load_image(tmp_path)
+
+
+def _damaged_dds(photo: Image.Image) -> bytes:
+    """A DDS file whose pixel-format flags are zeroed: PIL raised NotImplementedError on it."""
+    data = bytearray(encode(photo.convert("RGBA"), "DDS"))
+    data[80:84] = bytes(4)  # after the magic (4) and 76 bytes of header: ddspf.dwFlags
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "MPO", "PNG", "WEBP", "BMP"])
+def test_photo_formats_decode_to_the_same_face(real_photo, kind):
+    photo = Image.open(real_photo)
+    options = {"quality": 100, "save_all": True, "append_images": [photo]} if kind == "MPO" else {}
+    image = decode_image(encode(photo, kind, **options), "face")
+    # The lossless formats give back the JPEG's pixels; JPEG at quality 100 nearly.
+    assert np.abs(image.astype(int) - load_image(real_photo).astype(int)).mean() < 2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda photo: encode(photo, "TIFF"),
+        lambda photo: encode(photo, "GIF"),
+        lambda photo: encode(photo, "ICO"),
+        lambda photo: encode(photo, "PPM"),
+        _damaged_dds,
+    ],
+    ids=["tiff", "gif", "ico", "ppm", "damaged-dds"],
+)
+def test_formats_that_are_not_photos_are_never_decoded(real_photo, make):
+    data = make(Image.open(real_photo))
+    with pytest.raises(InvalidImageError, match=r"not a readable image file \(JPEG, PNG"):
+        decode_image(data, "face")
+    with pytest.raises(InvalidImageError, match=r"face: not an image file \(JPEG, PNG"):
+        check_upload(data, "face")

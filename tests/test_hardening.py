@@ -91,6 +91,27 @@ def train_args(data, pairs, out, cache_dir) -> list[str]:
     ]
 
 
+def membership_args(data: Path, tmp_path: Path, plot: Path) -> list[str]:
+    """`attack membership` whose inputs are all missing: only the output checks can answer."""
+    missing = str(tmp_path / "missing.csv")  # read after the output check, never reached
+    return [
+        "attack",
+        "membership",
+        "--model",
+        str(tmp_path / "no-model"),
+        "--data",
+        str(data),
+        "--members",
+        missing,
+        "--nonmembers",
+        missing,
+        "--attacker",
+        missing,
+        "--plot",
+        str(plot),
+    ]
+
+
 @pytest.fixture
 def read_only_dir(tmp_path):
     """A folder nobody may write to: by permissions, or (as root, who ignores them) by a
@@ -194,22 +215,7 @@ def test_unwritable_outputs_fail_before_the_work(
         "train": train_args(data, missing, target, cache_dir),
         "pairs": ["pairs", "--data", str(data), "--out", str(target)],
         "embed": ["embed", "--data", str(data), "--cache", str(target)],
-        "attack": [
-            "attack",
-            "membership",
-            "--model",
-            str(tmp_path / "no-model"),
-            "--data",
-            str(data),
-            "--members",
-            missing,
-            "--nonmembers",
-            missing,
-            "--attacker",
-            missing,
-            "--plot",
-            str(target / "roc.png"),
-        ],
+        "attack": membership_args(data, tmp_path, target / "roc.png"),
     }[command]
     err = run_error(capsys, argv)
     assert "cannot be written" in err and str(target) in err

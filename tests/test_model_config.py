@@ -34,6 +34,11 @@ EDITS = {
     "unknown-predictor": (_set("system.predictor", "magic"), "magic"),
     "bad-predictor-option": (_set("predictor.params.l2", -1), "l2 must be a number > 0"),
     "huge-pair-count": (_set("n_training_pairs", [1]), "incomplete"),
+    "system-null": (_set("system", None), "system must be an object"),
+    "predictor-text": (_set("predictor", "cosine"), "predictor must be an object"),
+    "backbones-object": (_set("backbones", {}), "backbones must be a list"),
+    "dp-number": (_set("dp", 3), "dp must be an object"),
+    "suppression-text": (_set("suppression", "none"), "suppression must be an object"),
 }
 
 
@@ -57,3 +62,19 @@ def test_the_unedited_model_still_loads(sface_cosine_models, lfw_root, capsys):
     argv = ["verify", *map(str, photos), "--model", str(sface_cosine_models / "plain"), "--json"]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["same"] is True
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[" * 100_000, "nests too deeply"), ('{"format": 1, "n": ' + "9" * 5000 + "}", "too long")],
+    ids=["deep", "long-number"],
+)
+def test_a_config_json_that_json_cannot_read_is_one_line(
+    text, message, sface_cosine_models, lfw_root, tmp_path, capsys
+):
+    model = tmp_path / "model"
+    shutil.copytree(sface_cosine_models / "plain", model)
+    (model / "config.json").write_text(text)
+    photos = sorted((lfw_root / "Colin_Powell").iterdir())[:2]
+    err = run_error(capsys, ["verify", *map(str, photos), "--model", str(model)])
+    assert "config.json is damaged" in err and message in err, err

@@ -10,7 +10,7 @@ import pytest
 
 import test_hardening
 from facebone.cli import main
-from test_hardening import run_error, train_args
+from test_hardening import membership_args, run_error, train_args
 
 # Issue 8's fixtures: a data root of real LFW photos of four people, and pairs of them.
 data = test_hardening.data
@@ -47,34 +47,14 @@ def test_train_out_dot_writes_the_current_folder(
     assert (tmp_path / "here" / "config.json").is_file()
 
 
-def _membership(data: Path, tmp_path: Path, plot: Path) -> list[str]:
-    missing = str(tmp_path / "missing.csv")  # read after the output check, never reached
-    return [
-        "attack",
-        "membership",
-        "--model",
-        str(tmp_path / "no-model"),
-        "--data",
-        str(data),
-        "--members",
-        missing,
-        "--nonmembers",
-        missing,
-        "--attacker",
-        missing,
-        "--plot",
-        str(plot),
-    ]
-
-
 def test_plot_never_replaces_a_file_without_force(data, tmp_path, capsys):
     plot = tmp_path / "roc.png"
     plot.write_bytes(b"my own plot")
-    err = run_error(capsys, _membership(data, tmp_path, plot))
+    err = run_error(capsys, membership_args(data, tmp_path, plot))
     assert "already exists" in err and "--force" in err
     assert plot.read_bytes() == b"my own plot"
     # With --force the plot check passes: the command goes on to what it reads next.
-    err = run_error(capsys, [*_membership(data, tmp_path, plot), "--force"])
+    err = run_error(capsys, [*membership_args(data, tmp_path, plot), "--force"])
     assert "missing.csv" in err
 
 
@@ -82,13 +62,13 @@ def test_plot_never_replaces_a_file_without_force(data, tmp_path, capsys):
 def test_a_photo_in_the_data_folder_is_never_an_output(data, tmp_path, capsys, force):
     photo = next((data / "Tony_Blair").iterdir())
     before = photo.read_bytes()
-    argv = _membership(data, tmp_path, photo) + (["--force"] if force else [])
+    argv = membership_args(data, tmp_path, photo) + (["--force"] if force else [])
     assert "inside the data folder" in run_error(capsys, argv)
     assert photo.read_bytes() == before
 
 
 def test_a_plot_format_is_checked_before_the_work(data, tmp_path, capsys):
-    err = run_error(capsys, _membership(data, tmp_path, tmp_path / "roc.xyz"))
+    err = run_error(capsys, membership_args(data, tmp_path, tmp_path / "roc.xyz"))
     assert "cannot save a plot as .xyz" in err
 
 

@@ -4,6 +4,7 @@ Markdown summary, with the tables, the prototype's figures and non-empty images.
 import base64
 import json
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -153,6 +154,32 @@ def test_report_never_replaces_files_without_force(report, study_dir, capsys):
     assert {p.split("/")[-1] for p in written[:2]} == {"audit.html", "audit.md"}
     assert main(["report", str(study_dir), "--force"]) == 0
     assert not list(study_dir.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_nothing_made_from_results_is_written_inside_the_studys_data(
+    study_dir, lfw_root, tmp_path, capsys
+):
+    """The study's data root (study.json's "data") gets no report, figure or export: its
+    files would be read as photos. Here the study is moved onto a copy of some of its photos,
+    so that nothing could ever be written into the shared LFW folder."""
+    results = shutil.copytree(study_dir, tmp_path / "results")
+    data = tmp_path / "data"
+    shutil.copytree(lfw_root / "Colin_Powell", data / "Colin_Powell")
+    study = json.loads((results / "study.json").read_text())
+    (results / "study.json").write_text(json.dumps({**study, "data": str(data)}))
+    before = sorted(data.rglob("*"))
+    person = data / "Colin_Powell"
+    for argv, what in [
+        (["report", str(results), "--out", str(person / "r.html")], "the report file"),
+        (["report", str(results), "--out", str(data / "x" / ".." / "r.html")], "the report file"),
+        (["study", "export", str(results), "--out", str(person / "r.csv")], "--out"),
+    ]:
+        assert main(argv) == 2
+        error = capsys.readouterr().err
+        assert f"{what} " in error and "inside the data folder" in error, error
+        assert len(error.strip().splitlines()) == 1
+    assert sorted(data.rglob("*")) == before
+    assert main(["report", str(results), "--out", str(tmp_path / "r.html")]) == 0
 
 
 @pytest.mark.parametrize(

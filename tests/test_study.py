@@ -300,7 +300,7 @@ def _overlapping_files(folder: Path, data: Path) -> str:
         ),
         (
             lambda t, d, f: t.replace('predictor = "nn"', 'predictor = "nn"\ndp_epsilon = nan'),
-            "systems.table[0].dp_epsilon: must be a number > 0, got nan",
+            "systems.table[0].dp_epsilon: must be a number in (0, 100], got nan",
         ),
         (
             lambda t, d, f: t.replace("shadows = 4", "shadows = 1000000000", 1),
@@ -549,11 +549,22 @@ def _damage(folder: Path, how: str) -> None:
         (folder / "canaries.json").write_text('{"canaries": [1, 2]}')
     elif how == "inversion":
         (folder / "inversion.json").write_text('{"sar": {"type1": {"0.01": "x"}}, "ssim": []}')
+    elif how.startswith("deep-"):  # nested deeper than Python's recursion limit
+        deep = "[" * 100_000
+        if how == "deep-row":
+            with sqlite3.connect(database) as connection:
+                connection.execute("UPDATE attacks SET metrics = ? WHERE rowid = 1", (deep,))
+        else:
+            name = {"deep-study": "study.json", "deep-canaries": "canaries.json"}.get(how)
+            (folder / (name or "inversion.json")).write_text(deep)
 
 
 @pytest.mark.parametrize(
     "how",
-    ["truncated", "garbage", "bad-json-row", "wrong-row", "study-list", "canaries", "inversion"],
+    [
+        *("truncated", "garbage", "bad-json-row", "wrong-row", "study-list", "canaries"),
+        *("inversion", "deep-row", "deep-study", "deep-canaries", "deep-inversion"),
+    ],
 )
 def test_damaged_results_are_one_line_in_every_command(
     how, reportable, cache_dir, tmp_path, capsys
@@ -569,7 +580,12 @@ def test_damaged_results_are_one_line_in_every_command(
         "run": ["study", "run", str(reportable), "--out", str(folder), "--cache", str(cache_dir)],
     }
     # What each damage breaks; the other commands do not read the damaged file.
-    breaks = {"canaries": {"report"}, "inversion": set()}.get(how, set(commands))
+    breaks = {
+        "canaries": {"report"},
+        "deep-canaries": {"report"},
+        "inversion": set(),
+        "deep-inversion": set(),
+    }.get(how, set(commands))
     for name, argv in commands.items():
         code = main(argv)
         captured = capsys.readouterr()

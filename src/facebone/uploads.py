@@ -6,16 +6,15 @@ embedded through `Embedder.photo`, which does not cache, or by the demo's attack
 cache is read-only.
 """
 
-import io
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from types import TracebackType
 
 from PIL import Image, UnidentifiedImageError
 
 from facebone.errors import InvalidImageError
+from facebone.faces.image import DAMAGED_IMAGE_ERRORS, PHOTO_FORMAT_NAMES, open_photo
 
 # A phone's best JPEG is 3-8 MB; more is not a photo anyone needs to verify a face.
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -38,21 +37,19 @@ def check_upload(data: bytes, name: str) -> None:
             f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
+        with open_photo(data) as image:
+            width, height = image.size
     except Image.DecompressionBombError:
         # PIL refuses, while reading the header, images far over its own pixel limit.
         raise UploadTooLargeError(
             f"{name}: the image declares far more than "
             f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels, the limit of uploads"
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError):
-        raise InvalidImageError(f"{name}: not an image file (JPEG, PNG, WebP, ...)") from None
+    except (UnidentifiedImageError, *DAMAGED_IMAGE_ERRORS):
+        raise InvalidImageError(f"{name}: not an image file ({PHOTO_FORMAT_NAMES})") from None
     if width * height > MAX_UPLOAD_PIXELS:
         raise UploadTooLargeError(
-            f"{name}: the image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
+            f"{name}: the image is {width}x{height} ({width * height / 1e6:.1f} megapixels); "
             f"uploads are limited to {MAX_UPLOAD_PIXELS // 1_000_000} megapixels"
         )
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facebone.data.text_files import parse_json
 from facebone.errors import FaceBoneError
 
 
@@ -67,7 +68,7 @@ def read_results(folder: Path) -> ResultsFolder:
 
 def _read_json(path: Path) -> dict:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise FaceBoneError(f"{path} cannot be read ({error})") from None
     if not isinstance(document, dict):

@@ -15,6 +15,7 @@ import numpy as np
 from facebone.assets import file_sha256
 from facebone.backbones.base import Backbone, batches
 from facebone.backbones.registry import register_backbone
+from facebone.data.text_files import parse_json
 from facebone.errors import FaceBoneError
 
 
@@ -120,7 +121,7 @@ def _sidecar_config(path: Path) -> dict:
     if not sidecar.is_file():
         return {}
     try:
-        config = json.loads(sidecar.read_text())
+        config = parse_json(sidecar.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise FaceBoneError(f"{sidecar}: not valid JSON ({error})") from None
     if not isinstance(config, dict):

@@ -71,8 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise FaceBoneError(f"--workers must be 1 or more, got {args.workers}")
-    if args.dp_epsilon < 0:
-        raise FaceBoneError(f"--dp-epsilon must be 0 (no DP system) or more, got {args.dp_epsilon}")
+    _check_dp_epsilon(args.dp_epsilon)
     default_seeds = audit.QUICK_SEEDS if args.quick else audit.DEFAULT_SEEDS
     plan = audit.AuditPlan(
         backbones=tuple(args.backbone),
@@ -118,3 +117,16 @@ def _run(args: argparse.Namespace) -> int:
     }
     emit(summary, args.json, "\n".join(lines))
     return 0
+
+
+def _check_dp_epsilon(value: float) -> None:
+    """0 leaves the DP system out; any other value is checked as the nn predictor's
+    `dp_epsilon` is, here, before the audit writes its study configuration."""
+    from facebone.params import value_problem
+    from facebone.predictors.nn import NNPredictor
+
+    if value == 0:
+        return
+    budget = NNPredictor._parameter_constraints["dp_epsilon"][0]  # the number, not None
+    if value_problem([budget], value) is not None:
+        raise FaceBoneError(f"--dp-epsilon must be 0 (no DP system) or {budget}, got {value}")

@@ -10,6 +10,7 @@ import argparse
 import functools
 import importlib
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,6 +200,13 @@ def seed_value(text: str) -> int:
     if problem is not None:
         raise argparse.ArgumentTypeError(problem)
     return value
+
+
+def check_seconds(flag: str, value: float | None) -> None:
+    """A duration option (None: not given) is a positive, finite number of seconds: a socket
+    given NaN or a negative timeout raises, and an infinite one waits for ever."""
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise FaceBoneError(f"{flag} must be a positive number of seconds, got {value}")
 
 
 def parse_seeds(text: str, flag: str) -> list[int]:

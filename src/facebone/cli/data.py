@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from facebone.cli.common import check_seconds
 from facebone.cli.output import emit
 from facebone.data.download import LFW_SHA256, LFW_URL, default_data_dir, download_lfw, lfw_counts
 
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
+    check_seconds("--timeout", args.timeout)
     dest = args.dest if args.dest is not None else default_data_dir()
     folder = download_lfw(dest, url=args.url, sha256=args.sha256, timeout=args.timeout)
     people, images = lfw_counts(folder)

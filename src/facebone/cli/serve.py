@@ -2,14 +2,19 @@
 /docs)."""
 
 import argparse
-import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facebone.cli.common import LazyNames, add_key_file_argument, load_model, refuse_key_inside
+from facebone.cli.common import (
+    LazyNames,
+    add_key_file_argument,
+    check_seconds,
+    load_model,
+    refuse_key_inside,
+)
 from facebone.errors import FaceBoneError
 
 if TYPE_CHECKING:
@@ -175,12 +180,8 @@ def _check_options(args: argparse.Namespace) -> None:
     ):
         if value is not None and value < 1:
             raise FaceBoneError(f"{flag} must be at least 1")
-    for flag, value in (
-        ("--client-timeout", args.client_timeout),
-        ("--query-window", args.query_window),
-    ):
-        if value is not None and not (value > 0 and math.isfinite(value)):
-            raise FaceBoneError(f"{flag} must be a positive number of seconds")
+    check_seconds("--client-timeout", args.client_timeout)
+    check_seconds("--query-window", args.query_window)
     if args.query_window is not None and args.query_budget is None:
         raise FaceBoneError("--query-window needs --query-budget")
     refuse_key_inside(args.key_file, "--key-file", args.model, "--model")

@@ -144,7 +144,7 @@ def _summary_lines(records) -> list[str]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from facebone.atomic import write_text_atomic
+    from facebone.atomic import check_outside_data, write_text_atomic
     from facebone.cli.output import check_outputs
     from facebone.studies.store import ResultStore
 
@@ -152,7 +152,11 @@ def _export(args: argparse.Namespace) -> int:
         raise FaceBoneError(f"results folder {args.results} does not exist or is not a folder")
     if args.out is not None:
         check_outputs("--out", [args.out], args.force)
-    text = ResultStore(args.results).export(args.format)
+    store = ResultStore(args.results)
+    data = store.data_root()
+    if args.out is not None and data is not None:
+        check_outside_data(args.out, data, "--out")
+    text = store.export(args.format)
     if args.out is None:
         emit({}, False, text.rstrip("\n"))
         return 0

@@ -3,7 +3,10 @@
 import io
 import logging
 import os
+import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,13 @@ MAX_PIXELS = 64_000_000
 MAX_FILE_BYTES = 256_000_000
 # A face needs a few dozen pixels to be recognisable; smaller images are refused.
 MIN_SIDE = 32
+# The formats photos come in (PIL's JPEG opener also reads a phone's multi-picture JPEGs).
+# PIL reads some forty more, none of them a photo, several rarely used and less hardened (a
+# damaged DDS file raised NotImplementedError, TIFF's decoder writes to stderr): never decoded.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
+PHOTO_FORMAT_NAMES = "JPEG, PNG, WebP or BMP"
+# What PIL raises on a damaged file of those formats.
+DAMAGED_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
 def read_image_bytes(path: str | os.PathLike) -> bytes:
@@ -49,6 +59,19 @@ def _too_big(path: Path) -> str:
     return f"{path}: file is over {MAX_FILE_BYTES // 1_000_000} MB, too large for an image"
 
 
+@contextmanager
+def open_photo(data: bytes) -> Iterator[Image.Image]:
+    """PIL's image of `data`, one of `PHOTO_FORMATS`, its header read and its pixels not yet.
+
+    A damaged file's warnings (corrupt EXIF data) are silenced while it is open: the errors
+    that matter are raised, and the warnings would only clutter a server's log.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
+            yield image
+
+
 def decode_image(data: bytes, name: str, convert_color: bool = False) -> np.ndarray:
     """Decode image bytes to an RGB uint8 array (H, W, 3).
 
@@ -56,11 +79,7 @@ def decode_image(data: bytes, name: str, convert_color: bool = False) -> np.ndar
     trained on colour photos, so converting silently would hide a drop in accuracy.
     """
     try:
-        with warnings.catch_warnings():
-            # PIL's own bomb warning fires before our size check below can give its reason.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-        with opened as image:
+        with open_photo(data) as image:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise InvalidImageError(
@@ -83,8 +102,10 @@ def decode_image(data: bytes, name: str, convert_color: bool = False) -> np.ndar
             f"{name}: image is too large (more than {MAX_PIXELS // 1_000_000} megapixels)"
         ) from None
     except UnidentifiedImageError:
-        raise InvalidImageError(f"{name}: not a readable image file") from None
-    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidImageError(
+            f"{name}: not a readable image file ({PHOTO_FORMAT_NAMES})"
+        ) from None
+    except DAMAGED_IMAGE_ERRORS as error:
         raise InvalidImageError(f"{name}: damaged image ({error})") from None
 
 

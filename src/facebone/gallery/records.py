@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from facebone.data.text_files import parse_json
 from facebone.errors import FaceBoneError
 
 GALLERY_FORMAT = 1
@@ -31,7 +32,7 @@ class GalleryMeta:
     def from_json(cls, text: str) -> GalleryMeta:
         """The meta `to_json` wrote; anything else is one FaceBoneError sentence."""
         try:
-            data = json.loads(text)
+            data = parse_json(text)
             meta = cls(
                 protection=data["protection"],
                 backbones={str(k): int(v) for k, v in data["backbones"].items()},

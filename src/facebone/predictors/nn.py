@@ -164,6 +164,9 @@ def _blas_threads() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+MAX_DP_EPSILON = 100
+
+
 @functools.cache
 def dp_noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: int) -> float:
     """Opacus's noise multiplier for a budget (its PRV accountant, as `make_private_with_epsilon`
@@ -224,7 +227,9 @@ class NNPredictor(Predictor):
         "weight_decay": [Interval(float, 0, None)],
         "dropout": [Interval(float, 0, 1, closed="left")],
         "seed": [Interval(int, 0, 2**63 - 1)],  # derived seeds too (`params.SEED`)
-        "dp_epsilon": [Interval(float, 0, None, closed="neither"), None],
+        # Above 100 a DP guarantee (a likelihood ratio up to e^100) says nothing, and Opacus's
+        # search for the noise, which nears zero, runs for ever (epsilon 1000: over 5 min).
+        "dp_epsilon": [Interval(float, 0, MAX_DP_EPSILON, closed="right"), None],
         "dp_delta": [Interval(float, 0, 1, closed="neither"), None],
         "max_grad_norm": [Interval(float, 0, None, closed="neither")],
         "relax_alpha": [Interval(float, 0, None, closed="neither"), None],

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facebone.attacks.membership.base import LEVELS
+from facebone.data.text_files import parse_json
 from facebone.errors import FaceBoneError
 from facebone.reports.document import Figure, Section
 from facebone.reports.study import judged
@@ -37,6 +38,7 @@ class LoadedResults:
     grids: tuple[Figure, ...]
     inversion: dict[str, dict[str, Any]]
     threats: tuple[ThreatRecord, ...] = ()
+    data: Path | None = None  # the study's image folder, which the report stays out of
 
 
 def runs_from_records(records: StudyRecords) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -130,18 +132,19 @@ def _study_intro(study: dict[str, Any], records: StudyRecords) -> tuple[str, ...
     )
 
 
-def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...], tuple]:
+def _from_store(folder: Path) -> tuple[dict[str, Any], tuple[str, ...], tuple, Path | None]:
     from facebone.studies.shortcuts import read_canaries
     from facebone.studies.store import ResultStore
 
-    records = ResultStore(folder).records()
+    store = ResultStore(folder)
+    records = store.records()
     runs = runs_from_records(records)
     if not runs:
         raise FaceBoneError(f"{folder} holds no finished targets yet; nothing to report")
     # Systems in the configuration's order (study.json lists them so), any others after.
     ordered = _ordered(runs, list(records.study.get("systems", {})))
     intro = _study_intro(records.study, records)
-    return judged(ordered, read_canaries(folder)), intro, records.threats
+    return judged(ordered, read_canaries(folder)), intro, records.threats, store.data_root()
 
 
 def _inside(folder: Path, path: Path) -> bool:
@@ -190,7 +193,7 @@ def find_inversion_scores(folder: Path) -> dict[str, dict[str, Any]]:
 
     for path in _inversion_files(folder, ".json"):
         try:
-            walk(json.loads(path.read_text(encoding="utf-8")), str(path.relative_to(folder)))
+            walk(parse_json(path.read_text(encoding="utf-8")), str(path.relative_to(folder)))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             log.warning("skipping %s: %s", path, error)
     return found
@@ -236,8 +239,9 @@ def load_results(folder: str | Path) -> LoadedResults:
         raise FaceBoneError(f"results folder {folder} does not exist or is not a folder")
     if not (folder / DATABASE).is_file():
         raise FaceBoneError(f"{folder} holds no study results ({DATABASE})")
-    results, intro, threats = _from_store(folder)
-    return LoadedResults(results, intro, find_grids(folder), find_inversion_scores(folder), threats)
+    results, intro, threats, data = _from_store(folder)
+    grids, inversion = find_grids(folder), find_inversion_scores(folder)
+    return LoadedResults(results, intro, grids, inversion, threats, data)
 
 
 def write_folder_report(
@@ -250,7 +254,8 @@ def write_folder_report(
     """The report of the results in `folder`, as `out` (default `folder/report.html`) and
     its Markdown summary, with `extra(results)` sections: the paths written, and the
     results reported (`study.judged`)."""
-    from facebone.reports.output import check_report_path, write_report
+    from facebone.atomic import check_outside_data
+    from facebone.reports.output import check_report_path, report_files, write_report
     from facebone.reports.study import build_report
 
     out = check_report_path(Path(folder) / "report.html" if out is None else Path(out))
@@ -264,4 +269,8 @@ def write_folder_report(
         () if extra is None else extra(loaded.results),
         loaded.threats,
     )
+    if loaded.data is not None:
+        html, markdown, figures = report_files(report, out)
+        for path in (html, markdown, *figures):
+            check_outside_data(path, loaded.data, "the report file")
     return write_report(report, out, force), loaded.results

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facebone.data.text_files import parse_json
 from facebone.errors import FaceBoneError
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def read_canaries(folder: Path) -> Mapping[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        canaries = json.loads(path.read_text(encoding="utf-8"))["canaries"]
+        canaries = parse_json(path.read_text(encoding="utf-8"))["canaries"]
         for by_system in canaries.values():
             for entry in by_system.values():
                 figures = [

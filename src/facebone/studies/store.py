@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from facebone.atomic import write_text_atomic
+from facebone.data.text_files import parse_json
 from facebone.errors import FaceBoneError
 from facebone.studies.records import (
     AttackRecord,
@@ -167,6 +168,12 @@ class ResultStore:
         """The study's description (`study.json`)."""
         return _read_json(self.folder / STUDY_FILE)
 
+    def data_root(self) -> Path | None:
+        """The image folder the study read (`study.json`'s "data"): what is written from its
+        results (a report, an export) stays out of it, or its files would be read as photos."""
+        data = self.study().get("data")
+        return Path(data) if isinstance(data, str) and data else None
+
     def finished(self) -> dict[SystemKey, str]:
         """The targets whose rows are all written, with the configuration hash of each."""
         with self._connect() as connection:
@@ -240,7 +247,7 @@ class ResultStore:
             rows = connection.execute(
                 "SELECT record FROM threats ORDER BY system, regime, family, attack, setting, seed"
             ).fetchall()
-        return [ThreatRecord.from_dict(json.loads(record)) for (record,) in rows]
+        return [ThreatRecord.from_dict(parse_json(record)) for (record,) in rows]
 
     def records(self) -> StudyRecords:
         """The study's description and every record, sorted by key."""
@@ -284,7 +291,7 @@ class ResultStore:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        held = json.loads(path.read_text(encoding="utf-8"))
+        held = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise FaceBoneError(f"cannot read {path}: {error}") from None
     if not isinstance(held, dict):
@@ -382,15 +389,15 @@ def _attack_row(record: AttackRecord, now: float) -> tuple:
 
 
 def _utility_record(row: Sequence[Any]) -> UtilityRecord:
-    return UtilityRecord.from_dict(json.loads(row[0]))
+    return UtilityRecord.from_dict(parse_json(row[0]))
 
 
 def _attack_record(row: Sequence[Any]) -> AttackRecord:
     system, regime, attack, level, seed, config_hash, metrics, roc, timings, versions = row
-    roc_points = json.loads(roc)
+    roc_points = parse_json(roc)
     return AttackRecord.from_dict(
         {
-            **json.loads(metrics),
+            **parse_json(metrics),
             "key": {
                 "system": system,
                 "regime": regime,
@@ -400,8 +407,8 @@ def _attack_record(row: Sequence[Any]) -> AttackRecord:
             },
             "roc_fpr": roc_points["fpr"],
             "roc_tpr": roc_points["tpr"],
-            **json.loads(timings),
-            "versions": json.loads(versions),
+            **parse_json(timings),
+            "versions": parse_json(versions),
             "config_hash": config_hash,
         }
     )

@@ -29,6 +29,7 @@ from safetensors.numpy import load, save
 
 import facebone
 from facebone.atomic import new_mode, write_bytes_atomic, write_text_atomic
+from facebone.data.text_files import parse_json
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
@@ -154,6 +155,17 @@ def _swap_in(staging: Path, directory: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+# The sections of config.json that readers look into: (name, JSON type, required). A
+# hand-edited file with `"system": null` is refused here, not as a traceback in a reader.
+SECTIONS = (
+    ("system", dict, True),
+    ("predictor", dict, True),
+    ("backbones", list, True),
+    ("dp", dict, False),
+    ("suppression", dict, False),
+)
+
+
 def read_config(directory: str | Path) -> dict:
     directory = Path(directory)
     if directory.is_file():
@@ -161,7 +173,7 @@ def read_config(directory: str | Path) -> dict:
     if not directory.is_dir():
         raise FaceBoneError(f"model directory {directory} does not exist")
     try:
-        config = json.loads((directory / CONFIG).read_text())
+        config = parse_json((directory / CONFIG).read_text())
     except FileNotFoundError:
         raise FaceBoneError(
             f"{directory} is not a FaceBone model directory (no {CONFIG})"
@@ -170,6 +182,12 @@ def read_config(directory: str | Path) -> dict:
         raise FaceBoneError(f"{directory / CONFIG} is damaged ({error})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise FaceBoneError(f"{directory / CONFIG}: not a FaceBone model of format {FORMAT}")
+    for section, kind, required in SECTIONS:
+        if (required or config.get(section) is not None) and not isinstance(
+            config.get(section), kind
+        ):
+            what = "an object" if kind is dict else "a list"
+            raise FaceBoneError(f"{directory / CONFIG}: {section} must be {what}")
     return config
 
 

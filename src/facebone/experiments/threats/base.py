@@ -17,6 +17,7 @@ import numpy as np
 from facebone.atomic import write_text_atomic
 from facebone.attacks.base import identity_of
 from facebone.data.pairs import Pair
+from facebone.data.text_files import parse_json
 from facebone.embeddings.cache import EmbeddingCache
 from facebone.experiments.execution import EmbedderPool
 
@@ -118,7 +119,7 @@ def cached_result(
         return compute()
     path = Path(cache.root) / "threats" / f"{key}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
     result = compute()
