@@ -29,7 +29,9 @@ def run_error(capsys, argv) -> str:
 def workspace(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     lfw_embeddings("sface")
     root = tmp_path_factory.mktemp("cli")
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs")]) == 0
+    assert (
+        main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs"), "--seed", "0"]) == 0
+    )
     common = ["--data", str(lfw_root), "--cache", str(cache_dir)]
     code = main(
         [

@@ -65,7 +65,9 @@ def workspace(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     """Pairs of the shared protocol and an SFace + cosine model trained on them."""
     lfw_embeddings("sface")
     root = tmp_path_factory.mktemp("usability")
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs")]) == 0
+    assert (
+        main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs"), "--seed", "0"]) == 0
+    )
     train = [
         "train",
         "--data",

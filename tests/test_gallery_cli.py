@@ -106,7 +106,9 @@ def trained(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     """An SFace + cosine model trained on the protocol's target pairs, and those pairs."""
     lfw_embeddings("sface")
     root = tmp_path_factory.mktemp("erasure")
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs")]) == 0
+    assert (
+        main(["pairs", "--data", str(lfw_root), "--out", str(root / "pairs"), "--seed", "0"]) == 0
+    )
     pairs = root / "pairs" / "target_train.csv"
     argv = ["train", "--data", str(lfw_root), "--cache", str(cache_dir), "--pairs", str(pairs)]
     argv += ["--backbones", "sface", "--predictor", "cosine", "--out", str(root / "model")]
@@ -182,7 +184,9 @@ def test_delete_from_the_recommended_deployment_uses_its_public_pairs(
     remaining pairs, and the next erasure is accepted with that file. Refusals come before
     any work: the subject stays enrolled and the model unchanged."""
     work = tmp_path / "work"
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(work / "pairs")]) == 0
+    assert (
+        main(["pairs", "--data", str(lfw_root), "--out", str(work / "pairs"), "--seed", "0"]) == 0
+    )
     members, public = work / "pairs" / "target_train.csv", work / "pairs" / "attacker.csv"
     model, key = work / "model", work / "keys" / "facebone.key"
     deploy = Path(__file__).resolve().parents[1] / "configs" / "deploy.toml"

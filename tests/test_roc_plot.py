@@ -17,7 +17,7 @@ def attack_run(tmp_path_factory, lfw_root, cache_dir, lfw_embeddings):
     root = tmp_path_factory.mktemp("roc")
     pairs = root / "pairs"
     common = ["--data", str(lfw_root), "--cache", str(cache_dir), "--json"]
-    assert main(["pairs", "--data", str(lfw_root), "--out", str(pairs)]) == 0
+    assert main(["pairs", "--data", str(lfw_root), "--out", str(pairs), "--seed", "0"]) == 0
     model = root / "lfw-sface-nn"
     train = ["train", *common, "--pairs", str(pairs / "target_train.csv"), "--out", str(model)]
     assert main(train) == 0
