@@ -130,6 +130,43 @@ def test_enrol_identify_verify_delete(protection, systems, people, lfw_embedding
         assert reopened.identify_embeddings({"sface": table[enrolled[1][1]]}).subject == ids[1]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_second_gallery_on_the_store_sees_the_first_ones_writes(
+    backend, request, systems, people, lfw_embeddings, tmp_path
+):
+    """Two processes on one store (two `serve` on one database, a CLI enrolment beside
+    `serve`): each searches what the other committed, without reopening."""
+    system, model = systems["plain"]
+    enrolled, _ = people
+    table = lfw_embeddings("sface")
+    location = (
+        request.getfixturevalue("postgres_url") if backend == "postgresql" else tmp_path / "g"
+    )
+
+    def probe(n: int) -> dict:
+        return {"sface": table[enrolled[n][1]]}
+
+    with (
+        Gallery.create(location, system, model) as writer,
+        Gallery.open(location, system, model) as reader,
+    ):
+        ids = _enrol_all(writer, lfw_embeddings, enrolled[:10])
+        assert reader.identify_embeddings(probe(0)).subject == ids[0]  # the reader's index
+        late = writer.enroll_embeddings({"sface": table[enrolled[10][0]][None]}, [enrolled[10][0]])
+        assert reader.identify_embeddings(probe(10)).subject == late  # is reloaded
+        assert reader.matches(late, {"sface": table[enrolled[10][1]][None]}).all()
+        writer.delete(ids[0])
+        assert reader.identify_embeddings(probe(0)).subject is None
+        # The reader's own writes keep its index in step with both.
+        extra = reader.enroll_embeddings({"sface": table[enrolled[11][0]][None]}, [enrolled[11][0]])
+        assert reader.identify_embeddings(probe(11)).subject == extra
+        assert writer.identify_embeddings(probe(11)).subject == extra
+        assert writer.identify_embeddings(probe(1)).subject == ids[1]
+        reader.delete(ids[1])
+        assert writer.identify_embeddings(probe(1)).subject is None
+        assert reader.identify_embeddings(probe(10)).subject == late
+
+
 def test_enrol_and_verify_photos(systems, people, lfw_root, tmp_path):
     system, model = systems["plain"]
     enrolled, _ = people

@@ -13,8 +13,9 @@ Search: plain and BioHash templates through `index.TemplateIndex` (exact, or HNS
 `ANN_THRESHOLD`), which proposes the `CANDIDATES` nearest faces by cosine for the predictor to
 score; encrypted templates are all scored under encryption (`encrypted.py`).
 
-The in-memory indexes follow this object's own writes; a gallery written meanwhile by another
-process is seen after reopening.
+The in-memory indexes follow this object's own writes, and every search first reads the
+store's generation (one small query): when another process (a second `serve` on the same
+database, a CLI enrolment beside `serve`) has written since, the indexes are reloaded.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class Gallery:
         self.approximate = approximate
         self._names = list(system.embedder_.names)
         self._indexes: dict[str, TemplateIndex | EncryptedIndex] = {}
+        # The store generation the indexes reflect (None: whatever the store holds now).
+        self._seen: int | None = None
         self._digest_key = _digest_key(system)
 
     @classmethod
@@ -212,7 +215,8 @@ class Gallery:
             written = {name: np.concatenate(parts) for name, parts in rows.items()}
             if faces:
                 self._write_templates(faces, written)
-        self._after_enrolment(faces, owners, written)
+            mine = self.store.generation()
+        self._after_enrolment(faces, owners, written, mine)
         return subjects
 
     def _templates(self, embeddings: Mapping[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
@@ -238,10 +242,30 @@ class Gallery:
                 for face, vector in zip(faces, matrix, strict=True):
                     self.store.put_vector(face, name, vector)
 
+    def _follows(self, mine: int) -> bool:
+        """After this object's own write transaction, committed as generation `mine`: may the
+        indexes be brought up to it by that write alone? Not when another process wrote
+        before it: then they are dropped, to be reloaded."""
+        if self._seen == mine - 1:
+            self._seen = mine
+            return True
+        self._indexes.clear()
+        self._seen = None
+        return False
+
+    def _sync(self) -> None:
+        """Before a search: drop the indexes if another process wrote since they were read."""
+        generation = self.store.generation()
+        if generation != self._seen:
+            self._indexes.clear()
+            self._seen = generation
+
     def _after_enrolment(
-        self, faces: list[int], subjects: list[str], templates: dict[str, np.ndarray]
+        self, faces: list[int], subjects: list[str], templates: dict[str, np.ndarray], mine: int
     ) -> None:
         """Bring the in-memory indexes up to the committed store."""
+        if not self._follows(mine):
+            return
         for name, matrix in templates.items():
             index = self._indexes.get(name)
             if isinstance(index, TemplateIndex):
@@ -263,6 +287,9 @@ class Gallery:
             faces = self.store.delete_subject(subject)
             for index in encrypted:
                 index.erase(self.store, self.system.protections_[index.backbone], faces)
+            mine = self.store.generation()
+        if not self._follows(mine):
+            return len(faces)
         for name in self._names:
             index = self._indexes.get(name)
             if isinstance(index, TemplateIndex):
@@ -324,6 +351,7 @@ class Gallery:
     ) -> tuple[str | None, float, str]:
         """The most probable subject, its probability and what answered: the drawn backbone,
         or "ensemble" (the mean over backbones, as the system's ensemble answers)."""
+        self._sync()
         ks = range(len(self._names)) if sources is None else [int(sources[0])]
         per_backbone = [self._candidates(k, self._probe(k, embeddings)) for k in ks]
         if sources is None:
@@ -370,6 +398,7 @@ class Gallery:
     def _matches(
         self, subject: str, embeddings: Mapping[str, np.ndarray], sources: np.ndarray | None
     ) -> np.ndarray:
+        self._sync()
         n = len(next(iter(embeddings.values())))
         if sources is None:
             per_backbone = [
