@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -168,12 +168,30 @@ class Gallery:
         """Enrol the face (face 1) of each photo as one subject, all or nothing; the subject's
         id (a new one when `subject` is None). Photos already enrolled for the subject are
         skipped, so a re-run adds nothing twice."""
-        if not photos:
+        return self.enroll_many(self.enrolments([photos], [subject], convert_color))[0]
+
+    def enrolments(
+        self,
+        photo_groups: Sequence[Sequence[str | Path]],
+        subjects: Sequence[str | None] | None = None,
+        convert_color: bool = False,
+    ) -> list[Enrolment]:
+        """The `Enrolment` of each group of photos of one person (face 1 of each), for
+        `enroll_many`; all the groups' faces are embedded together (batches through the
+        backbones). `subjects`: the enrolled subject of each group, None for a new one."""
+        subjects = [None] * len(photo_groups) if subjects is None else list(subjects)
+        if any(not photos for photos in photo_groups):
             raise FaceBoneError("enrolment needs at least one photo")
-        digests = [self.photo_digest(path) for path in photos]
+        digests = [[self.photo_digest(path) for path in photos] for photos in photo_groups]
         embedder = self.system.embedder_
-        faces = [embedder.photo_face(path, convert_color, 1) for path in photos]
-        return self.enroll_embeddings(embedder.embed_faces(faces, self._names), digests, subject)
+        faces = [embedder.photo_face(p, convert_color, 1) for ps in photo_groups for p in ps]
+        embedded = embedder.embed_faces(faces, self._names)
+        made, start = [], 0
+        for group, subject in zip(digests, subjects, strict=True):
+            end = start + len(group)
+            made.append(Enrolment({n: e[start:end] for n, e in embedded.items()}, group, subject))
+            start = end
+        return made
 
     def enroll_embeddings(
         self,
@@ -185,10 +203,16 @@ class Gallery:
         whose photos have `digests`."""
         return self.enroll_many([Enrolment(embeddings, digests, subject)])[0]
 
-    def enroll_many(self, enrolments: Sequence[Enrolment]) -> list[str]:
+    def enroll_many(
+        self,
+        enrolments: Sequence[Enrolment],
+        before_commit: Callable[[list[str]], None] | None = None,
+    ) -> list[str]:
         """Several `enroll_embeddings` in one transaction, all or nothing; their subject ids.
         Encrypted templates pay D encryptions per packed block touched by a transaction
-        (`encrypted.py`), so enrolling many people at once is what makes that fast."""
+        (`encrypted.py`), so enrolling many people at once is what makes that fast.
+        `before_commit(subject ids)` runs inside the transaction, last: what it raises rolls
+        the enrolment back (a caller records the ids it is about to commit)."""
         if not enrolments:
             raise FaceBoneError("nothing to enrol")
         checked = []
@@ -216,6 +240,8 @@ class Gallery:
             if faces:
                 self._write_templates(faces, written)
             mine = self.store.generation()
+            if before_commit is not None:
+                before_commit(subjects)
         self._after_enrolment(faces, owners, written, mine)
         return subjects
 
