@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import binom, mannwhitneyu
 
 from byte_search import found_near
+from facebone.attacks.inversion.reconstruction import far_thresholds
 from facebone.data.lfw import scan_lfw
 from facebone.embeddings import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
+from facebone.experiments.threats.stolen import float_windows
 from facebone.gallery.gallery import Enrolment, Gallery
 from facebone.protection import create_protection
 from facebone.system import FRSystem, save_system
@@ -224,6 +227,49 @@ def test_a_stolen_encrypted_store_holds_no_template(systems, people, lfw_embeddi
     units = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     assert found_near(data, units, 0.1) == 0
     assert found_near(data, embeddings, 0.1) == 0
+
+
+def test_what_a_thief_reads_from_a_stolen_encrypted_store_matches_nobody(
+    systems, lfw_root, lfw_embeddings, tmp_path
+):
+    """Inversion from a stolen CKKS gallery without the key is at chance. The thief's
+    candidate templates are the store's float windows (`stolen.float_windows`, as the threat
+    study reads them), one per enrolled face; used as a template (the best an inversion of it
+    could do), none matches an enrolled person's other photo through the system's cosine at
+    the FAR 0.1% threshold more often than it matches people never enrolled. The enrolled
+    templates themselves, in the same measure, match nearly everyone: the measure can fail."""
+    system, model = systems["ckks"]
+    table = lfw_embeddings("sface")
+    by_person: dict[str, list[str]] = {}
+    for image in scan_lfw(lfw_root):
+        by_person.setdefault(image.identity, []).append(image.path)
+    several = [sorted(p) for _, p in sorted(by_person.items()) if len(p) >= 2]
+    enrolled, strangers = several[: len(several) // 2], several[len(several) // 2 :]
+    path = tmp_path / "g.sqlite"
+    with Gallery.create(path, system, model) as gallery:
+        _enrol_all(gallery, lfw_embeddings, enrolled)
+    data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    windows = float_windows(data, len(enrolled), 128, seed=0)
+
+    def units(photos: list[str]) -> np.ndarray:
+        return system.protect("sface", np.stack([table[p] for p in photos]))
+
+    # The FAR 0.1% threshold on impostor pairs of people never enrolled.
+    photos = [p for ps in strangers for p in ps]
+    identities = [p.split("/")[0] for p in photos]
+    threshold = far_thresholds(units(photos), identities, [0.001])[0.001]
+    others = units([ps[1] for ps in enrolled])  # each enrolled person's other photo
+    never = units([ps[1] for ps in strangers])
+    real = units([ps[0] for ps in enrolled])
+    assert np.mean((real @ others.T).max(axis=0) >= threshold) >= 0.9  # the real templates
+
+    best_enrolled = (windows @ others.T).max(axis=0)  # the best window for each person
+    best_never = (windows @ never.T).max(axis=0)
+    trials = len(windows) * len(others)
+    # At chance a window passes for a person at most at the FAR (as another person's face
+    # would); this bound is exceeded with probability 1e-6.
+    assert np.sum(windows @ others.T >= threshold) <= binom.ppf(1 - 1e-6, trials, 0.001)
+    assert mannwhitneyu(best_enrolled, best_never, alternative="greater").pvalue > 1e-4
 
 
 def test_another_model_or_key_is_refused(
