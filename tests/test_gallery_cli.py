@@ -157,18 +157,29 @@ def test_delete_verify_retrains_the_model_without_the_person(
     )
 
 
+@pytest.mark.slow
 def test_bench_gallery_measures_rank1_enrolment_and_search(
     capsys, sface_model, lfw_root, cache_dir
 ):
     argv = ["bench", "--data", str(lfw_root), "--gallery", "--model", str(sface_model)]
-    argv += ["--cache", str(cache_dir), "--images", "12", "--gallery-size", "3000", "--json"]
+    argv += ["--cache", str(cache_dir), "--images", "12", "--gallery-size", "3000"]
+    argv += ["--gallery-encrypted-size", "300", "--gallery-probes", "60", "--json"]
     measured = json.loads(run(capsys, argv))["gallery"]
     rank1, search = measured["rank1"], measured["search"]
-    assert rank1["protection"] is None and rank1["probes"] > 500
-    assert rank1["rank1"] >= 0.97 and rank1["identified"] <= rank1["rank1"]
-    assert measured["enrolment"]["faces"] == 12 and measured["enrolment"]["faces_per_s"] > 0
-    assert search["templates"] == 3000 and search["kind"] == "exact" and search["seed"] == 0
-    assert 0 < search["p50_ms"] <= search["p95_ms"]
+    assert set(rank1) == {"plain", "ckks"}  # the cosine system, its templates both ways
+    for protection, r in rank1.items():
+        assert r["protection"] == (None if protection == "plain" else "ckks")
+        assert r["probes"] == 60 and r["seed"] == 0 and r["subjects"] > 1000
+        assert r["rank1"] >= 0.95 and r["identified"] <= r["rank1"]
+    assert abs(measured["ckks_minus_plain"]) <= 0.02  # CKKS noise is 1e-5 per cosine
+    assert [e["protection"] for e in measured["enrolment"]] == [None, "ckks"]
+    assert all(e["faces"] == 12 and e["faces_per_s"] > 0 for e in measured["enrolment"])
+    assert [(s["kind"], s["templates"]) for s in search] == [
+        ("exact", 3000),
+        ("ann", 3000),
+        ("encrypted", 300),
+    ]
+    assert all(0 < s["p50_ms"] <= s["p95_ms"] and s["seed"] == 0 for s in search)
     assert "--gallery needs --model" in run_error(
         capsys, ["bench", "--data", str(lfw_root), "--gallery"]
     )
