@@ -170,6 +170,38 @@ def test_a_second_gallery_on_the_store_sees_the_first_ones_writes(
         assert reader.identify_embeddings(probe(10)).subject == late
 
 
+def test_the_ensemble_scores_every_proposed_subject_through_every_backbone(
+    sface_dlib_embedder, lfw_root, protocol, lfw_embeddings, tmp_path
+):
+    """SFace + dlib answering together (cosine-fusion): a subject only one backbone's index
+    proposes is scored exactly through the other, so its probability is the mean of both."""
+    system = FRSystem(
+        ["sface", "dlib"], predictor="cosine", mitigation="multi", infer="ensemble"
+    ).fit(sface_dlib_embedder, lfw_root, protocol["target_train"])
+    save_system(system, tmp_path / "fusion")
+    by_person: dict[str, list[str]] = {}
+    for image in scan_lfw(lfw_root):
+        by_person.setdefault(image.identity, []).append(image.path)
+    several = [sorted(p) for _, p in sorted(by_person.items()) if len(p) >= 2][:60]
+    tables = {name: lfw_embeddings(name) for name in ("sface", "dlib")}
+    with Gallery.create(tmp_path / "g.sqlite", system, tmp_path / "fusion") as gallery:
+        ids = gallery.enroll_many(
+            [Enrolment({n: t[p[0]][None] for n, t in tables.items()}, [p[0]]) for p in several]
+        )
+        right = 0
+        for photos, subject in zip(several, ids, strict=True):
+            probe = {n: t[photos[1]] for n, t in tables.items()}
+            found, probability, answered = gallery._best(None, probe)
+            assert answered == "ensemble"
+            exact = [
+                gallery._subject_probabilities(k, found, gallery._probe(k, probe)[None])[0]
+                for k in range(2)
+            ]
+            assert probability == pytest.approx(np.mean(exact), abs=1e-9)
+            right += found == subject
+        assert right >= len(several) - 3  # measured: 60 of 60
+
+
 def test_enrol_and_verify_photos(systems, people, lfw_root, tmp_path):
     system, model = systems["plain"]
     enrolled, _ = people

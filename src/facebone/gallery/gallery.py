@@ -381,12 +381,14 @@ class Gallery:
         ks = range(len(self._names)) if sources is None else [int(sources[0])]
         per_backbone = [self._candidates(k, self._probe(k, embeddings)) for k in ks]
         if sources is None:
-            # A subject one backbone's index did not propose is scored exactly there.
+            # A subject one backbone's index did not propose is scored exactly there (all
+            # such subjects in one call of the predictor).
             union = set().union(*per_backbone)
             for k, found in zip(ks, per_backbone, strict=True):
-                probe = self._probe(k, embeddings)
-                for subject in union - set(found):
-                    found[subject] = self._subject_probabilities(k, subject, probe[None])[0]
+                missing = union - set(found)
+                if missing:
+                    found.update(dict.fromkeys(missing, 0.0))
+                    found.update(self._candidates(k, self._probe(k, embeddings), missing))
             scores = {s: float(np.mean([found[s] for found in per_backbone])) for s in union}
         else:
             scores = per_backbone[0]
@@ -402,22 +404,25 @@ class Gallery:
             raise FaceBoneError(f"no {name} embedding given for the backbone drawn")
         return self.system.protect(name, np.asarray(embeddings[name])[None])[0]
 
-    def _candidates(self, k: int, probe: np.ndarray) -> dict[str, float]:
-        """Subject -> highest probability of its faces among the candidates of backbone k."""
+    def _candidates(
+        self, k: int, probe: np.ndarray, subjects: set[str] | None = None
+    ) -> dict[str, float]:
+        """Subject -> highest probability of its faces among the candidates of backbone k:
+        the index's nearest faces, or every face of `subjects` (encrypted: every face)."""
         name = self._names[k]
         if self.encrypted:
             index = self._encrypted_index(name)
-            subjects = index.subjects
+            owners = index.subjects
             probabilities = self._calibrated(
                 k, index.cosines(self.system.protections_[name], probe)
             )
         else:
             index = self._plain_index(name)
-            rows = index.search(probe, CANDIDATES)
-            subjects = index.subjects_at(rows)
+            rows = index.search(probe, CANDIDATES) if subjects is None else index.rows_of(subjects)
+            owners = index.subjects_at(rows)
             probabilities = self._predicted(k, probe[None], index.templates_at(rows))[0]
         best: dict[str, float] = {}
-        for subject, p in zip(subjects, probabilities, strict=True):
+        for subject, p in zip(owners, probabilities, strict=True):
             best[subject] = max(float(p), best.get(subject, 0.0))
         return best
 
