@@ -157,7 +157,6 @@ def test_delete_verify_retrains_the_model_without_the_person(
     )
 
 
-@pytest.mark.slow
 def test_bench_gallery_measures_rank1_enrolment_and_search(
     capsys, sface_model, lfw_root, cache_dir
 ):
@@ -220,7 +219,6 @@ def _check_batch(capsys, base, store, out, manifest, lfw_root):
         assert found == ids[key]
 
 
-@pytest.mark.slow
 def test_batch_enrolment_killed_with_sigkill_resumes_without_duplicates(
     capsys, tmp_path, sface_model, lfw_root, manifest
 ):
