@@ -12,12 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import binom, mannwhitneyu
 
 from byte_search import found_near
+from facebone.attacks.inversion.reconstruction import far_thresholds
 from facebone.data.lfw import scan_lfw
 from facebone.embeddings import EmbeddingCache
 from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
+from facebone.experiments.threats.stolen import float_windows
 from facebone.gallery.gallery import Enrolment, Gallery
 from facebone.protection import create_protection
 from facebone.system import FRSystem, save_system
@@ -130,6 +133,75 @@ def test_enrol_identify_verify_delete(protection, systems, people, lfw_embedding
         assert reopened.identify_embeddings({"sface": table[enrolled[1][1]]}).subject == ids[1]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_second_gallery_on_the_store_sees_the_first_ones_writes(
+    backend, request, systems, people, lfw_embeddings, tmp_path
+):
+    """Two processes on one store (two `serve` on one database, a CLI enrolment beside
+    `serve`): each searches what the other committed, without reopening."""
+    system, model = systems["plain"]
+    enrolled, _ = people
+    table = lfw_embeddings("sface")
+    location = (
+        request.getfixturevalue("postgres_url") if backend == "postgresql" else tmp_path / "g"
+    )
+
+    def probe(n: int) -> dict:
+        return {"sface": table[enrolled[n][1]]}
+
+    with (
+        Gallery.create(location, system, model) as writer,
+        Gallery.open(location, system, model) as reader,
+    ):
+        ids = _enrol_all(writer, lfw_embeddings, enrolled[:10])
+        assert reader.identify_embeddings(probe(0)).subject == ids[0]  # the reader's index
+        late = writer.enroll_embeddings({"sface": table[enrolled[10][0]][None]}, [enrolled[10][0]])
+        assert reader.identify_embeddings(probe(10)).subject == late  # is reloaded
+        assert reader.matches(late, {"sface": table[enrolled[10][1]][None]}).all()
+        writer.delete(ids[0])
+        assert reader.identify_embeddings(probe(0)).subject is None
+        # The reader's own writes keep its index in step with both.
+        extra = reader.enroll_embeddings({"sface": table[enrolled[11][0]][None]}, [enrolled[11][0]])
+        assert reader.identify_embeddings(probe(11)).subject == extra
+        assert writer.identify_embeddings(probe(11)).subject == extra
+        assert writer.identify_embeddings(probe(1)).subject == ids[1]
+        reader.delete(ids[1])
+        assert writer.identify_embeddings(probe(1)).subject is None
+        assert reader.identify_embeddings(probe(10)).subject == late
+
+
+def test_the_ensemble_scores_every_proposed_subject_through_every_backbone(
+    sface_dlib_embedder, lfw_root, protocol, lfw_embeddings, tmp_path
+):
+    """SFace + dlib answering together (cosine-fusion): a subject only one backbone's index
+    proposes is scored exactly through the other, so its probability is the mean of both."""
+    system = FRSystem(
+        ["sface", "dlib"], predictor="cosine", mitigation="multi", infer="ensemble"
+    ).fit(sface_dlib_embedder, lfw_root, protocol["target_train"])
+    save_system(system, tmp_path / "fusion")
+    by_person: dict[str, list[str]] = {}
+    for image in scan_lfw(lfw_root):
+        by_person.setdefault(image.identity, []).append(image.path)
+    several = [sorted(p) for _, p in sorted(by_person.items()) if len(p) >= 2][:60]
+    tables = {name: lfw_embeddings(name) for name in ("sface", "dlib")}
+    with Gallery.create(tmp_path / "g.sqlite", system, tmp_path / "fusion") as gallery:
+        ids = gallery.enroll_many(
+            [Enrolment({n: t[p[0]][None] for n, t in tables.items()}, [p[0]]) for p in several]
+        )
+        right = 0
+        for photos, subject in zip(several, ids, strict=True):
+            probe = {n: t[photos[1]] for n, t in tables.items()}
+            found, probability, answered = gallery._best(None, probe)
+            assert answered == "ensemble"
+            exact = [
+                gallery._subject_probabilities(k, found, gallery._probe(k, probe)[None])[0]
+                for k in range(2)
+            ]
+            assert probability == pytest.approx(np.mean(exact), abs=1e-9)
+            right += found == subject
+        assert right >= len(several) - 3  # measured: 60 of 60
+
+
 def test_enrol_and_verify_photos(systems, people, lfw_root, tmp_path):
     system, model = systems["plain"]
     enrolled, _ = people
@@ -187,6 +259,49 @@ def test_a_stolen_encrypted_store_holds_no_template(systems, people, lfw_embeddi
     units = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     assert found_near(data, units, 0.1) == 0
     assert found_near(data, embeddings, 0.1) == 0
+
+
+def test_what_a_thief_reads_from_a_stolen_encrypted_store_matches_nobody(
+    systems, lfw_root, lfw_embeddings, tmp_path
+):
+    """Inversion from a stolen CKKS gallery without the key is at chance. The thief's
+    candidate templates are the store's float windows (`stolen.float_windows`, as the threat
+    study reads them), one per enrolled face; used as a template (the best an inversion of it
+    could do), none matches an enrolled person's other photo through the system's cosine at
+    the FAR 0.1% threshold more often than it matches people never enrolled. The enrolled
+    templates themselves, in the same measure, match nearly everyone: the measure can fail."""
+    system, model = systems["ckks"]
+    table = lfw_embeddings("sface")
+    by_person: dict[str, list[str]] = {}
+    for image in scan_lfw(lfw_root):
+        by_person.setdefault(image.identity, []).append(image.path)
+    several = [sorted(p) for _, p in sorted(by_person.items()) if len(p) >= 2]
+    enrolled, strangers = several[: len(several) // 2], several[len(several) // 2 :]
+    path = tmp_path / "g.sqlite"
+    with Gallery.create(path, system, model) as gallery:
+        _enrol_all(gallery, lfw_embeddings, enrolled)
+    data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    windows = float_windows(data, len(enrolled), 128, seed=0)
+
+    def units(photos: list[str]) -> np.ndarray:
+        return system.protect("sface", np.stack([table[p] for p in photos]))
+
+    # The FAR 0.1% threshold on impostor pairs of people never enrolled.
+    photos = [p for ps in strangers for p in ps]
+    identities = [p.split("/")[0] for p in photos]
+    threshold = far_thresholds(units(photos), identities, [0.001])[0.001]
+    others = units([ps[1] for ps in enrolled])  # each enrolled person's other photo
+    never = units([ps[1] for ps in strangers])
+    real = units([ps[0] for ps in enrolled])
+    assert np.mean((real @ others.T).max(axis=0) >= threshold) >= 0.9  # the real templates
+
+    best_enrolled = (windows @ others.T).max(axis=0)  # the best window for each person
+    best_never = (windows @ never.T).max(axis=0)
+    trials = len(windows) * len(others)
+    # At chance a window passes for a person at most at the FAR (as another person's face
+    # would); this bound is exceeded with probability 1e-6.
+    assert np.sum(windows @ others.T >= threshold) <= binom.ppf(1 - 1e-6, trials, 0.001)
+    assert mannwhitneyu(best_enrolled, best_never, alternative="greater").pvalue > 1e-4
 
 
 def test_another_model_or_key_is_refused(

@@ -125,3 +125,24 @@ def test_blocks_are_replaced_whole(store):
     assert sorted(blocks) == [0, 1] and blocks[0][7] == bytes([7]) and blocks[1] == [b"one"] * 128
     with pytest.raises(FaceBoneError):
         store.put_block("sface", 2, [b"x"] * 3)  # one ciphertext per coordinate
+
+
+def test_every_committed_write_transaction_moves_the_generation_for_every_connection(
+    store, store_location, faces
+):
+    assert store.generation() == 0
+    with open_store(store_location) as other:
+        with store.transaction():
+            subject = store.new_subject()
+            with store.transaction():  # a nested transaction joins the outer one
+                store.put_vector(store.add_face(subject, "a"), "sface", faces[0])
+            assert store.generation() == 1  # this connection sees its own transaction
+        assert other.generation() == 1
+        other.new_subject()  # a single write is a transaction of its own
+        assert store.generation() == other.generation() == 2
+        with pytest.raises(RuntimeError), other.transaction():
+            other.new_subject()
+            raise RuntimeError("rolled back")
+        assert store.generation() == 2  # a transaction rolled back moves nothing
+        store.delete_subject(subject)
+        assert other.generation() == 3

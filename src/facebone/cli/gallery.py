@@ -57,12 +57,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enroll = _action(
         actions,
         "enroll",
-        "enrol photos of one person; prints the subject's id",
+        "enrol photos of one person (prints the subject's id), or many people with --batch",
         _enroll,
-        photos="+",
+        photos="*",
     )
     enroll.add_argument(
         "--subject", help="add the photos to this enrolled subject instead of a new one"
+    )
+    batch = enroll.add_argument_group(
+        "batch enrolment (--batch)",
+        "many people, --batch-size per transaction (an encrypted gallery's transaction costs "
+        "seconds whatever it holds); prints JSON {key: subject id}. With --out, the file is "
+        "rewritten after every transaction, and --resume after a kill enrols only the rest, "
+        "nobody twice",
+    )
+    batch.add_argument(
+        "--batch",
+        type=Path,
+        metavar="MANIFEST",
+        help="CSV with the header key,photo: your own key per person (never stored; a key's "
+        "rows are one subject) and a photo path (relative to the manifest's folder)",
+    )
+    batch.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="people per transaction (default 64)",
+    )
+    batch.add_argument("--out", type=Path, help="write the {key: subject id} JSON here")
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="--out exists from an interrupted run: enrol the people it does not hold yet",
+    )
+    batch.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out and enrol everyone anew (people it holds get second "
+        "subjects)",
     )
     _action(actions, "identify", "who in the gallery is this? the id, or no match", _identify, "")
     verify = _action(
@@ -130,15 +162,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _action(
     actions: argparse._SubParsersAction, name: str, text: str, handler, photos: str | None = None
 ) -> argparse.ArgumentParser:
-    """An action that loads the model: --store, --model, --key-file, --json; `photos`: "+" for
-    one or more photos, "" for exactly one, None for none."""
+    """An action that loads the model: --store, --model, --key-file, --json; `photos`: "+" or
+    "*" for photos (argparse's nargs), "" for exactly one, None for none."""
     parser = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
     parser.add_argument("--store", required=True, help=STORE_HELP)
     parser.add_argument("--model", type=Path, required=True, help="model directory")
     add_key_file_argument(parser)
     if photos is not None:
         if photos:
-            parser.add_argument("photos", type=Path, nargs="+", metavar="PHOTO", help="photos")
+            parser.add_argument("photos", type=Path, nargs=photos, metavar="PHOTO", help="photos")
         else:
             parser.add_argument("photo", type=Path, metavar="PHOTO", help="the photo")
         add_convert_color_argument(parser)
@@ -198,11 +230,81 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
+    if args.batch is not None:
+        return _enroll_batch(args)
+    for flag in ("batch_size", "out", "resume", "force"):
+        if getattr(args, flag) not in (None, False):
+            raise FaceBoneError(f"--{flag.replace('_', '-')} is for --batch")
+    if not args.photos:
+        raise FaceBoneError("give the photos of one person, or --batch MANIFEST")
     _check(args, args.photos)
     with _opened(args) as gallery:
         subject = gallery.enroll(args.photos, args.subject, args.convert_color)
     # The id alone on stdout, so that `ID=$(facebone gallery enroll ...)` works.
     emit({"subject": subject, "photos": len(args.photos)}, args.json, subject)
+    return 0
+
+
+def _enroll_batch(args: argparse.Namespace) -> int:
+    import json
+
+    from facebone.cli.output import check_outputs
+    from facebone.gallery.batch import (
+        BATCH_SIZE,
+        Journal,
+        enroll_batch,
+        progress_logger,
+        read_manifest,
+    )
+
+    if args.photos or args.subject:
+        raise FaceBoneError("--batch enrols the manifest's people: give no photos nor --subject")
+    if args.resume and args.force:
+        raise FaceBoneError("--resume continues --out, --force replaces it: give one")
+    if args.resume and args.out is None:
+        raise FaceBoneError("--resume needs --out, the file of the interrupted run")
+    size = BATCH_SIZE if args.batch_size is None else args.batch_size
+    if size < 1:
+        raise FaceBoneError(f"--batch-size must be at least 1, got {size}")
+    _check(args)
+    journal = None
+    if args.out is not None:
+        if args.out.exists() and not (args.resume or args.force):
+            raise FaceBoneError(
+                f"--out {args.out} already exists: give --resume to continue the enrolment it "
+                "records, or --force to replace it"
+            )
+        check_outputs("--out", [args.out], force=True)
+        journal = Journal(args.out)
+        if journal.pending_path.exists() and not (args.resume or args.force):
+            raise FaceBoneError(
+                f"{journal.pending_path} records an interrupted run: give --resume to finish it"
+            )
+    people = read_manifest(args.batch)
+    with _opened(args) as gallery:
+        if journal is not None and args.resume:
+            journal.resume(gallery)
+        elif journal is not None:
+            journal.pending_path.unlink(missing_ok=True)  # --force: the old run is let go
+        recorded = journal.done if journal is not None else {}
+        done = enroll_batch(
+            gallery,
+            people,
+            size,
+            args.convert_color,
+            journal,
+            progress_logger(sum(p.key not in recorded for p in people)),
+        )
+    if journal is None:
+        print(json.dumps(done, indent=1, sort_keys=True))
+        return 0
+    if not journal.path.exists():  # nothing left to enrol: still leave the answer
+        journal.commit({})
+    emit(
+        {"people": len(done), "out": str(args.out)},
+        args.json,
+        f"{len(done)} people enrolled; their subject ids are in {args.out}",
+    )
     return 0
 
 

@@ -13,8 +13,9 @@ Search: plain and BioHash templates through `index.TemplateIndex` (exact, or HNS
 `ANN_THRESHOLD`), which proposes the `CANDIDATES` nearest faces by cosine for the predictor to
 score; encrypted templates are all scored under encryption (`encrypted.py`).
 
-The in-memory indexes follow this object's own writes; a gallery written meanwhile by another
-process is seen after reopening.
+The in-memory indexes follow this object's own writes, and every search first reads the
+store's generation (one small query): when another process (a second `serve` on the same
+database, a CLI enrolment beside `serve`) has written since, the indexes are reloaded.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,6 +104,8 @@ class Gallery:
         self.approximate = approximate
         self._names = list(system.embedder_.names)
         self._indexes: dict[str, TemplateIndex | EncryptedIndex] = {}
+        # The store generation the indexes reflect (None: whatever the store holds now).
+        self._seen: int | None = None
         self._digest_key = _digest_key(system)
 
     @classmethod
@@ -170,12 +173,30 @@ class Gallery:
         """Enrol the face (face 1) of each photo as one subject, all or nothing; the subject's
         id (a new one when `subject` is None). Photos already enrolled for the subject are
         skipped, so a re-run adds nothing twice."""
-        if not photos:
+        return self.enroll_many(self.enrolments([photos], [subject], convert_color))[0]
+
+    def enrolments(
+        self,
+        photo_groups: Sequence[Sequence[str | Path]],
+        subjects: Sequence[str | None] | None = None,
+        convert_color: bool = False,
+    ) -> list[Enrolment]:
+        """The `Enrolment` of each group of photos of one person (face 1 of each), for
+        `enroll_many`; all the groups' faces are embedded together (batches through the
+        backbones). `subjects`: the enrolled subject of each group, None for a new one."""
+        subjects = [None] * len(photo_groups) if subjects is None else list(subjects)
+        if any(not photos for photos in photo_groups):
             raise FaceBoneError("enrolment needs at least one photo")
-        digests = [self.photo_digest(path) for path in photos]
+        digests = [[self.photo_digest(path) for path in photos] for photos in photo_groups]
         embedder = self.system.embedder_
-        faces = [embedder.photo_face(path, convert_color, 1) for path in photos]
-        return self.enroll_embeddings(embedder.embed_faces(faces, self._names), digests, subject)
+        faces = [embedder.photo_face(p, convert_color, 1) for ps in photo_groups for p in ps]
+        embedded = embedder.embed_faces(faces, self._names)
+        made, start = [], 0
+        for group, subject in zip(digests, subjects, strict=True):
+            end = start + len(group)
+            made.append(Enrolment({n: e[start:end] for n, e in embedded.items()}, group, subject))
+            start = end
+        return made
 
     def enroll_embeddings(
         self,
@@ -187,10 +208,16 @@ class Gallery:
         whose photos have `digests`."""
         return self.enroll_many([Enrolment(embeddings, digests, subject)])[0]
 
-    def enroll_many(self, enrolments: Sequence[Enrolment]) -> list[str]:
+    def enroll_many(
+        self,
+        enrolments: Sequence[Enrolment],
+        before_commit: Callable[[list[str]], None] | None = None,
+    ) -> list[str]:
         """Several `enroll_embeddings` in one transaction, all or nothing; their subject ids.
         Encrypted templates pay D encryptions per packed block touched by a transaction
-        (`encrypted.py`), so enrolling many people at once is what makes that fast."""
+        (`encrypted.py`), so enrolling many people at once is what makes that fast.
+        `before_commit(subject ids)` runs inside the transaction, last: what it raises rolls
+        the enrolment back (a caller records the ids it is about to commit)."""
         if not enrolments:
             raise FaceBoneError("nothing to enrol")
         checked = []
@@ -217,7 +244,10 @@ class Gallery:
             written = {name: np.concatenate(parts) for name, parts in rows.items()}
             if faces:
                 self._write_templates(faces, written)
-        self._after_enrolment(faces, owners, written)
+            mine = self.store.generation()
+            if before_commit is not None:
+                before_commit(subjects)
+        self._after_enrolment(faces, owners, written, mine)
         return subjects
 
     def _templates(self, embeddings: Mapping[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
@@ -243,10 +273,30 @@ class Gallery:
                 for face, vector in zip(faces, matrix, strict=True):
                     self.store.put_vector(face, name, vector)
 
+    def _follows(self, mine: int) -> bool:
+        """After this object's own write transaction, committed as generation `mine`: may the
+        indexes be brought up to it by that write alone? Not when another process wrote
+        before it: then they are dropped, to be reloaded."""
+        if self._seen == mine - 1:
+            self._seen = mine
+            return True
+        self._indexes.clear()
+        self._seen = None
+        return False
+
+    def _sync(self) -> None:
+        """Before a search: drop the indexes if another process wrote since they were read."""
+        generation = self.store.generation()
+        if generation != self._seen:
+            self._indexes.clear()
+            self._seen = generation
+
     def _after_enrolment(
-        self, faces: list[int], subjects: list[str], templates: dict[str, np.ndarray]
+        self, faces: list[int], subjects: list[str], templates: dict[str, np.ndarray], mine: int
     ) -> None:
         """Bring the in-memory indexes up to the committed store."""
+        if not self._follows(mine):
+            return
         for name, matrix in templates.items():
             index = self._indexes.get(name)
             if isinstance(index, TemplateIndex):
@@ -268,6 +318,9 @@ class Gallery:
             faces = self.store.delete_subject(subject)
             for index in encrypted:
                 index.erase(self.store, self.system.protections_[index.backbone], faces)
+            mine = self.store.generation()
+        if not self._follows(mine):
+            return len(faces)
         for name in self._names:
             index = self._indexes.get(name)
             if isinstance(index, TemplateIndex):
@@ -329,15 +382,18 @@ class Gallery:
     ) -> tuple[str | None, float, str]:
         """The most probable subject, its probability and what answered: the drawn backbone,
         or "ensemble" (the mean over backbones, as the system's ensemble answers)."""
+        self._sync()
         ks = range(len(self._names)) if sources is None else [int(sources[0])]
         per_backbone = [self._candidates(k, self._probe(k, embeddings)) for k in ks]
         if sources is None:
-            # A subject one backbone's index did not propose is scored exactly there.
+            # A subject one backbone's index did not propose is scored exactly there (all
+            # such subjects in one call of the predictor).
             union = set().union(*per_backbone)
             for k, found in zip(ks, per_backbone, strict=True):
-                probe = self._probe(k, embeddings)
-                for subject in union - set(found):
-                    found[subject] = self._subject_probabilities(k, subject, probe[None])[0]
+                missing = union - set(found)
+                if missing:
+                    found.update(dict.fromkeys(missing, 0.0))
+                    found.update(self._candidates(k, self._probe(k, embeddings), missing))
             scores = {s: float(np.mean([found[s] for found in per_backbone])) for s in union}
         else:
             scores = per_backbone[0]
@@ -353,28 +409,32 @@ class Gallery:
             raise FaceBoneError(f"no {name} embedding given for the backbone drawn")
         return self.system.protect(name, np.asarray(embeddings[name])[None])[0]
 
-    def _candidates(self, k: int, probe: np.ndarray) -> dict[str, float]:
-        """Subject -> highest probability of its faces among the candidates of backbone k."""
+    def _candidates(
+        self, k: int, probe: np.ndarray, subjects: set[str] | None = None
+    ) -> dict[str, float]:
+        """Subject -> highest probability of its faces among the candidates of backbone k:
+        the index's nearest faces, or every face of `subjects` (encrypted: every face)."""
         name = self._names[k]
         if self.encrypted:
             index = self._encrypted_index(name)
-            subjects = index.subjects
+            owners = index.subjects
             probabilities = self._calibrated(
                 k, index.cosines(self.system.protections_[name], probe)
             )
         else:
             index = self._plain_index(name)
-            rows = index.search(probe, CANDIDATES)
-            subjects = index.subjects_at(rows)
+            rows = index.search(probe, CANDIDATES) if subjects is None else index.rows_of(subjects)
+            owners = index.subjects_at(rows)
             probabilities = self._predicted(k, probe[None], index.templates_at(rows))[0]
         best: dict[str, float] = {}
-        for subject, p in zip(subjects, probabilities, strict=True):
+        for subject, p in zip(owners, probabilities, strict=True):
             best[subject] = max(float(p), best.get(subject, 0.0))
         return best
 
     def _matches(
         self, subject: str, embeddings: Mapping[str, np.ndarray], sources: np.ndarray | None
     ) -> np.ndarray:
+        self._sync()
         n = len(next(iter(embeddings.values())))
         if sources is None:
             per_backbone = [

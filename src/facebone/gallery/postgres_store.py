@@ -41,7 +41,8 @@ PREFIX = "facebone_gallery_"
 CONNECT_TIMEOUT_S = 10
 
 SCHEMA = (
-    "CREATE TABLE {meta} (meta TEXT NOT NULL)",
+    # `generation` counts the committed write transactions (`GalleryStore.generation`).
+    "CREATE TABLE {meta} (meta TEXT NOT NULL, generation BIGINT NOT NULL DEFAULT 0)",
     "CREATE TABLE {subjects} (id TEXT PRIMARY KEY, created DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE {faces} (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
     " subject TEXT NOT NULL REFERENCES {subjects}(id) ON DELETE CASCADE,"
@@ -127,6 +128,7 @@ class PostgresStore(GalleryStore):
         self._url = url
         self.meta = meta
         self._lock = threading.RLock()
+        self._depth = 0
 
     @classmethod
     def open(cls, url: str, create: bool = False, meta: GalleryMeta | None = None) -> PostgresStore:
@@ -253,24 +255,38 @@ class PostgresStore(GalleryStore):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN ... COMMIT (a nested one is a savepoint). The lock keeps another thread's
-        statements out of this transaction, as the SQLite store does."""
+        statements out of this transaction, as the SQLite store does; the generation's row
+        lock, taken first, keeps another connection's write transaction out until this one
+        ends (READ COMMITTED alone would let two encrypted enrolments both read a block and
+        the second overwrite the first's addition)."""
         try:
             with self._lock, self._connection.transaction():
-                yield
+                self._depth += 1
+                try:
+                    if self._depth == 1:
+                        self._execute("UPDATE {meta} SET generation = generation + 1")
+                    yield
+                finally:
+                    self._depth -= 1
         except psycopg.OperationalError as error:
             raise self._lost(error) from None
 
+    def generation(self) -> int:
+        return int(self._execute("SELECT generation FROM {meta}").fetchone()[0])
+
+    def _write(self, template: str, params: tuple = ()) -> psycopg.Cursor:
+        with self.transaction():
+            return self._execute(template, params)
+
     def new_subject(self) -> str:
         subject = secrets.token_hex(16)
-        self._execute(
-            "INSERT INTO {subjects} (id, created) VALUES (%s, %s)", (subject, time.time())
-        )
+        self._write("INSERT INTO {subjects} (id, created) VALUES (%s, %s)", (subject, time.time()))
         return subject
 
     def add_face(self, subject: str, digest: str) -> int | None:
         if not self.has_subject(subject):
             raise FaceBoneError(f"no subject {subject!r} in the gallery")
-        row = self._execute(
+        row = self._write(
             "INSERT INTO {faces} (subject, digest) VALUES (%s, %s)"
             " ON CONFLICT (subject, digest) DO NOTHING RETURNING id",
             (subject, digest),
@@ -278,7 +294,7 @@ class PostgresStore(GalleryStore):
         return None if row is None else int(row[0])
 
     def put_vector(self, face: int, backbone: str, vector: np.ndarray) -> None:
-        self._execute(
+        self._write(
             "INSERT INTO {vectors} (face, backbone, vector) VALUES (%s, %s, %b)"
             " ON CONFLICT (face, backbone) DO UPDATE SET vector = excluded.vector",
             (face, backbone, self._template(backbone, vector)),
@@ -339,7 +355,7 @@ class PostgresStore(GalleryStore):
 
     def put_slot(self, face: int, backbone: str, block: int, slot: int) -> None:
         self._width(backbone)
-        self._execute(
+        self._write(
             "INSERT INTO {slots} (face, backbone, block, slot) VALUES (%s, %s, %s, %s)",
             (face, backbone, block, slot),
         )

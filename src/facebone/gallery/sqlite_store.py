@@ -144,8 +144,9 @@ class SQLiteStore(GalleryStore):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; a nested `transaction()` joins the outer one. After a
-        commit that deleted anything, the -wal file is checkpointed and emptied."""
+        """BEGIN IMMEDIATE (which waits for another connection's writer) ... COMMIT; a nested
+        `transaction()` joins the outer one. After a commit that deleted anything, the -wal
+        file is checkpointed and emptied."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -157,6 +158,10 @@ class SQLiteStore(GalleryStore):
             self._db.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
+                self._db.execute(
+                    "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT (key) DO UPDATE"
+                    " SET value = CAST(value AS INTEGER) + 1"
+                )
                 yield
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -168,6 +173,10 @@ class SQLiteStore(GalleryStore):
             if self._deleted:
                 self._deleted = False
                 self._checkpoint()
+
+    def generation(self) -> int:
+        row = self._read("SELECT value FROM meta WHERE key = 'generation'")
+        return int(row[0][0]) if row else 0
 
     def _checkpoint(self) -> None:
         for _ in range(CHECKPOINT_TRIES):

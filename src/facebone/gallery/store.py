@@ -6,6 +6,12 @@ for plain and BioHash templates, or a slot in CKKS-packed blocks of ciphertexts
 (`encrypted.py`). It does no embedding and no matching maths; `gallery.py` does. Every write
 happens inside `transaction()`, so an enrolment or a deletion is all or nothing, and a process
 killed mid-way loses nothing already committed.
+
+Several processes may share a store (two `serve` on one PostgreSQL database, a CLI enrolment
+beside a running `serve`). Write transactions never interleave: the second waits for the
+first's commit (an encrypted enrolment reads a block, adds to it and writes it back). Every
+write transaction moves the store's `generation`, so a process that keeps templates in memory
+learns with one cheap query that someone else wrote, and reloads them.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ class GalleryStore(ABC):
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
-        """All writes inside one `with` block commit together, or none does."""
+        """All writes inside one `with` block commit together, or none does. It waits for any
+        other connection's write transaction to end, then increments the generation (a
+        nested `transaction()` joins the outer one and increments nothing)."""
+
+    @abstractmethod
+    def generation(self) -> int:
+        """How many write transactions the store has committed (0 for a new store); inside a
+        transaction of this connection, including that one."""
 
     @abstractmethod
     def new_subject(self) -> str:

@@ -42,20 +42,26 @@ def thief_templates(
 
 
 def _ciphertext_windows(key, embeddings: np.ndarray, seed: int) -> np.ndarray:
-    """The stored bytes of `embeddings` encrypted under `key`, read as float32 windows of the
-    template's width from the middle of the store, where the ciphertexts lie (its start holds
-    the header and the public context, alike in every store), one per face, dealt to the faces
-    in a random order: a ciphertext holds one coordinate of many faces, so no window belongs
-    to a face, and a window's place must not stand in for the face's place in the store.
-    Made finite and scaled to unit length, as a template is."""
+    """The stored bytes of `embeddings` encrypted under `key`, read as `float_windows`."""
     n, dim = embeddings.shape
-    data = key.encrypt(key.transform(embeddings)).to_bytes()
+    return float_windows(key.encrypt(key.transform(embeddings)).to_bytes(), n, dim, seed)
+
+
+def float_windows(data: bytes, count: int, dim: int, seed: int) -> np.ndarray:
+    """What a thief takes for `count` templates of width `dim` from stored bytes `data` (a
+    store file, ciphertexts): consecutive float32 windows from the middle of the bytes, where
+    the ciphertexts lie (the start holds the header and the public context, alike in every
+    store), dealt in a random order (`seed`): a ciphertext holds one coordinate of many faces,
+    so no window belongs to a face, and a window's place must not stand in for the face's
+    place in the store. Made finite and scaled to unit length, as a template is."""
     start = len(data) // 2
-    floats = np.frombuffer(data[start : start + n * dim * 4], dtype=np.float32)
+    floats = np.frombuffer(data[start : start + count * dim * 4], dtype=np.float32)
+    if len(floats) != count * dim:
+        raise ValueError(f"{len(data)} bytes hold no {count} windows of {dim} floats")
     with np.errstate(invalid="ignore", over="ignore"):  # random bytes hold NaNs and infinities
         windows = np.nan_to_num(floats.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    windows = np.clip(windows, -1e6, 1e6).reshape(n, dim)[
-        np.random.default_rng(seed).permutation(n)
+    windows = np.clip(windows, -1e6, 1e6).reshape(count, dim)[
+        np.random.default_rng(seed).permutation(count)
     ]
     norms = np.linalg.norm(windows, axis=1, keepdims=True)
     return windows / np.where(norms > 0, norms, 1.0)
