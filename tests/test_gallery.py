@@ -386,3 +386,19 @@ def test_kill_9_during_an_enrolment_of_1000_faces_loses_nothing_committed(
         for subject, photo in committed[:50]:
             gallery.enroll_embeddings({"sface": table[photo][None]}, [photo], subject)
         assert {s.id: s.faces for s in gallery.subjects()} == stored
+
+
+@pytest.mark.parametrize("protection", ["plain", "ckks"])
+def test_warm_up_loads_every_index_before_the_first_search(
+    protection, systems, people, lfw_embeddings, tmp_path
+):
+    system, model = systems[protection]
+    enrolled, _ = people
+    with Gallery.create(tmp_path / "g.sqlite", system, model) as gallery:
+        ids = _enrol_all(gallery, lfw_embeddings, enrolled[:3])
+    with Gallery.open(tmp_path / "g.sqlite", system, model) as gallery:
+        assert not gallery._indexes  # opening reads no template
+        gallery.warm_up()
+        assert sorted(gallery._indexes) == ["sface"]
+        probe = {"sface": lfw_embeddings("sface")[enrolled[1][1]]}
+        assert gallery.identify_embeddings(probe).subject == ids[1]

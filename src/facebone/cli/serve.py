@@ -201,6 +201,7 @@ def _open_gallery(args: argparse.Namespace, system) -> Iterator["Gallery | None"
     from facebone.gallery.gallery import Gallery
 
     with Gallery.open(args.gallery, system, args.model) as gallery:
+        gallery.warm_up()  # the first identification must not wait for the index
         yield gallery
 
 

@@ -70,6 +70,11 @@ class EncryptedIndex:
             self._parsed[number] = ciphertexts_from(self.context, self._stored[number])
         return self._parsed[number]
 
+    def parse_all(self) -> None:
+        """Parse every block now (a search parses them all)."""
+        for number in range(len(self._stored)):
+            self.block(number)
+
     def enrol(self, store: GalleryStore, faces: list[int], units: np.ndarray) -> None:
         """Write the unit templates `units` (n, D) of `faces` into free slots, inside the
         caller's transaction. The index itself is stale afterwards: reload it once committed."""

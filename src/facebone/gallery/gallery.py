@@ -491,6 +491,17 @@ class Gallery:
         sources = np.full(len(cosines), k, dtype=np.int64)
         return self.system.predictor_.predict_proba_of_scores(cosines, sources)
 
+    def warm_up(self) -> None:
+        """Load every backbone's index now, as the first search would: an HNSW graph over
+        100,000 templates takes minutes to build on 2 cores, which a server spends before its
+        first client rather than during its first request."""
+        self._sync()
+        for name in self._names:
+            if self.encrypted:
+                self._encrypted_index(name).parse_all()
+            else:
+                self._plain_index(name)
+
     def _plain_index(self, name: str) -> TemplateIndex:
         if name not in self._indexes:
             ids, subjects, templates = self.store.vectors(name)
