@@ -87,6 +87,17 @@ def demo_workdir(lfw_root, cache_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sface_embedder(cache_dir, lfw_embeddings):
+    """An SFace `Embedder` over the shared cache, filled once for all LFW images."""
+    from facebone.embeddings.embedder import Embedder
+
+    lfw_embeddings("sface")
+    made = Embedder(["sface"], EmbeddingCache(cache_dir), progress=False)
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="session")
 def sface_dlib_embedder(cache_dir, lfw_embeddings):
     """An SFace + dlib `Embedder` over the shared cache, filled once for all LFW images."""
     from facebone.embeddings.embedder import Embedder

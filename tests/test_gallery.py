@@ -17,8 +17,6 @@ from scipy.stats import binom, mannwhitneyu
 from byte_search import found_near
 from facebone.attacks.inversion.reconstruction import far_thresholds
 from facebone.data.lfw import scan_lfw
-from facebone.embeddings import EmbeddingCache
-from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.experiments.threats.stolen import float_windows
 from facebone.gallery.gallery import Enrolment, Gallery
@@ -43,11 +41,8 @@ def people(lfw_root):
 
 
 @pytest.fixture(scope="module")
-def embedder(cache_dir, lfw_embeddings):
-    lfw_embeddings("sface")
-    made = Embedder(["sface"], EmbeddingCache(cache_dir), progress=False)
-    yield made
-    made.close()
+def embedder(sface_embedder):
+    return sface_embedder
 
 
 def _biohash_key(lfw_embeddings, protocol, seed):

@@ -17,8 +17,6 @@ from facebone.attacks.base import identity_of
 from facebone.attacks.membership.parameter import fit_calibrations
 from facebone.attacks.system_target import system_pair_scores
 from facebone.data.pairs import pair_labels
-from facebone.embeddings import EmbeddingCache
-from facebone.embeddings.embedder import Embedder
 from facebone.errors import FaceBoneError
 from facebone.experiments.regimes import balanced_subset
 from facebone.gallery.erasure import (
@@ -73,11 +71,8 @@ class StandInGallery:
 
 
 @pytest.fixture(scope="module")
-def sface(cache_dir, lfw_embeddings):
-    lfw_embeddings("sface")
-    made = Embedder(["sface"], EmbeddingCache(cache_dir), progress=False)
-    yield made
-    made.close()
+def sface(sface_embedder):
+    return sface_embedder
 
 
 def people_by_pairs(pairs):
