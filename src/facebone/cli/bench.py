@@ -336,8 +336,9 @@ def _run_inversion(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     for flag in ("images", "epochs", "steps", "targets"):
-        if (getattr(args, flag) or 1) < 1:
-            raise FaceBoneError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+        value = getattr(args, flag)  # None: not given, the default applies
+        if value is not None and value < 1:
+            raise FaceBoneError(f"--{flag} must be at least 1, got {value}")
     if args.images < 2 or args.queries < 20:
         raise FaceBoneError("--inversion needs --images of at least 2 and --queries of at least 20")
     attacker = make_protocol(scan_lfw(args.data), seed=args.seed)["attacker"]
