@@ -32,7 +32,7 @@ from facebone.gallery.batch import BATCH_SIZE, Person, enroll_batch
 from facebone.gallery.gallery import Enrolment, Gallery, _meta_for
 from facebone.gallery.store import open_store
 from facebone.protection import create_protection
-from facebone.system.fr_system import THRESHOLD, FRSystem
+from facebone.system.fr_system import FRSystem
 
 
 @dataclass(frozen=True)
@@ -124,10 +124,9 @@ def rank1_accuracy(
         own = dict(zip(by_person, subjects, strict=True))
         best = right = 0
         for path, person in everyone:
-            sources = system._query_sources(1)
-            found, probability, _ = gallery._best(sources, {n: embeddings[n][path] for n in names})
+            found, clears = gallery.best_subject_embeddings({n: embeddings[n][path] for n in names})
             best += found == own[person]
-            right += found == own[person] and probability >= THRESHOLD
+            right += found == own[person] and clears
     return Rank1(
         system.template_protection,
         len(first),

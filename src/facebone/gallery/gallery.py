@@ -344,6 +344,15 @@ class Gallery:
         least)."""
         return self._identify(self.system._query_sources(1), embeddings)
 
+    def best_subject_embeddings(
+        self, embeddings: Mapping[str, np.ndarray]
+    ) -> tuple[str | None, bool]:
+        """For evaluation (rank-1): the most probable subject of a face already embedded,
+        whatever the threshold, and whether it clears it. Still no score; the service never
+        calls it, as the best subject below the threshold says who a stranger resembles."""
+        subject, probability, _ = self._best(self.system._query_sources(1), embeddings)
+        return subject, probability >= THRESHOLD
+
     def _identify(
         self, sources: np.ndarray | None, embeddings: Mapping[str, np.ndarray]
     ) -> Identification:
