@@ -116,6 +116,33 @@ def test_connections_over_the_cap_are_refused(strict):
     assert status == 503 and "too many connections" in error
 
 
+def test_one_address_cannot_take_every_connection(sface_model):
+    """Two connections from 127.0.0.1 are its share; its third is answered 503, while a
+    client at another address (127.0.0.2, also this machine) still gets in."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    args = ["--max-connections", str(CAP), "--max-connections-per-client", "2"]
+    with server_process(sface_model, args) as server:
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        held = [connect(server.url) for _ in range(2)]
+        try:
+            for sock in held:
+                sock.sendall(request)
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            with connect(server.url) as extra:
+                raw = extra.recv(4096)
+            other = socket.create_connection(
+                (host, int(port)), timeout=DEADLINE, source_address=("127.0.0.2", 0)
+            )
+            with other:
+                other.sendall(request)
+                assert other.recv(4096).startswith(b"HTTP/1.1 200")
+        finally:
+            for sock in held:
+                sock.close()
+    status, error = status_and_error(raw)
+    assert status == 503 and "from this address" in error
+
+
 def test_slow_uploads_hold_no_place_at_the_model(strict, photos):
     """Three uploads stuck in their bodies, one model slot: a complete request still gets its
     answer, because a request takes the slot only once its body is in."""

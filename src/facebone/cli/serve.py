@@ -77,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="connections open at once; more are answered 503 and closed",
     )
     parser.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=16,
+        help="connections open at once from one address; more are answered 503 and closed "
+        "(behind a proxy, where every client has its address, give --max-connections)",
+    )
+    parser.add_argument(
         "--client-timeout",
         type=float,
         default=10.0,
@@ -176,6 +183,7 @@ def _check_options(args: argparse.Namespace) -> None:
     for flag, value in (
         ("--max-concurrent", args.max_concurrent),
         ("--max-connections", args.max_connections),
+        ("--max-connections-per-client", args.max_connections_per_client),
         ("--query-budget", args.query_budget),
     ):
         if value is not None and value < 1:
@@ -225,7 +233,9 @@ def _run(args: argparse.Namespace) -> int:
         query_window=args.query_window,
         enable_embed=args.enable_embed,
     )
-    limits = ConnectionLimits(args.max_connections, args.client_timeout)
+    limits = ConnectionLimits(
+        args.max_connections, args.client_timeout, per_client=args.max_connections_per_client
+    )
     try:
         # Photos sent to the service are never cached.
         system = load_model(args, cache=None, progress=False)

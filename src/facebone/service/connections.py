@@ -6,7 +6,9 @@ wants to send its headers or its body, and keeps every socket it accepts (its
 with connections that send nothing, or one byte every few seconds. `GuardedH11Protocol` adds
 to uvicorn's h11 protocol, for each connection:
 
-- over `max_connections` open, it is answered 503 and closed at once;
+- over `max_connections` open, or over `per_client` open from its address, it is answered
+  503 and closed at once (one address cannot take every connection; behind a proxy every
+  client has the proxy's address, so set `per_client` to `max_connections` there);
 - a request's headers must be in within `timeout` s of the connection (or of the previous
   answer on a kept-alive one): if not, 408 (or, if nothing came, the connection is closed);
 - its body must never pause for `timeout` s, and must come at `min_rate` bytes/s on average
@@ -27,16 +29,22 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    """`max_connections` open at once; `timeout` s for the headers and for any pause in a
-    body; `min_rate` bytes/s for a body on average (16 KiB/s: a 3 MB photo in about 3 min,
-    on the slowest mobile link that still carries photos)."""
+    """`max_connections` open at once, `per_client` of them from one address; `timeout` s for
+    the headers and for any pause in a body; `min_rate` bytes/s for a body on average (16
+    KiB/s: a 3 MB photo in about 3 min, on the slowest mobile link that still carries
+    photos)."""
 
     max_connections: int = 64
     timeout: float = 10.0
     min_rate: int = 16 * 1024
+    per_client: int = 16
 
     def __post_init__(self) -> None:
-        if self.max_connections < 1 or self.timeout <= 0 or self.min_rate <= 0:
+        if (
+            min(self.max_connections, self.per_client) < 1
+            or self.timeout <= 0
+            or self.min_rate <= 0
+        ):
             raise ValueError(f"connection limits must be positive: {self}")
 
 
@@ -56,7 +64,15 @@ class GuardedH11Protocol(H11Protocol):
         if len(self.connections) > self.limits.max_connections:
             self._refuse(503, "too many connections open; retry shortly")
             return
+        if self._from_my_address() > self.limits.per_client:
+            self._refuse(503, "too many connections open from this address; retry shortly")
+            return
         self._await_headers()
+
+    def _from_my_address(self) -> int:
+        """Open connections from this one's address, this one included."""
+        host = self.client[0] if self.client else None
+        return sum(1 for c in self.connections if c.client and c.client[0] == host)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
