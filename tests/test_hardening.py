@@ -257,6 +257,16 @@ def test_repeated_pairs_are_counted_and_refused_for_training(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("alias", ["same", "dot-slash", "double-slash"])
+def test_a_photo_paired_with_itself_is_refused(alias, data, tmp_path, capsys):
+    rows = _pair_rows(data)
+    photo = rows[0][0]
+    other = {"same": photo, "dot-slash": f"./{photo}", "double-slash": photo.replace("/", "//")}
+    csv_path = write_csv(tmp_path / "self.csv", [*rows, (photo, other[alias], 1)])
+    err = run_error(capsys, ["pairs", "--data", str(data), "--check", str(csv_path)])
+    assert f"line {len(rows) + 2}" in err and "with itself" in err
+
+
 def test_a_byte_order_mark_before_the_header_is_accepted(data, tmp_path, capsys):
     csv_path = write_csv(tmp_path / "bom.csv", _pair_rows(data), header="\ufeffimage1,image2,label")
     assert main(["pairs", "--data", str(data), "--check", str(csv_path), "--json"]) == 0

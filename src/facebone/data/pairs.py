@@ -68,9 +68,9 @@ def read_pairs(csv_path: str | Path, data_root: str | Path, distinct: bool = Fal
     bad label or a path that leads outside `data_root` (`..`, absolute, a symlink out) is an
     error with its line number. Every path is kept in its canonical form (`canonical_path`),
     so `./A/x.jpg`, `A//x.jpg`, `B/../A/x.jpg` and a link to `A/x.jpg` are one image to the
-    repeat check and one person to the identity checks. Repeated pairs are kept with a
-    warning, or refused when `distinct` (a training set, where a repeat would count twice in
-    membership).
+    repeat check and one person to the identity checks. A photo paired with itself (under
+    any of those names) is an error. Repeated pairs are kept with a warning, or refused when
+    `distinct` (a training set, where a repeat would count twice in membership).
     """
     csv_path, data_root = Path(csv_path), Path(data_root)
     real_root = data_root.resolve()
@@ -98,6 +98,10 @@ def read_pairs(csv_path: str | Path, data_root: str | Path, distinct: bool = Fal
         if outside:
             raise FaceBoneError(
                 f"{csv_path}, line {line}: {outside[0]} leads outside the data folder {data_root}"
+            )
+        if image1 == image2:
+            raise FaceBoneError(
+                f"{csv_path}, line {line}: pairs {given[0]} with itself; a pair compares two photos"
             )
         key = (min(image1, image2), max(image1, image2))
         if key in first_lines:
