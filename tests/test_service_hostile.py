@@ -4,9 +4,11 @@ middle, or stop the server while uploads are open. Each test waits for what the 
 with a deadline, never for a fixed time.
 """
 
+import contextlib
 import signal
 import socket
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -98,20 +100,33 @@ def test_a_body_that_trickles_in_gets_408(strict):
     assert status == 408 and "body paused" in error and "KiB/s" in error
 
 
-def test_connections_over_the_cap_are_refused(strict):
-    """CAP connections, each proven open by an answer on it; one more is answered 503."""
-    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    held = [connect(strict.url) for _ in range(CAP)]
+HEALTH = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@contextlib.contextmanager
+def held_open(url: str, count: int, source: str | None = None) -> Iterator[list[socket.socket]]:
+    """`count` connections to `url` (from address `source`), each proven open by an answer."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    address = None if source is None else (source, 0)
+    held = [
+        socket.create_connection((host, int(port)), timeout=DEADLINE, source_address=address)
+        for _ in range(count)
+    ]
     try:
         for sock in held:
-            sock.sendall(request)
+            sock.sendall(HEALTH)
             assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        with connect(strict.url) as extra:
-            raw = extra.recv(4096)
-            assert extra.recv(4096) == b""
+        yield held
     finally:
         for sock in held:
             sock.close()
+
+
+def test_connections_over_the_cap_are_refused(strict):
+    """CAP connections, each proven open by an answer on it; one more is answered 503."""
+    with held_open(strict.url, CAP), connect(strict.url) as extra:
+        raw = extra.recv(4096)
+        assert extra.recv(4096) == b""
     status, error = status_and_error(raw)
     assert status == 503 and "too many connections" in error
 
@@ -119,26 +134,12 @@ def test_connections_over_the_cap_are_refused(strict):
 def test_one_address_cannot_take_every_connection(sface_model):
     """Two connections from 127.0.0.1 are its share; its third is answered 503, while a
     client at another address (127.0.0.2, also this machine) still gets in."""
-    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     args = ["--max-connections", str(CAP), "--max-connections-per-client", "2"]
-    with server_process(sface_model, args) as server:
-        host, port = server.url.removeprefix("http://").rsplit(":", 1)
-        held = [connect(server.url) for _ in range(2)]
-        try:
-            for sock in held:
-                sock.sendall(request)
-                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-            with connect(server.url) as extra:
-                raw = extra.recv(4096)
-            other = socket.create_connection(
-                (host, int(port)), timeout=DEADLINE, source_address=("127.0.0.2", 0)
-            )
-            with other:
-                other.sendall(request)
-                assert other.recv(4096).startswith(b"HTTP/1.1 200")
-        finally:
-            for sock in held:
-                sock.close()
+    with server_process(sface_model, args) as server, held_open(server.url, 2):
+        with connect(server.url) as extra:
+            raw = extra.recv(4096)
+        with held_open(server.url, 1, source="127.0.0.2"):
+            pass  # answered: another address still gets in
     status, error = status_and_error(raw)
     assert status == 503 and "from this address" in error
 
