@@ -6,6 +6,8 @@ steps), else in a session temporary folder.
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from facebone.backbones import create_backbone
 from facebone.data.lfw import scan_lfw
 from facebone.data.pairs import make_protocol
 from facebone.embeddings import EmbeddingCache, embed_images
+from facebone.processes import dies_with_parent
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LFW_ROOT = SHARED_DATA / "lfw"
@@ -186,8 +189,31 @@ def postgres_server():
 
     data = tempfile.mkdtemp(prefix="facebone-test-postgres-")
     server = pgserver.get_server(data, cleanup_mode="delete")
+    # pg_ctl starts the server as a daemon, which outlives a killed pytest: a watchdog that
+    # dies with this process stops it then.
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", POSTGRES_WATCHDOG, str(server.get_pid()), data],
+        preexec_fn=dies_with_parent(),
+    )
     yield server
+    watchdog.kill()  # a normal end: the server is stopped here, not by the watchdog
+    watchdog.wait()
     server.cleanup()
+
+
+# Waits for SIGTERM (sent when pytest dies), then shuts the test server down at once (SIGQUIT
+# to its postmaster: pg_ctl would refuse to run as root) and deletes its data.
+POSTGRES_WATCHDOG = """
+import os, shutil, signal, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+signal.sigwait({signal.SIGTERM})
+postmaster = int(sys.argv[1])
+os.kill(postmaster, signal.SIGQUIT)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and os.path.exists(f"/proc/{postmaster}"):
+    time.sleep(0.1)
+shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
 
 
 @pytest.fixture
