@@ -236,22 +236,6 @@ class PostgresStore(GalleryStore):
         except psycopg.OperationalError as error:
             raise self._lost(error) from None
 
-    def _width(self, backbone: str) -> int:
-        if backbone not in self.meta.backbones:
-            raise FaceBoneError(
-                f"the gallery has no backbone {backbone!r} (it has {sorted(self.meta.backbones)})"
-            )
-        return self.meta.backbones[backbone]
-
-    def _template(self, backbone: str, vector: np.ndarray) -> np.ndarray:
-        array = np.asarray(vector, dtype=np.float32)
-        if array.shape != (self._width(backbone),) or not np.isfinite(array).all():
-            raise FaceBoneError(
-                f"a {backbone} template must hold {self._width(backbone)} finite numbers"
-                f" (got shape {array.shape})"
-            )
-        return array
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN ... COMMIT (a nested one is a savepoint). The lock keeps another thread's
@@ -297,11 +281,11 @@ class PostgresStore(GalleryStore):
         self._write(
             "INSERT INTO {vectors} (face, backbone, vector) VALUES (%s, %s, %b)"
             " ON CONFLICT (face, backbone) DO UPDATE SET vector = excluded.vector",
-            (face, backbone, self._template(backbone, vector)),
+            (face, backbone, self.checked_template(backbone, vector)),
         )
 
     def vectors(self, backbone: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-        width = self._width(backbone)
+        width = self.width(backbone)
         rows = self._execute(
             "SELECT v.face, f.subject, v.vector FROM {vectors} v JOIN {faces} f ON f.id = v.face"
             " WHERE v.backbone = %s ORDER BY v.face",
@@ -319,12 +303,12 @@ class PostgresStore(GalleryStore):
             "SELECT v.face, f.subject, v.vector <=> %b AS distance"
             " FROM {vectors} v JOIN {faces} f ON f.id = v.face"
             " WHERE v.backbone = %s ORDER BY distance, v.face LIMIT %s",
-            (self._template(backbone, probe), backbone, int(k)),
+            (self.checked_template(backbone, probe), backbone, int(k)),
         ).fetchall()
         return [(int(face), subject, 1.0 - float(distance)) for face, subject, distance in rows]
 
     def put_block(self, backbone: str, block: int, ciphertexts: list[bytes]) -> None:
-        width = self._width(backbone)
+        width = self.width(backbone)
         if len(ciphertexts) != width:
             raise FaceBoneError(
                 f"a {backbone} block has {width} ciphertexts, not {len(ciphertexts)}"
@@ -354,7 +338,7 @@ class PostgresStore(GalleryStore):
         return found
 
     def put_slot(self, face: int, backbone: str, block: int, slot: int) -> None:
-        self._width(backbone)
+        self.width(backbone)
         self._write(
             "INSERT INTO {slots} (face, backbone, block, slot) VALUES (%s, %s, %s, %s)",
             (face, backbone, block, slot),

@@ -196,13 +196,6 @@ class SQLiteStore(GalleryStore):
         with self._lock:
             return self._db.execute(sql, parameters).fetchall()
 
-    def _check_backbone(self, backbone: str) -> int:
-        if backbone not in self.meta.backbones:
-            raise FaceBoneError(
-                f"the gallery has no backbone {backbone!r}; it has {', '.join(self.meta.backbones)}"
-            )
-        return self.meta.backbones[backbone]
-
     def new_subject(self) -> str:
         subject = secrets.token_hex(16)
         self._write("INSERT INTO subjects VALUES (?, ?)", (subject, time.time()))
@@ -218,16 +211,13 @@ class SQLiteStore(GalleryStore):
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def put_vector(self, face: int, backbone: str, vector: np.ndarray) -> None:
-        vector = np.asarray(vector, dtype=np.float32)
-        dim = self._check_backbone(backbone)
-        if vector.shape != (dim,):
-            raise FaceBoneError(f"a {backbone} template has {dim} values, got shape {vector.shape}")
+        vector = self.checked_template(backbone, vector)
         self._write(
             "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", (face, backbone, vector.tobytes())
         )
 
     def vectors(self, backbone: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-        dim = self._check_backbone(backbone)
+        dim = self.width(backbone)
         rows = self._read(
             "SELECT f.id, f.subject, v.vector FROM vectors v JOIN faces f ON f.id = v.face "
             "WHERE v.backbone = ? ORDER BY f.id",
@@ -238,15 +228,16 @@ class SQLiteStore(GalleryStore):
         return ids, [row[1] for row in rows], matrix.reshape(len(rows), dim).copy()
 
     def nearest(self, backbone: str, probe: np.ndarray, k: int) -> list[tuple[int, str, float]]:
+        probe = self.checked_template(backbone, probe)
         ids, subjects, matrix = self.vectors(backbone)
         if not len(ids):
             return []
-        cosines = l2_normalize(matrix) @ l2_normalize(np.asarray(probe)[None])[0]
+        cosines = l2_normalize(matrix) @ l2_normalize(probe[None])[0]
         best = np.argsort(-cosines, kind="stable")[:k]
         return [(int(ids[i]), subjects[i], float(cosines[i])) for i in best]
 
     def put_block(self, backbone: str, block: int, ciphertexts: list[bytes]) -> None:
-        dim = self._check_backbone(backbone)
+        dim = self.width(backbone)
         if len(ciphertexts) != dim:
             raise FaceBoneError(f"a {backbone} block has {dim} ciphertexts, got {len(ciphertexts)}")
         with self.transaction():
@@ -266,7 +257,7 @@ class SQLiteStore(GalleryStore):
         return found
 
     def put_slot(self, face: int, backbone: str, block: int, slot: int) -> None:
-        self._check_backbone(backbone)
+        self.width(backbone)
         self._write("INSERT INTO slots VALUES (?, ?, ?, ?)", (face, backbone, block, slot))
 
     def slots(self, backbone: str) -> list[tuple[int, str, int, int]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facebone.errors import FaceBoneError
 from facebone.gallery.records import GalleryMeta, Subject
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -93,6 +94,24 @@ class GalleryStore(ABC):
     @abstractmethod
     def has_subject(self, subject: str) -> bool:
         """Whether `subject` is enrolled."""
+
+    def width(self, backbone: str) -> int:
+        """The template width of `backbone`; a backbone the gallery lacks is a FaceBoneError."""
+        if backbone not in self.meta.backbones:
+            raise FaceBoneError(
+                f"the gallery has no backbone {backbone!r}; it has {', '.join(self.meta.backbones)}"
+            )
+        return self.meta.backbones[backbone]
+
+    def checked_template(self, backbone: str, vector: np.ndarray) -> np.ndarray:
+        """`vector` as a float32 template of `backbone`: its width, finite numbers only."""
+        array = np.asarray(vector, dtype=np.float32)
+        width = self.width(backbone)
+        if array.shape != (width,) or not np.isfinite(array).all():
+            raise FaceBoneError(
+                f"a {backbone} template must hold {width} finite numbers (got shape {array.shape})"
+            )
+        return array
 
     @abstractmethod
     def close(self) -> None:
