@@ -364,10 +364,13 @@ def test_kill_9_during_an_enrolment_of_1000_faces_loses_nothing_committed(
             if len(committed) == 300:
                 child.send_signal(signal.SIGKILL)
                 break
+        # A busy machine lets the child run ahead of this reader: the lines it printed
+        # before the kill are still in the pipe, and those enrolments were committed too.
+        committed += [line.split() for line in child.stdout]
     finally:
         child.kill()
         child.wait()
-    assert len(committed) == 300, "the child stopped before 300 enrolments"
+    assert 300 <= len(committed) < 1000, "the child stopped before 300 enrolments"
     table = lfw_embeddings("sface")
     with Gallery.open(path, system, model) as gallery:
         stored = {s.id: s.faces for s in gallery.subjects()}
