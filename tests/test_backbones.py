@@ -104,6 +104,7 @@ def test_iresnet_shapes_with_random_weights():
     assert np.isfinite(embeddings).all()
 
 
+@pytest.mark.slow
 def test_iresnet_weights_round_trip_through_safetensors_and_pth(tmp_path):
     torch.manual_seed(3)
     model = IResNet(18).eval()

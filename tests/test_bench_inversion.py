@@ -16,6 +16,7 @@ def _bench(lfw_root, cache_dir, *extra: str) -> list[str]:
     return ["bench", "--data", str(lfw_root), "--cache", str(cache_dir), "--inversion", *extra]
 
 
+@pytest.mark.slow
 def test_bench_inversion_json(lfw_root, cache_dir, capsys):
     assert main([*_bench(lfw_root, cache_dir, *TINY), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -109,6 +109,7 @@ def test_bad_arguments(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_json_shape(lfw_root, capsys):
     assert (
         main(["bench", "--data", str(lfw_root), "--images", "8", "--backbones", "sface", "--json"])

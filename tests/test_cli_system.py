@@ -89,6 +89,7 @@ def test_evaluate_counts_pairs_with_missing_images(workspace, capsys, tmp_path):
     assert result["n_pairs"] == 39 and result["skipped"] == 1
 
 
+@pytest.mark.slow
 def test_dp_training_reports_its_budget(workspace, capsys):
     result = run_json(
         capsys,

@@ -66,6 +66,7 @@ def artifacts(tmp_path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_upload_two_photos_and_read_the_decision(demo_url, lfw_root, artifacts):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright

@@ -102,6 +102,7 @@ def test_cosine_predictor_leaks_near_chance(records):
     assert utility.accuracy > 0.97
 
 
+@pytest.mark.slow
 def test_the_recorded_configuration_reruns_to_the_same_numbers(
     compared, records, cache_dir, tmp_path
 ):

@@ -39,6 +39,7 @@ def test_query_pairs_are_distinct_balanced_and_from_the_attackers_images(protoco
     assert again == asked
 
 
+@pytest.mark.slow
 def test_fidelity_grows_with_the_query_budget(setting, protocol):
     target, embeddings = setting
     disagreement = {}

@@ -162,6 +162,7 @@ def test_delete_verify_retrains_the_model_without_the_person(
     )
 
 
+@pytest.mark.slow
 def test_bench_gallery_measures_rank1_enrolment_and_search(
     capsys, sface_model, lfw_root, cache_dir
 ):

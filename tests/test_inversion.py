@@ -89,6 +89,7 @@ def test_decoder_beats_chance_and_protection_without_key_lowers_it(data, undefen
     assert rows.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_optimisation_moves_the_mean_face_towards_the_template(data, backbone_pool):
     from facebone.backbones.onnx_torch import differentiable_backbone
 
@@ -185,6 +186,7 @@ def test_cli_writes_metrics_and_grid_for_each_threat_model(workspace, lfw_root, 
     assert protected["sar"] == protected["threat_models"]["own_key"]["sar"]
 
 
+@pytest.mark.slow
 def test_cli_queries_a_protected_service_without_its_key(workspace, lfw_root, cache_dir, capsys):
     """Template protection hides stored templates, not the service's answers: the score-only
     search runs against the protected system as one threat model; optimise needs raw

@@ -17,6 +17,7 @@ def faces(lfw_root, protocol, cache_dir):
     return aligned_faces(lfw_root, paths, 112, EmbeddingCache(cache_dir))
 
 
+@pytest.mark.slow
 def test_sface_copy_matches_onnxruntime_and_has_gradients(faces):
     expected = create_backbone("sface", runtime="onnxruntime").embed(list(faces))
     pixels = torch.from_numpy(faces).permute(0, 3, 1, 2).float().requires_grad_(True)

@@ -85,6 +85,7 @@ def test_fast_shadow_fit_equals_the_real_system_fit(sface_dlib_embedder, lfw_roo
         np.testing.assert_array_equal(intercepts[0], fitted.intercepts_)
 
 
+@pytest.mark.slow
 def test_overfitted_calibrations_leak_their_members_and_never_trained_pairs_do_not(
     sface_dlib_embedder, lfw_root, protocol
 ):

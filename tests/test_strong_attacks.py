@@ -95,6 +95,7 @@ def test_batched_training_equals_separate_plain_loops(protocol, lfw_embeddings):
         np.testing.assert_allclose(single.predict_proba(a, b), expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_batched_dp_sgd_uses_opacus_noise_and_still_learns(protocol, lfw_embeddings):
     embeddings = lfw_embeddings("sface")
     a, b, y = embed_pairs(embeddings, protocol["target_train"])
@@ -142,6 +143,7 @@ def _auc(attack, target, inside, outside) -> dict:
     return evaluate_scores(np.r_[np.ones(len(inside)), np.zeros(len(outside))], scores)
 
 
+@pytest.mark.slow
 def test_online_lira_beats_offline_on_an_overfitted_target(overfitted):
     inside, outside = overfitted["members"], overfitted["nonmembers"]
     online = OnlineLiRAAttack(n_shadows=32, shadow_size=N_MEMBERS)
@@ -156,6 +158,7 @@ def test_online_lira_beats_offline_on_an_overfitted_target(overfitted):
     assert found["online"]["tpr_at_fpr"]["0.01"] > 0.05, figures
 
 
+@pytest.mark.slow
 def test_online_lira_is_at_chance_on_never_trained_pairs(overfitted):
     attack = OnlineLiRAAttack(n_shadows=32, shadow_size=N_MEMBERS)
     attack.fit(overfitted["shadows"], overfitted["attacker"])

@@ -430,6 +430,7 @@ def test_quick_preset_overrides_seeds_and_attack_options(tiny_config, tmp_path):
         load_config(path)
 
 
+@pytest.mark.slow
 def test_report_leads_with_the_threat_matrix(tiny_config, cache_dir, tmp_path):
     from facebone.reports.sources import write_folder_report
 

@@ -47,6 +47,7 @@ def test_train_shows_an_epoch_bar_on_stderr(train_args, bar_at_once, capsys):
     assert "epoch/s" in captured.err and "training nn" not in captured.out
 
 
+@pytest.mark.slow
 def test_dp_training_shows_its_epochs_too(train_args, bar_at_once, capsys):
     assert main([*train_args, "--dp-epsilon", "8", "--epochs", "3"]) == 0
     err = capsys.readouterr().err
