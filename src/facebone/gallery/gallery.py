@@ -5,7 +5,9 @@ The gallery belongs to one trained system and its keys. Templates are what the s
 and matches (`FRSystem.protect`): plain embeddings, BioHash bits, or unit vectors kept only
 encrypted (CKKS). Each query is answered as the system answers a pair: through the backbone it
 draws for the query, with its calibrated predictor; a subject's probability is the highest of
-its faces', and identification names the best subject only at or above the system's threshold.
+its faces'. Verification (1:1) decides at the system's threshold; identification (1:N) names the
+best subject only at or above the gallery's open-set threshold (`_naming_threshold`), so that a
+stranger is not named as whoever they resemble most.
 No score ever leaves the gallery: scores would tell a client who is enrolled and how close a
 probe comes to them.
 
@@ -48,6 +50,16 @@ CANDIDATES = 20
 # matching each probe under encryption (D products per block: 0.029 s a probe). One probe,
 # the service's 1:1 query, is always matched under encryption.
 DECRYPTED_MATCH_FROM = 8
+# Identification's open-set threshold. The 1:1 threshold tried against N people names a
+# stranger whenever one of N impostor comparisons clears it: with SFace + cosine and 1,000
+# people enrolled, 65% of strangers were named (seed 0). Every enrolled person is a stranger
+# to the others, so the gallery measures its threshold on itself: FPIR_SAMPLE enrolled faces
+# are searched among the other subjects, and the threshold is the (1 - TARGET_FPIR) quantile
+# of their best matches (never below the 1:1 threshold), measured again once the number
+# enrolled has changed by REESTIMATE_AFTER of itself.
+TARGET_FPIR = 0.01
+FPIR_SAMPLE = 2000
+REESTIMATE_AFTER = 0.1
 _DIGEST_DOMAIN = b"facebone gallery photo digest\n"
 
 
@@ -106,6 +118,8 @@ class Gallery:
         self._indexes: dict[str, TemplateIndex | EncryptedIndex] = {}
         # The store generation the indexes reflect (None: whatever the store holds now).
         self._seen: int | None = None
+        # Answering mode (a backbone, None: the ensemble) -> (subjects then, threshold).
+        self._thresholds: dict[int | None, tuple[int, float]] = {}
         self._digest_key = _digest_key(system)
 
     @classmethod
@@ -319,6 +333,7 @@ class Gallery:
             for index in encrypted:
                 index.erase(self.store, self.system.protections_[index.backbone], faces)
             mine = self.store.generation()
+        self._thresholds.clear()  # measured on the deleted person's faces too
         if not self._follows(mine):
             return len(faces)
         for name in self._names:
@@ -350,14 +365,60 @@ class Gallery:
         """For evaluation (rank-1): the most probable subject of a face already embedded,
         whatever the threshold, and whether it clears it. Still no score; the service never
         calls it, as the best subject below the threshold says who a stranger resembles."""
-        subject, probability, _ = self._best(self.system._query_sources(1), embeddings)
-        return subject, probability >= THRESHOLD
+        sources = self.system._query_sources(1)
+        subject, probability, _ = self._best(sources, embeddings)
+        return subject, probability >= self._naming_threshold(sources)
 
     def _identify(
         self, sources: np.ndarray | None, embeddings: Mapping[str, np.ndarray]
     ) -> Identification:
         subject, probability, backbone = self._best(sources, embeddings)
-        return Identification(subject if probability >= THRESHOLD else None, backbone)
+        named = probability >= self._naming_threshold(sources)
+        return Identification(subject if named else None, backbone)
+
+    def _naming_threshold(self, sources: np.ndarray | None) -> float:
+        """The open-set threshold of the query's answering mode (see TARGET_FPIR)."""
+        mode = None if sources is None else int(sources[0])
+        ks = list(range(len(self._names))) if mode is None else [mode]
+        name = self._names[ks[0]]
+        count = (
+            len(set(self._encrypted_index(name).subjects))
+            if self.encrypted
+            else self._plain_index(name).subject_count
+        )
+        known = self._thresholds.get(mode)
+        if known is None or abs(count - known[0]) > REESTIMATE_AFTER * known[0]:
+            known = self._thresholds[mode] = (count, self._estimate_threshold(ks))
+        return known[1]
+
+    def _estimate_threshold(self, ks: list[int]) -> float:
+        """Search a seeded sample of enrolled faces among the other subjects, through the
+        backbones `ks`: the (1 - TARGET_FPIR) quantile of the best match, or the 1:1
+        threshold when higher."""
+        indexes = {k: self._searchable(k) for k in ks}
+        first = indexes[ks[0]]
+        subjects = first.subjects()
+        if len(subjects) < 2:
+            return THRESHOLD
+        sample = np.random.default_rng(0).permutation(len(subjects))[:FPIR_SAMPLE]
+        best = []
+        for subject in (subjects[i] for i in sample):
+            face = int(first.ids_at(first.rows_of({subject})[:1])[0])
+            scores = self._scores(ks, {k: indexes[k].template_of(face) for k in ks}, indexes)
+            scores.pop(subject, None)
+            best.append(max(scores.values(), default=0.0))
+        quantile = float(np.quantile(best, 1 - TARGET_FPIR, method="higher"))
+        return max(THRESHOLD, float(np.nextafter(quantile, 1.0)))
+
+    def _searchable(self, k: int) -> TemplateIndex:
+        """Backbone k's templates as a plain index: the store's, or, when encrypted, their
+        decryption by the key holder (this process), which never leaves it."""
+        name = self._names[k]
+        if not self.encrypted:
+            return self._plain_index(name)
+        index = self._encrypted_index(name)
+        units = index.templates(self.system.protections_[name], np.arange(len(index.ids)))
+        return TemplateIndex(index.ids, index.subjects, units, self.approximate)
 
     def verify(self, subject: str, photo: str | Path, convert_color: bool = False) -> bool:
         """Is the photo's face (face 1) the enrolled `subject`? (1:1)"""
@@ -393,24 +454,39 @@ class Gallery:
         or "ensemble" (the mean over backbones, as the system's ensemble answers)."""
         self._sync()
         ks = range(len(self._names)) if sources is None else [int(sources[0])]
-        per_backbone = [self._candidates(k, self._probe(k, embeddings)) for k in ks]
-        if sources is None:
-            # A subject one backbone's index did not propose is scored exactly there (all
-            # such subjects in one call of the predictor).
-            union = set().union(*per_backbone)
-            for k, found in zip(ks, per_backbone, strict=True):
-                missing = union - set(found)
-                if missing:
-                    found.update(dict.fromkeys(missing, 0.0))
-                    found.update(self._candidates(k, self._probe(k, embeddings), missing))
-            scores = {s: float(np.mean([found[s] for found in per_backbone])) for s in union}
-        else:
-            scores = per_backbone[0]
+        scores = self._scores(ks, {k: self._probe(k, embeddings) for k in ks})
         answered = "ensemble" if sources is None else self._names[ks[0]]
         if not scores:
             return None, 0.0, answered
         best = max(scores, key=scores.get)
         return best, scores[best], answered
+
+    def _scores(
+        self,
+        ks: Sequence[int],
+        probes: Mapping[int, np.ndarray],
+        indexes: Mapping[int, TemplateIndex] | None = None,
+    ) -> dict[str, float]:
+        """Subject -> probability of the protected `probes` {backbone: (D,)} through the
+        backbones `ks` (several: the ensemble's mean), searched in the gallery's indexes or
+        the plain `indexes` given."""
+
+        def candidates(k: int, subjects: set[str] | None = None) -> dict[str, float]:
+            index = None if indexes is None else indexes[k]
+            return self._candidates(k, probes[k], subjects, index)
+
+        per_backbone = [candidates(k) for k in ks]
+        if len(per_backbone) == 1:
+            return per_backbone[0]
+        # A subject one backbone's index did not propose is scored exactly there (all such
+        # subjects in one call of the predictor).
+        union = set().union(*per_backbone)
+        for k, found in zip(ks, per_backbone, strict=True):
+            missing = union - set(found)
+            if missing:
+                found.update(dict.fromkeys(missing, 0.0))
+                found.update(candidates(k, missing))
+        return {s: float(np.mean([found[s] for found in per_backbone])) for s in union}
 
     def _probe(self, k: int, embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
         name = self._names[k]
@@ -419,19 +495,24 @@ class Gallery:
         return self.system.protect(name, np.asarray(embeddings[name])[None])[0]
 
     def _candidates(
-        self, k: int, probe: np.ndarray, subjects: set[str] | None = None
+        self,
+        k: int,
+        probe: np.ndarray,
+        subjects: set[str] | None = None,
+        plain: TemplateIndex | None = None,
     ) -> dict[str, float]:
         """Subject -> highest probability of its faces among the candidates of backbone k:
-        the index's nearest faces, or every face of `subjects` (encrypted: every face)."""
+        the index's nearest faces, or every face of `subjects` (encrypted: every face); in
+        the `plain` index when given."""
         name = self._names[k]
-        if self.encrypted:
+        if self.encrypted and plain is None:
             index = self._encrypted_index(name)
             owners = index.subjects
             probabilities = self._calibrated(
                 k, index.cosines(self.system.protections_[name], probe)
             )
         else:
-            index = self._plain_index(name)
+            index = plain or self._plain_index(name)
             rows = index.search(probe, CANDIDATES) if subjects is None else index.rows_of(subjects)
             owners = index.subjects_at(rows)
             probabilities = self._predicted(k, probe[None], index.templates_at(rows))[0]
@@ -503,13 +584,17 @@ class Gallery:
     def warm_up(self) -> None:
         """Load every backbone's index now, as the first search would: an HNSW graph over
         100,000 templates takes minutes to build on 2 cores, which a server spends before its
-        first client rather than during its first request."""
+        first client rather than during its first request; then the open-set threshold of
+        every way the system answers."""
         self._sync()
         for name in self._names:
             if self.encrypted:
                 self._encrypted_index(name).parse_all()
             else:
                 self._plain_index(name)
+        drawn = self.system._query_sources(1) is not None
+        for k in range(len(self._names)) if drawn else [None]:
+            self._naming_threshold(None if k is None else np.array([k]))
 
     def _plain_index(self, name: str) -> TemplateIndex:
         if name not in self._indexes:

@@ -119,6 +119,17 @@ class TemplateIndex:
             sorted(row for s in subjects for row in self._rows_of.get(s, ())), dtype=np.int64
         )
 
+    def subjects(self) -> list[str]:
+        """Every subject with a template here, sorted."""
+        return sorted(self._rows_of)
+
+    @property
+    def subject_count(self) -> int:
+        return len(self._rows_of)
+
+    def template_of(self, face: int) -> np.ndarray:
+        return self._templates[self._row[int(face)]]
+
     def subjects_at(self, rows: np.ndarray) -> list[str]:
         return [self._subjects[row] for row in rows]
 
