@@ -301,8 +301,8 @@ def _gallery_text(results: dict, model: Path, data: Path) -> str:
         sample = "every probe" if r["seed"] is None else f"{r['probes']} probes, seed {r['seed']}"
         lines.append(
             f"rank-1 on {data}, {name} templates ({sample}): {r['rank1']:.4f}, "
-            f"identified at the threshold {r['identified']:.4f} ({r['subjects']} subjects, "
-            f"{r['probes']} probes)"
+            f"named right at the open-set threshold {r['identified']:.4f} "
+            f"({r['subjects']} subjects, {r['probes']} probes)"
         )
     if "ckks_minus_plain" in measured:
         lines.append(

@@ -3,8 +3,9 @@
 - `rank1_accuracy`: every LFW person gets one subject (their first photo, by sorted path);
   each further photo of the people with at least two is a probe; rank-1 is the share of probes
   whose most probable subject is their own (the threshold aside), `identified` the share that
-  `identify` names right (at the threshold). Singletons stay enrolled as distractors. A seeded
-  sample of the probes when `probes` is given (encrypted search costs ~1 s a probe).
+  `identify` names right (at the gallery's open-set threshold). Singletons stay enrolled as
+  distractors. A seeded sample of the probes when `probes` is given (encrypted search costs
+  ~1 s a probe).
 - `twin`: the same trained system (backbones, suppression, predictor, calibration) with its
   templates stored plain or CKKS-encrypted, so that plain and encrypted accuracy are compared
   on one system and the same probes: CKKS matches the unit templates' cosines, which the

@@ -172,9 +172,9 @@ def add_gallery_routes(
         openapi_extra=_image_body(("img",)),
     )
     async def identify(request: Request, convert_color: bool = False) -> IdentifyAnswer:
-        """Who in the gallery is in photo `img`? The subject's id if the system decides it is
-        the same person, else no match; never a score. Answering "is this person enrolled?"
-        is why this route has a scope of its own."""
+        """Who in the gallery is in photo `img`? The best subject's id if it clears the
+        gallery's open-set threshold, else no match; never a score. Answering "is this person
+        enrolled?" is why this route has a scope of its own."""
         with budget.spend(request.state.client):
             images = await read_images(request, ("img",))
             with gate:
