@@ -541,6 +541,9 @@ def _damage(folder: Path, how: str) -> None:
     elif how == "bad-json-row":
         with sqlite3.connect(database) as connection:
             connection.execute("UPDATE utility SET record = '{not json' WHERE rowid = 1")
+    elif how == "dropped-table":
+        with sqlite3.connect(database) as connection:
+            connection.execute("DROP TABLE attacks")
     elif how == "wrong-row":
         with sqlite3.connect(database) as connection:
             connection.execute("UPDATE attacks SET metrics = '[1, 2]' WHERE rowid = 1")
@@ -563,7 +566,8 @@ def _damage(folder: Path, how: str) -> None:
 @pytest.mark.parametrize(
     "how",
     [
-        *("truncated", "garbage", "bad-json-row", "wrong-row", "study-list", "canaries"),
+        *("truncated", "garbage", "bad-json-row", "dropped-table", "wrong-row", "study-list"),
+        "canaries",
         *("inversion", "deep-row", "deep-study", "deep-canaries", "deep-inversion"),
     ],
 )

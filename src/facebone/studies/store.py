@@ -91,6 +91,28 @@ CSV_COLUMNS = (
 )
 
 
+def _check_schema(connection: sqlite3.Connection, path: Path) -> None:
+    """Refuse results of another schema version, or missing one of this version's tables
+    (a resumed run would re-create it empty, losing its rows silently)."""
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    version = None
+    if "meta" in tables:
+        version = connection.execute(
+            "SELECT value FROM meta WHERE name = 'schema_version'"
+        ).fetchone()
+    if version is None or version[0] != str(SCHEMA_VERSION):
+        raise FaceBoneError(
+            f"{path} has results schema {version and version[0]}, this FaceBone reads "
+            f"schema {SCHEMA_VERSION}"
+        )
+    missing = sorted({"utility", "attacks", "threats"} - tables)
+    if missing:
+        raise FaceBoneError(
+            f"{path} is damaged: its {', '.join(missing)} table is missing (restore it, or "
+            "run the study afresh with --force)"
+        )
+
+
 class ResultStore:
     """The results database of one output folder.
 
@@ -105,14 +127,7 @@ class ResultStore:
         if not self.path.is_file():
             raise FaceBoneError(f"{self.folder} holds no study results ({DATABASE} is missing)")
         with self._connect() as connection:
-            version = connection.execute(
-                "SELECT value FROM meta WHERE name = 'schema_version'"
-            ).fetchone()
-        if version is None or version[0] != str(SCHEMA_VERSION):
-            raise FaceBoneError(
-                f"{self.path} has results schema {version and version[0]}, this FaceBone reads "
-                f"schema {SCHEMA_VERSION}"
-            )
+            _check_schema(connection, self.path)
 
     @classmethod
     def create(
