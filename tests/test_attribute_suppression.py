@@ -34,6 +34,7 @@ def _attack(own, stored, sides, classifier="logistic") -> float:
     return found["balanced_accuracy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["sface", "dlib"])
 def test_an_attacker_who_knows_the_projection_loses_linear_gender(
     backbone,

@@ -75,6 +75,7 @@ def test_packed_scores_equal_plain_scores_over_two_blocks(key, lfw_embeddings):
         store.match_pairs(probes[:10])
 
 
+@pytest.mark.slow
 def test_encrypted_cosine_fusion_keeps_the_plain_auc(
     tmp_path, sface_dlib_embedder, cache_dir, lfw_root, protocol
 ):
@@ -120,6 +121,7 @@ def test_encrypted_templates_need_the_cosine_predictor(
         system.fit(sface_dlib_embedder, lfw_root, protocol["target_train"][:40])
 
 
+@pytest.mark.slow
 def test_the_stolen_store_holds_no_template(key, test_pairs):
     """No float32 or float64 window of the stored bytes, at any byte offset, is within L2
     distance 0.1 of an enrolled template (the unit vector that is encrypted) or of the

@@ -109,6 +109,7 @@ def test_dp_training_reports_its_budget(workspace, capsys):
     assert 0 < result["dp"]["epsilon"] <= 8 and 0 < result["dp"]["delta"] < 1e-3
 
 
+@pytest.mark.slow
 def test_membership_attack_json(workspace, capsys, tmp_path):
     pairs = workspace["pairs"]
     result = run_json(

@@ -89,6 +89,7 @@ def test_split_distill_shards_by_identity_and_distills_from_unseen_teachers(prot
     assert {img.split("/")[0] for p in distill for img in (p.image1, p.image2)} <= member_people
 
 
+@pytest.mark.slow
 def test_split_distill_and_relaxloss_train_from_the_command_line(
     tmp_path, lfw_root, cache_dir, lfw_embeddings, protocol, capsys
 ):

@@ -131,6 +131,7 @@ def test_report_and_plots_are_written(compared, tmp_path):
     assert "**Meet the goal:**" in (tmp_path / "again.md").read_text()
 
 
+@pytest.mark.slow
 def test_leakage_shortcut_cell_and_heatmap(lfw_root, cache_dir, tmp_path, capsys):
     out = tmp_path / "leakage"
     argv = ["experiment", "leakage", "--data", str(lfw_root), "--cache", str(cache_dir)]

@@ -303,6 +303,7 @@ time.sleep(120)
 """
 
 
+@pytest.mark.slow
 def test_dlib_workers_die_with_a_killed_parent(lfw_root):
     parent = subprocess.Popen(
         [sys.executable, "-c", WORKER_SCRIPT, str(lfw_root / "Colin_Powell/Colin_Powell_0009.jpg")],

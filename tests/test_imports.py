@@ -30,6 +30,7 @@ def test_importing_a_package_loads_nothing_heavy(module):
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+@pytest.mark.slow
 def test_no_art_info_line(lfw_root, tmp_path):
     """A configuration whose attack loads ART, with an error found after it: stderr is the
     error alone."""

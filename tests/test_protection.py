@@ -153,6 +153,7 @@ def _one_line_error(capsys, argv) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_train_evaluate_verify_with_a_key_file(
     tmp_path, capsys, lfw_root, cache_dir, lfw_embeddings
 ):
@@ -199,6 +200,7 @@ def test_train_evaluate_verify_with_a_key_file(
     )
 
 
+@pytest.mark.slow
 def test_served_embed_gives_the_protected_template(tmp_path, lfw_root, protocol, cache_dir):
     """/embed answers what the system stores: the keyed template, never the raw embedding."""
     import httpx

@@ -142,6 +142,7 @@ def test_the_verdict_names_each_figures_level(report):
     assert "**Recommended:** none" not in report["markdown"]
 
 
+@pytest.mark.slow
 def test_report_never_replaces_files_without_force(report, study_dir, capsys):
     before = (study_dir / "report.html").read_bytes()
     assert main(["report", str(study_dir)]) == 2
@@ -156,6 +157,7 @@ def test_report_never_replaces_files_without_force(report, study_dir, capsys):
     assert not list(study_dir.glob(".*.tmp"))  # atomic writes leave no temporaries
 
 
+@pytest.mark.slow
 def test_nothing_made_from_results_is_written_inside_the_studys_data(
     study_dir, lfw_root, tmp_path, capsys
 ):

@@ -172,6 +172,7 @@ def test_health_and_docs_need_no_internet(server):
     assert set(body["content"]) == {"multipart/form-data", "application/json"}
 
 
+@pytest.mark.slow
 def test_bounded_load_run_answers_every_request_right(server, photos):
     """8 clients, 48 requests: every one answered 200 with the right decision."""
     cases = [(POWELL[0], POWELL[1], True), (POWELL[1], BLAIR, False)] * 24
@@ -262,6 +263,7 @@ def multi_model(lfw_root, cache_dir, protocol, tmp_path_factory):
     return directory
 
 
+@pytest.mark.slow
 def test_multi_backbone_answers_vary_per_request(multi_model, photos):
     """Each request draws its backbone: the same pair asked 12 times gets both backbones'
     answers (all 12 through one backbone has probability 2 in 4096)."""
@@ -305,6 +307,7 @@ def test_a_killed_parent_takes_serve_and_its_workers_with_it(multi_model):
     assert not survivors, "serve or its workers outlived the parent"
 
 
+@pytest.mark.slow
 def test_bench_serve_is_bounded_and_every_request_succeeds(sface_model, lfw_root, capsys):
     from facebone.data.lfw import scan_lfw
     from facebone.service.bench import bench_serve

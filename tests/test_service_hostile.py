@@ -83,6 +83,7 @@ def test_a_connection_that_sends_nothing_is_closed(strict):
         assert sock.recv(4096) == b""  # closed by the server, well within DEADLINE
 
 
+@pytest.mark.slow
 def test_headers_that_trickle_in_get_408(strict):
     """One header byte every 0.2 s keeps the connection busy but never finishes: the header
     deadline counts from the connection, not from the last byte."""
@@ -92,6 +93,7 @@ def test_headers_that_trickle_in_get_408(strict):
     assert status == 408 and f"headers took over {TIMEOUT} s" in error
 
 
+@pytest.mark.slow
 def test_a_body_that_trickles_in_gets_408(strict):
     """1 byte every 0.2 s (5 bytes/s) is far under the minimum rate."""
     with connect(strict.url) as sock:

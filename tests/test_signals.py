@@ -201,6 +201,7 @@ def test_rmia_finds_the_members_of_the_leaking_target(leaking, table):
     assert np.all((scores > 0) & (scores < 1))
 
 
+@pytest.mark.slow
 def test_rmia_is_at_chance_when_the_members_were_never_trained_on(leaking):
     never_in, never_out = leaking["never"]
     scores = rmia_scores(_table(leaking, never_in, never_out))

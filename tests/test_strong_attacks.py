@@ -235,6 +235,7 @@ def test_repeated_query_averages_both_image_orders():
 # ---- canary audit ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_canary_audit_finds_the_canaries_of_an_overfitted_target(
     lfw_root, protocol, cache_dir, lfw_embeddings
 ):

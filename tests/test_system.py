@@ -87,6 +87,7 @@ def test_ensemble_and_fixed_inference(lfw_root, protocol, embedder):
     assert not np.allclose(probabilities, fixed.predict_proba(lfw_root, pairs))
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers(lfw_root, protocol, embedder):
     def probabilities(seed):
         system = FRSystem(["sface", "dlib"], mitigation="multi", assign="round-robin", seed=seed)
